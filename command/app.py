@@ -1,0 +1,194 @@
+"""The FastAPI app factory: nothing heavy at import; engine and sessions in lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from command import auth
+from command.auth_router import router as auth_router
+from command.middleware import BodySizeLimit, Metrics, registry
+from command.router import router as command_router
+from core.config import Settings, get_settings
+from core.db import integrity_error, make_engine, make_sessionmaker
+from core.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Unauthenticated,
+)
+from core.security import Principal
+from resources.router import router as resources_router
+
+log = logging.getLogger("emergency")
+FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
+
+# Domain errors to HTTP, in one table (most specific class first).
+ERROR_STATUS: tuple[tuple[type[DomainError], int], ...] = (
+    (NotFound, 404),
+    (Conflict, 409),
+    (InvalidInput, 422),
+    (Unauthenticated, 401),
+    (Forbidden, 403),
+    (DomainError, 400),
+)
+
+
+def error_response(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
+    body: dict[str, Any] = {"error": code, "message": message}
+    if details is not None:
+        body["details"] = details
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _domain_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    status = next(code for cls, code in ERROR_STATUS if isinstance(exc, cls))
+    return error_response(status, exc.code, exc.message, exc.details)
+
+
+def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+        for e in exc.errors()
+    ]
+    first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+    where = ".".join(str(p) for p in first["loc"])
+    return error_response(422, "validation_error", f"{where}: {first['msg']}", errors)
+
+
+def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+    return error_response(
+        exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail)
+    )
+
+
+def _integrity_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, IntegrityError)
+    return _domain_error(_, integrity_error(exc))
+
+
+def _database_down(_: Request, exc: Exception) -> JSONResponse:
+    log.error("database unavailable: %s", exc)
+    return error_response(503, "database_unavailable", "the database is not reachable; retry")
+
+
+def authenticate(request: Request, session: Session, body: bytes) -> Principal:
+    """Bearer token for people; X-Api-Key + X-Timestamp + X-Signature for machines."""
+    settings: Settings = request.app.state.settings
+    key_id = request.headers.get("x-api-key")
+    if key_id:
+        return auth.principal_from_api_key(
+            session,
+            key_id=key_id,
+            timestamp=request.headers.get("x-timestamp", ""),
+            signature=request.headers.get("x-signature", ""),
+            body=body,
+            secret_key=settings.secret_key,
+            skew_s=settings.api_key_clock_skew_s,
+        )
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthenticated("send Authorization: Bearer <token> or an API key")
+    return auth.principal_from_token(session, token.strip(), secret=settings.secret_key)
+
+
+async def authenticator(request: Request, session: Session) -> Principal:
+    body = await request.body() if request.headers.get("x-api-key") else b""
+    return await run_in_threadpool(authenticate, request, session, body)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    session_factory: sessionmaker[Session] | None = None,
+    bus: Any = None,
+    graph: Any = None,
+) -> FastAPI:
+    """Build the app; tests pass their own settings and session factory."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = None
+        if session_factory is None:
+            engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
+            app.state.sessionmaker = make_sessionmaker(engine)
+        yield
+        if engine is not None:
+            engine.dispose()
+
+    app = FastAPI(
+        title="Emergency command and dispatch (智慧应急指挥调度)",
+        version="0.1.0",
+        description=(
+            "Incidents, units, shelters, warehouses and dispatch for a city's emergency "
+            "management. Geometry is GeoJSON in WGS-84 (lon, lat); times are ISO 8601 with "
+            "offset. Map data © OpenStreetMap contributors, ODbL 1.0."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.authenticator = authenticator
+    app.state.bus = bus
+    app.state.graph = graph
+    if session_factory is not None:
+        app.state.sessionmaker = session_factory
+
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(OperationalError, _database_down)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(Metrics)
+
+    app.include_router(auth_router)
+    app.include_router(command_router)
+    app.include_router(resources_router)
+    _add_ops_routes(app)
+    return app
+
+
+def _add_ops_routes(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["ops"])
+    def healthz(request: Request) -> JSONResponse:
+        """Liveness and database readiness (PostGIS version)."""
+        try:
+            with request.app.state.sessionmaker() as session:
+                postgis = session.scalar(select(func.postgis_lib_version()))
+                session.execute(text("SELECT 1"))
+        except Exception as exc:  # health must answer, whatever broke
+            return JSONResponse({"status": "degraded", "database": str(exc)[:200]}, 503)
+        return JSONResponse({"status": "ok", "database": "ok", "postgis": postgis})
+
+    @app.get("/metrics", tags=["ops"], include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(FRONTEND / "index.html")
+
+    app.mount("/static", StaticFiles(directory=FRONTEND / "static"), name="static")

@@ -1,0 +1,190 @@
+"""Who is calling: passwords, bearer tokens, API keys with HMAC, and the role table."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+from datetime import UTC, datetime, timedelta
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from command.models import ApiKey, User
+from core.changes import record_change
+from core.db import flush
+from core.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from core.security import ROLES, SYSTEM, Principal
+
+_hasher = PasswordHasher()
+# A fixed hash to verify against when the user does not exist, so a login takes the
+# same time whether or not the name is known.
+_DUMMY_HASH = _hasher.hash("not-a-real-password")
+JWT_ALGORITHM = "HS256"
+
+
+# --- people -------------------------------------------------------------------------
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def add_user(
+    session: Session,
+    *,
+    username: str,
+    password: str,
+    role: str,
+    unit_id: int | None = None,
+    actor: str = SYSTEM.actor,
+) -> User:
+    """Create a user; responders must name their unit."""
+    if role not in ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
+    if role == "responder" and unit_id is None:
+        raise InvalidInput("a responder must be bound to a unit (--unit)")
+    if len(password) < 8:
+        raise InvalidInput("password must have at least 8 characters")
+    if session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise Conflict(f"user {username!r} exists")
+    user = User(
+        username=username, password_hash=hash_password(password), role=role, unit_id=unit_id
+    )
+    session.add(user)
+    flush(session)
+    after = {"username": username, "role": role, "unit_id": unit_id}
+    record_change(
+        session,
+        actor=actor,
+        action="user.created",
+        entity="user",
+        entity_id=user.id,
+        before=None,
+        after=after,
+        topics=(),
+    )
+    return user
+
+
+def authenticate(session: Session, *, username: str, password: str) -> User:
+    """The active user with these credentials, or Unauthenticated."""
+    user = session.scalar(select(User).where(User.username == username))
+    try:
+        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        raise Unauthenticated("wrong username or password") from None
+    if user is None or not user.active:
+        raise Unauthenticated("wrong username or password")
+    return user
+
+
+def issue_token(user: User, *, secret: str, ttl_s: int) -> str:
+    now = datetime.now(UTC)
+    claims = {
+        "sub": str(user.id),
+        "role": user.role,
+        "iat": now,
+        "exp": now + timedelta(seconds=ttl_s),
+        "jti": secrets.token_hex(8),
+    }
+    return jwt.encode(claims, secret, algorithm=JWT_ALGORITHM)
+
+
+def principal_from_token(session: Session, token: str, *, secret: str) -> Principal:
+    """Decode a bearer token and load its (still active) user; the role is re-read."""
+    try:
+        claims = jwt.decode(
+            token, secret, algorithms=[JWT_ALGORITHM], options={"require": ["exp", "sub"]}
+        )
+        user_id = int(claims["sub"])
+    except (jwt.PyJWTError, ValueError):
+        raise Unauthenticated("invalid or expired token") from None
+    user = session.get(User, user_id)
+    if user is None or not user.active:
+        raise Unauthenticated("invalid or expired token")
+    return Principal(
+        kind="user", id=user.id, name=user.username, role=user.role, unit_id=user.unit_id
+    )
+
+
+# --- machines -----------------------------------------------------------------------
+
+
+def _fernet(secret_key: str) -> Fernet:
+    digest = hashlib.sha256(b"emergency.api_key|" + secret_key.encode()).digest()
+    return Fernet(base64.urlsafe_b64encode(digest))
+
+
+def add_api_key(
+    session: Session, *, name: str, secret_key: str, actor: str = SYSTEM.actor
+) -> tuple[ApiKey, str]:
+    """Create a key; returns the row and the plain secret (shown once, stored encrypted)."""
+    secret = secrets.token_urlsafe(32)
+    key = ApiKey(
+        key_id="ak_" + secrets.token_hex(8),
+        name=name,
+        secret_encrypted=_fernet(secret_key).encrypt(secret.encode()),
+    )
+    session.add(key)
+    flush(session)
+    record_change(
+        session,
+        actor=actor,
+        action="api_key.created",
+        entity="api_key",
+        entity_id=key.key_id,
+        before=None,
+        after={"key_id": key.key_id, "name": name},
+        topics=(),
+    )
+    return key, secret
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """The `X-Signature` value: ``sha256=`` + hex HMAC-SHA256(secret, timestamp + "." + body)."""
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def principal_from_api_key(
+    session: Session,
+    *,
+    key_id: str,
+    timestamp: str,
+    signature: str,
+    body: bytes,
+    secret_key: str,
+    skew_s: int,
+    now: float | None = None,
+) -> Principal:
+    """Check key, timestamp window and HMAC of the raw body; the caller is a machine."""
+    try:
+        ts = int(timestamp)
+    except ValueError:
+        raise Unauthenticated("X-Timestamp must be unix seconds") from None
+    if abs((now if now is not None else time.time()) - ts) > skew_s:
+        raise Unauthenticated("X-Timestamp is outside the allowed clock skew")
+    key = session.scalar(select(ApiKey).where(ApiKey.key_id == key_id))
+    if key is None or not key.active:
+        raise Unauthenticated("unknown or disabled API key")
+    try:
+        secret = _fernet(secret_key).decrypt(key.secret_encrypted).decode()
+    except InvalidToken:
+        raise Unauthenticated("API key cannot be checked with this server's secret") from None
+    if not hmac.compare_digest(sign(secret, timestamp, body), signature):
+        raise Unauthenticated("bad signature")
+    return Principal(kind="apikey", id=key.id, name=key.name, role="machine")
+
+
+def get_user(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} not found")
+    return user

@@ -1,0 +1,151 @@
+"""The `emergency` command: serve, migrate, seed, audit, users and API keys."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.config import get_settings
+from core.db import make_engine, make_sessionmaker, session_scope
+from core.errors import DomainError
+
+app = typer.Typer(help="Emergency command and dispatch (智慧应急指挥调度).", no_args_is_help=True)
+seed_app = typer.Typer(help="Load data.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
+user_app = typer.Typer(help="People who log in.", no_args_is_help=True)
+apikey_app = typer.Typer(help="Machine clients (the warning system).", no_args_is_help=True)
+app.add_typer(seed_app, name="seed")
+app.add_typer(audit_app, name="audit")
+app.add_typer(user_app, name="user")
+app.add_typer(apikey_app, name="apikey")
+err = Console(stderr=True)
+
+
+def _sessions() -> sessionmaker[Session]:
+    settings = get_settings()
+    return make_sessionmaker(make_engine(settings.database_url, pool_size=2))
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="port")] = None,
+) -> None:
+    """Run the HTTP and WebSocket server."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "command.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        proxy_headers=True,
+    )
+
+
+@app.command()
+def migrate(revision: Annotated[str, typer.Argument(help="target revision")] = "head") -> None:
+    """Bring the database schema up to date (creates the PostGIS extension if allowed)."""
+    from command.migrate import upgrade
+
+    upgrade(get_settings().database_url, revision)
+    err.print(f"[green]database at {revision}[/green]")
+
+
+@seed_app.command("demo")
+def seed_demo(
+    users: Annotated[bool, typer.Option(help="also create one demo user per role")] = True,
+) -> None:
+    """Load the demo city (stations, units, shelters, warehouses, stock)."""
+    from command.seed import seed_demo as run
+
+    settings = get_settings()
+    password = settings.demo_password if users and settings.env == "development" else None
+    with Progress(console=err, transient=True) as progress, session_scope(_sessions()) as session:
+        task = progress.add_task("seeding demo city", total=None)
+        report = run(session, demo_password=password, progress=lambda _: progress.advance(task))
+    err.print(f"extract: {report.extract}")
+    err.print(f"created: {report.created or 'nothing (already loaded)'}")
+    if report.existing:
+        err.print(f"already there: {report.existing}")
+    if report.users:
+        err.print(
+            f"demo users {', '.join(report.users)} with password from EMERGENCY_DEMO_PASSWORD"
+        )
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the audit hash chain; exit 1 and name the first tampered row if any."""
+    from core.audit import verify
+
+    with session_scope(_sessions()) as session:
+        result = verify(session)
+    if result.ok:
+        typer.echo(f"audit chain intact: {result.checked} rows checked")
+        return
+    typer.echo(
+        f"audit chain broken at row {result.first_bad_id}: {result.reason} "
+        f"({result.checked} rows before it are intact)"
+    )
+    raise typer.Exit(1)
+
+
+@user_app.command("add")
+def user_add(
+    username: str,
+    role: Annotated[str, typer.Option(help="commander|dispatcher|responder|planner|auditor|admin")],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
+    unit: Annotated[str | None, typer.Option(help="unit id or callsign (responders)")] = None,
+) -> None:
+    """Add a person who can log in."""
+    from sqlalchemy import or_, select
+
+    from command.auth import add_user
+    from resources.models import Unit
+
+    with session_scope(_sessions()) as session:
+        unit_id = None
+        if unit is not None:
+            cond = Unit.callsign == unit
+            if unit.isdigit():
+                cond = or_(cond, Unit.id == int(unit))
+            unit_id = session.scalar(select(Unit.id).where(cond))
+            if unit_id is None:
+                raise DomainError(f"unit {unit!r} not found")
+        user = add_user(session, username=username, password=password, role=role, unit_id=unit_id)
+        typer.echo(
+            json.dumps(
+                {
+                    "id": user.id,
+                    "username": user.username,
+                    "role": user.role,
+                    "unit_id": user.unit_id,
+                }
+            )
+        )
+
+
+@apikey_app.command("add")
+def apikey_add(name: str) -> None:
+    """Create an API key; prints {"key_id", "secret"} once (the secret is not shown again)."""
+    from command.auth import add_api_key
+
+    with session_scope(_sessions()) as session:
+        key, secret = add_api_key(session, name=name, secret_key=get_settings().secret_key)
+        typer.echo(json.dumps({"key_id": key.key_id, "secret": secret}))
+
+
+def main() -> None:
+    try:
+        app()
+    except DomainError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        sys.exit(2)

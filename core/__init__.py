@@ -1,0 +1,1 @@
+"""Shared kernel: configuration, database and domain errors."""

@@ -1,0 +1,162 @@
+"""The hash-chained audit log: append in the caller's transaction, verify the chain.
+
+Each row's hash is SHA-256 over the previous row's hash and the row's own canonical JSON,
+so changing, deleting or reordering any row breaks every link after it. Writers take a
+transaction-scoped advisory lock before reading the chain's head, which orders them: the
+chain is a single sequence even with many app processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, DateTime, Identity, String, func, select
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from core.db import Base
+from core.types import utcnow
+
+GENESIS = "0" * 64
+_LOCK_KEY = 0x61756469  # "audi": the advisory lock that serialises chain writers
+
+
+class AuditEvent(Base):
+    """Append-only, hash-chained record of every change (triggers refuse UPDATE/DELETE)."""
+
+    __tablename__ = "audit_event"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(160))
+    action: Mapped[str] = mapped_column(String(80))
+    entity: Mapped[str] = mapped_column(String(40))
+    entity_id: Mapped[str | None] = mapped_column(String(80))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+def _canonical(value: Any) -> Any:
+    """JSON-safe copy (datetimes as ISO text) so the hash is stable after a round trip."""
+    return json.loads(json.dumps(value, default=str)) if value is not None else None
+
+
+def row_hash(
+    prev_hash: str,
+    *,
+    at: datetime,
+    actor: str,
+    action: str,
+    entity: str,
+    entity_id: str | None,
+    before: Any,
+    after: Any,
+) -> str:
+    """SHA-256 hex of ``prev_hash`` and the row's fields in canonical JSON."""
+    body = json.dumps(
+        {
+            "at": at.astimezone(UTC).isoformat(),
+            "actor": actor,
+            "action": action,
+            "entity": entity,
+            "entity_id": entity_id,
+            "before": before,
+            "after": after,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(f"{prev_hash}|{body}".encode()).hexdigest()
+
+
+def record(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    entity: str,
+    entity_id: object | None = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one audit row, chained to the current head, in the caller's transaction."""
+    session.execute(select(func.pg_advisory_xact_lock(_LOCK_KEY)))
+    head = session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
+    prev = head or GENESIS
+    at = utcnow()
+    fields = {
+        "at": at,
+        "actor": actor,
+        "action": action,
+        "entity": entity,
+        "entity_id": None if entity_id is None else str(entity_id),
+        "before": _canonical(before),
+        "after": _canonical(after),
+    }
+    row = AuditEvent(**fields, prev_hash=prev, hash=row_hash(prev, **fields))
+    session.add(row)
+    session.flush()
+    return row
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """Outcome of a chain check: rows read, and the first bad row if any."""
+
+    checked: int
+    first_bad_id: int | None = None
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.first_bad_id is None
+
+
+def _rows(session: Session, batch: int = 5000) -> Iterator[AuditEvent]:
+    last_id = 0
+    while True:
+        rows = list(
+            session.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.id > last_id)
+                .order_by(AuditEvent.id)
+                .limit(batch)
+            )
+        )
+        if not rows:
+            return
+        yield from rows
+        last_id = rows[-1].id
+        session.expunge_all()
+
+
+def verify(session: Session) -> VerifyResult:
+    """Walk the chain in id order; report the first row whose link or hash is wrong."""
+    prev = GENESIS
+    checked = 0
+    for row in _rows(session):
+        if row.prev_hash != prev:
+            return VerifyResult(checked, row.id, "prev_hash does not match the previous row")
+        expected = row_hash(
+            prev,
+            at=row.at,
+            actor=row.actor,
+            action=row.action,
+            entity=row.entity,
+            entity_id=row.entity_id,
+            before=row.before,
+            after=row.after,
+        )
+        if row.hash != expected:
+            return VerifyResult(checked, row.id, "row content does not match its hash")
+        prev = row.hash
+        checked += 1
+    return VerifyResult(checked)

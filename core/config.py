@@ -1,0 +1,53 @@
+"""Settings from the environment (pydantic-settings), split by concern."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRET = "dev-only-placeholder-secret-change-me-in-production"  # noqa: S105 - refused outside development
+
+DEFAULT_DATABASE_URL = "postgresql://emergency:emergency@127.0.0.1:5432/emergency"
+
+
+class Settings(BaseSettings):
+    """All configuration; every variable is prefixed EMERGENCY_ except DATABASE_URL."""
+
+    model_config = SettingsConfigDict(env_prefix="EMERGENCY_", extra="ignore", frozen=True)
+
+    env: Literal["development", "test", "production"] = "development"
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        validation_alias=AliasChoices("DATABASE_URL", "EMERGENCY_DATABASE_URL"),
+    )
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    secret_key: str = PLACEHOLDER_SECRET
+    token_ttl_s: int = Field(default=12 * 3600, ge=60, le=7 * 24 * 3600)
+    api_key_clock_skew_s: int = Field(default=300, ge=1, le=3600)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    page_limit_default: int = Field(default=100, ge=1)
+    page_limit_max: int = Field(default=1000, ge=1)
+    demo_password: str = "demo-pass-2026"  # noqa: S105 - demo users exist only in development
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secret(self) -> Settings:
+        if self.env == "production" and (
+            self.secret_key == PLACEHOLDER_SECRET or len(self.secret_key) < 32
+        ):
+            raise ValueError(
+                "EMERGENCY_SECRET_KEY must be set to a random value of 32+ characters "
+                "in production (for example: python -c 'import secrets; "
+                "print(secrets.token_urlsafe(48))')"
+            )
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,155 @@
+"""Generic create / read / update / list for tables with a `geom`, as GeoJSON Features.
+
+Every write records the change (audit row + outbox event) in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from geoalchemy2.shape import from_shape, to_shape
+from shapely import Geometry
+from shapely.geometry import mapping
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from core.changes import record_change
+from core.db import Base, flush
+from core.errors import NotFound
+from core.query import Page, paginate, within_bbox
+from core.security import Principal
+
+
+@dataclass(frozen=True)
+class FeatureKind:
+    """How one table is exposed: its model, entity name and the properties it shows."""
+
+    model: type[Base]
+    entity: str
+    fields: tuple[str, ...]
+    filters: Mapping[str, str] = field(default_factory=dict)  # query name -> column name
+
+
+def json_value(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def geometry_of(obj: Any) -> dict[str, Any] | None:
+    """GeoJSON geometry of a row's `geom` (None when it has none)."""
+    geom = obj.geom
+    if geom is None:
+        return None
+    shape = geom if isinstance(geom, Geometry) else to_shape(geom)
+    return dict(mapping(shape))
+
+
+def feature(kind: FeatureKind, obj: Any) -> dict[str, Any]:
+    """The row as a GeoJSON Feature dict."""
+    return {
+        "type": "Feature",
+        "id": obj.id,
+        "geometry": geometry_of(obj),
+        "properties": {f: json_value(getattr(obj, f)) for f in kind.fields},
+    }
+
+
+def collection(kind: FeatureKind, page: Page[Any]) -> dict[str, Any]:
+    return {
+        "type": "FeatureCollection",
+        "features": [feature(kind, obj) for obj in page.items],
+        "numberMatched": page.total,
+        "numberReturned": len(page.items),
+    }
+
+
+def get(session: Session, kind: FeatureKind, obj_id: int, *, for_update: bool = False) -> Any:
+    """The row with this id, or NotFound."""
+    obj = session.get(kind.model, obj_id, with_for_update=for_update)
+    if obj is None:
+        raise NotFound(f"{kind.entity} {obj_id} not found")
+    return obj
+
+
+def create(
+    session: Session,
+    kind: FeatureKind,
+    *,
+    props: Mapping[str, Any],
+    geom: Geometry | None,
+    principal: Principal,
+) -> Any:
+    """Insert one row from validated properties and geometry; record the change."""
+    obj = kind.model(**props)
+    if geom is not None:
+        obj.geom = from_shape(geom, srid=4326)  # type: ignore[attr-defined]
+    session.add(obj)
+    flush(session)
+    record_change(
+        session,
+        actor=principal.actor,
+        action=f"{kind.entity}.created",
+        entity=kind.entity,
+        entity_id=obj.id,  # type: ignore[attr-defined]
+        before=None,
+        after=feature(kind, obj),
+    )
+    return obj
+
+
+def update(
+    session: Session,
+    kind: FeatureKind,
+    obj_id: int,
+    *,
+    changes: Mapping[str, Any],
+    geom: Geometry | None,
+    principal: Principal,
+    action: str | None = None,
+) -> Any:
+    """Apply changes to one row under a row lock; record before and after."""
+    obj = get(session, kind, obj_id, for_update=True)
+    before = feature(kind, obj)
+    for name, value in changes.items():
+        setattr(obj, name, value)
+    if geom is not None:
+        obj.geom = from_shape(geom, srid=4326)
+    flush(session)
+    session.refresh(obj)
+    after = feature(kind, obj)
+    if after != before:
+        record_change(
+            session,
+            actor=principal.actor,
+            action=action or f"{kind.entity}.updated",
+            entity=kind.entity,
+            entity_id=obj.id,
+            before=before,
+            after=after,
+        )
+    return obj
+
+
+def list_page(
+    session: Session,
+    kind: FeatureKind,
+    *,
+    bbox: tuple[float, float, float, float] | None,
+    filters: Mapping[str, Any],
+    limit: int,
+    offset: int,
+    extra: Sequence[Any] = (),
+) -> Page[Any]:
+    """Rows matching bbox, equality filters (None = no filter) and extra clauses, by id."""
+    model: Any = kind.model
+    stmt: Select[Any] = select(model)
+    if bbox is not None:
+        stmt = within_bbox(stmt, model.geom, bbox)
+    for name, value in filters.items():
+        if value is not None:
+            stmt = stmt.where(getattr(model, kind.filters.get(name, name)) == value)
+    for clause in extra:
+        stmt = stmt.where(clause)
+    return paginate(session, stmt.order_by(model.id), limit=limit, offset=offset)

@@ -1,0 +1,78 @@
+"""Write events to the outbox inside the caller's transaction.
+
+Sequence numbers come from a per-topic counter row updated with ``INSERT .. ON CONFLICT
+DO UPDATE .. RETURNING``: the row lock it takes is held until the writer commits, so within
+one topic a higher ``seq`` never becomes visible before a lower one. A reader that has seen
+``seq`` N can therefore never later find an N-1 it missed (the classic outbox gap with
+bare sequence ids).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, DateTime, Identity, String, UniqueConstraint, func, select
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from core.db import Base
+
+NOTIFY_CHANNEL = "emergency_events"
+
+
+class Event(Base):
+    """An outbox row, written in the same transaction as the change it reports."""
+
+    __tablename__ = "event"
+    __table_args__ = (UniqueConstraint("topic", "seq", name="uq_event_topic_seq"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(80))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    type: Mapped[str] = mapped_column(String(80))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class TopicSeq(Base):
+    """Last sequence number per topic; its row lock orders writers within a topic."""
+
+    __tablename__ = "topic_seq"
+
+    topic: Mapped[str] = mapped_column(String(80), primary_key=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
+
+
+def next_seq(session: Session, topic: str) -> int:
+    """Reserve the next sequence number of ``topic`` (locks the topic until commit)."""
+    stmt = (
+        insert(TopicSeq)
+        .values(topic=topic, last_seq=1)
+        .on_conflict_do_update(
+            index_elements=[TopicSeq.topic], set_={"last_seq": TopicSeq.last_seq + 1}
+        )
+        .returning(TopicSeq.last_seq)
+    )
+    return int(session.execute(stmt).scalar_one())
+
+
+def publish(session: Session, *, topic: str, type: str, payload: dict[str, Any]) -> Event:
+    """Add an event row for ``topic`` and notify listeners when the transaction commits."""
+    # Round-trip through JSON so what is stored is exactly what a reader gets back.
+    data = json.loads(json.dumps(payload, default=str))
+    event = Event(topic=topic, seq=next_seq(session, topic), type=type, payload=data)
+    session.add(event)
+    session.flush()
+    # NOTIFY is transactional: listeners hear of the id only once the change is committed.
+    session.execute(select(func.pg_notify(NOTIFY_CHANNEL, str(event.id))))
+    return event
+
+
+def events_after(session: Session, *, topic: str, seq: int, limit: int = 1000) -> list[Event]:
+    """Events of ``topic`` with a sequence number above ``seq``, in order."""
+    stmt = (
+        select(Event).where(Event.topic == topic, Event.seq > seq).order_by(Event.seq).limit(limit)
+    )
+    return list(session.scalars(stmt))

@@ -1,0 +1,93 @@
+"""FastAPI dependencies shared by every router: session, caller, paging, bbox."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from sqlalchemy.orm import Session
+
+from core.config import Settings
+from core.errors import InvalidInput
+from core.security import Principal
+
+Authenticator = Callable[[Request, Session], Awaitable[Principal]]
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """A session per request; rolled back on any error, so nothing is half-written."""
+    session: Session = request.app.state.sessionmaker()
+    try:
+        yield session
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+async def get_principal(request: Request, session: SessionDep) -> Principal:
+    """The caller, as the app's authenticator (set by the app factory) decides."""
+    authenticate: Authenticator = request.app.state.authenticator
+    return await authenticate(request, session)
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+class PageParams:
+    """``limit`` and ``offset`` query parameters, bounded by the settings."""
+
+    def __init__(
+        self,
+        settings: SettingsDep,
+        limit: Annotated[int | None, Query(ge=1, description="page size")] = None,
+        offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    ) -> None:
+        self.limit = min(limit or settings.page_limit_default, settings.page_limit_max)
+        self.offset = offset
+
+
+PageDep = Annotated[PageParams, Depends()]
+
+
+def bbox_param(
+    bbox: Annotated[
+        str | None, Query(description="minLon,minLat,maxLon,maxLat (WGS-84)", max_length=200)
+    ] = None,
+) -> tuple[float, float, float, float] | None:
+    return None if bbox is None else parse_bbox(bbox)
+
+
+def parse_bbox(value: str) -> tuple[float, float, float, float]:
+    """Parse ``minLon,minLat,maxLon,maxLat`` (WGS-84 degrees), checking order and range."""
+    parts = value.split(",")
+    if len(parts) != 4:
+        raise InvalidInput("bbox must be minLon,minLat,maxLon,maxLat")
+    try:
+        west, south, east, north = (float(p) for p in parts)
+    except ValueError as exc:
+        raise InvalidInput("bbox values must be numbers") from exc
+    if not all(math.isfinite(v) for v in (west, south, east, north)):
+        raise InvalidInput("bbox values must be finite")
+    if not (-180 <= west <= 180 and -180 <= east <= 180):
+        raise InvalidInput("bbox longitude out of range [-180, 180]")
+    if not (-90 <= south <= 90 and -90 <= north <= 90):
+        raise InvalidInput("bbox latitude out of range [-90, 90]")
+    if west > east or south > north:
+        raise InvalidInput("bbox must be minLon,minLat,maxLon,maxLat with min <= max")
+    return west, south, east, north
+
+
+BBoxDep = Annotated[tuple[float, float, float, float] | None, Depends(bbox_param)]

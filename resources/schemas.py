@@ -1,0 +1,238 @@
+"""Request and response shapes for stations, units, shelters, warehouses and stock."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from gis.features import FeatureIn, FeaturePatch, Strict
+from resources.models import STATION_KINDS, UNIT_KINDS, UNIT_STATUSES
+
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+Code = Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_.:/-]+$")]
+Word = Annotated[str, Field(min_length=2, max_length=40, pattern=r"^[a-z][a-z0-9_]*$")]
+StationKind = Literal[STATION_KINDS]  # type: ignore[valid-type]
+UnitKind = Literal[UNIT_KINDS]  # type: ignore[valid-type]
+UnitStatus = Literal[UNIT_STATUSES]  # type: ignore[valid-type]
+
+
+# --- stations -----------------------------------------------------------------------
+class StationProps(Strict):
+    name: Name
+    kind: StationKind
+    address: str | None = Field(default=None, max_length=300)
+    external_id: Code | None = None
+    osm_id: str | None = Field(default=None, max_length=40)
+
+
+class StationPatchProps(Strict):
+    name: Name | None = None
+    kind: StationKind | None = None
+    address: str | None = Field(default=None, max_length=300)
+
+
+class StationCreate(FeatureIn[StationProps]):
+    pass
+
+
+class StationPatch(FeaturePatch[StationPatchProps]):
+    pass
+
+
+class StationRead(BaseModel):
+    name: str
+    kind: str
+    address: str | None
+    external_id: str | None
+    osm_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+# --- units --------------------------------------------------------------------------
+class UnitProps(Strict):
+    callsign: Code
+    name: Name
+    kind: UnitKind
+    type: Word
+    capabilities: list[Word] = Field(default_factory=list, max_length=30)
+    crew: int = Field(default=0, ge=0, le=500)
+    home_station_id: int | None = Field(default=None, ge=1)
+    status: Literal["available", "out_of_service"] = "available"
+
+
+class UnitPatchProps(Strict):
+    name: Name | None = None
+    type: Word | None = None
+    capabilities: list[Word] | None = Field(default=None, max_length=30)
+    crew: int | None = Field(default=None, ge=0, le=500)
+    home_station_id: int | None = Field(default=None, ge=1)
+
+
+class UnitCreate(FeatureIn[UnitProps]):
+    """A unit; ``geometry`` may be null to place it at its home station."""
+
+    geometry_optional = True
+
+
+class UnitPatch(FeaturePatch[UnitPatchProps]):
+    pass
+
+
+class UnitRead(BaseModel):
+    callsign: str
+    name: str
+    kind: str
+    type: str
+    capabilities: list[str]
+    crew: int
+    home_station_id: int | None
+    status: str
+    status_changed_at: datetime
+    position_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class UnitStatusChange(Strict):
+    status: UnitStatus
+    note: str | None = Field(default=None, max_length=1000)
+
+
+class PositionReport(Strict):
+    """A position fix from a unit's device (``crs`` for Chinese map apps)."""
+
+    lon: float = Field(ge=-180, le=180)
+    lat: float = Field(ge=-90, le=90)
+    crs: Literal["wgs84", "gcj02", "bd09"] = "wgs84"
+    recorded_at: datetime | None = None
+    speed_mps: float | None = Field(default=None, ge=0, le=200)
+    heading_deg: float | None = Field(default=None, ge=0, lt=360)
+    accuracy_m: float | None = Field(default=None, ge=0, le=100_000)
+
+    @model_validator(mode="after")
+    def _aware(self) -> PositionReport:
+        if self.recorded_at is not None and self.recorded_at.tzinfo is None:
+            raise ValueError("recorded_at must carry a UTC offset (ISO 8601)")
+        return self
+
+
+# --- shelters -----------------------------------------------------------------------
+class ShelterProps(Strict):
+    name: Name
+    capacity: int = Field(ge=0, le=1_000_000)
+    occupancy: int = Field(default=0, ge=0, le=1_000_000)
+    accessible: bool = False
+    pets_allowed: bool = False
+    status: Literal["open", "closed"] = "open"
+    address: str | None = Field(default=None, max_length=300)
+    external_id: Code | None = None
+    osm_id: str | None = Field(default=None, max_length=40)
+
+    @model_validator(mode="after")
+    def _fits(self) -> ShelterProps:
+        if self.occupancy > self.capacity:
+            raise ValueError("occupancy must not exceed capacity")
+        return self
+
+
+class ShelterPatchProps(Strict):
+    name: Name | None = None
+    capacity: int | None = Field(default=None, ge=0, le=1_000_000)
+    occupancy: int | None = Field(default=None, ge=0, le=1_000_000)
+    accessible: bool | None = None
+    pets_allowed: bool | None = None
+    status: Literal["open", "closed"] | None = None
+    address: str | None = Field(default=None, max_length=300)
+
+
+class ShelterCreate(FeatureIn[ShelterProps]):
+    pass
+
+
+class ShelterPatch(FeaturePatch[ShelterPatchProps]):
+    pass
+
+
+class ShelterRead(BaseModel):
+    name: str
+    capacity: int
+    occupancy: int
+    accessible: bool
+    pets_allowed: bool
+    status: str
+    address: str | None
+    external_id: str | None
+    osm_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+# --- warehouses and stock -----------------------------------------------------------
+class WarehouseProps(Strict):
+    name: Name
+    address: str | None = Field(default=None, max_length=300)
+    external_id: Code | None = None
+    osm_id: str | None = Field(default=None, max_length=40)
+
+
+class WarehousePatchProps(Strict):
+    name: Name | None = None
+    address: str | None = Field(default=None, max_length=300)
+
+
+class WarehouseCreate(FeatureIn[WarehouseProps]):
+    pass
+
+
+class WarehousePatch(FeaturePatch[WarehousePatchProps]):
+    pass
+
+
+class WarehouseRead(BaseModel):
+    name: str
+    address: str | None
+    external_id: str | None
+    osm_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class StockCreate(Strict):
+    warehouse_id: int = Field(ge=1)
+    item: Word
+    unit_of_measure: str = Field(default="piece", min_length=1, max_length=20)
+    quantity: int = Field(ge=0, le=10**12)
+    note: str | None = Field(default=None, max_length=1000)
+
+
+class StockPatch(Strict):
+    """Set ``quantity``, or move it by ``delta`` (never below zero); not both."""
+
+    quantity: int | None = Field(default=None, ge=0, le=10**12)
+    delta: int | None = Field(default=None, ge=-(10**12), le=10**12)
+    note: str | None = Field(default=None, max_length=1000)
+
+    @model_validator(mode="after")
+    def _one(self) -> StockPatch:
+        if self.quantity is not None and self.delta is not None:
+            raise ValueError("give quantity or delta, not both")
+        return self
+
+
+class StockRead(BaseModel):
+    id: int
+    warehouse_id: int
+    item: str
+    unit_of_measure: str
+    quantity: int
+    note: str | None
+    updated_at: datetime
+
+
+class StockPage(BaseModel):
+    items: list[StockRead]
+    numberMatched: int
+    numberReturned: int

@@ -1,0 +1,261 @@
+"""Queries and changes for stations, units, shelters, warehouses and stock."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from geoalchemy2.shape import from_shape, to_shape
+from shapely import Geometry
+from shapely.geometry import Point
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core import crud
+from core.changes import record_change
+from core.crud import FeatureKind
+from core.db import flush
+from core.errors import InvalidInput, InvalidTransition, NotFound
+from core.query import Page, paginate
+from core.security import Principal
+from core.types import utcnow
+from gis.crs import to_wgs84
+from resources.models import Shelter, Station, Stock, Unit, UnitPosition, Warehouse
+from resources.schemas import PositionReport
+
+STATIONS = FeatureKind(
+    Station,
+    "station",
+    ("name", "kind", "address", "external_id", "osm_id", "created_at", "updated_at"),
+)
+UNITS = FeatureKind(
+    Unit,
+    "unit",
+    (
+        "callsign",
+        "name",
+        "kind",
+        "type",
+        "capabilities",
+        "crew",
+        "home_station_id",
+        "status",
+        "status_changed_at",
+        "position_at",
+        "created_at",
+        "updated_at",
+    ),
+    filters={"station_id": "home_station_id"},
+)
+SHELTERS = FeatureKind(
+    Shelter,
+    "shelter",
+    (
+        "name",
+        "capacity",
+        "occupancy",
+        "accessible",
+        "pets_allowed",
+        "status",
+        "address",
+        "external_id",
+        "osm_id",
+        "created_at",
+        "updated_at",
+    ),
+)
+WAREHOUSES = FeatureKind(
+    Warehouse, "warehouse", ("name", "address", "external_id", "osm_id", "created_at", "updated_at")
+)
+
+# Unit lifecycle. Task changes drive assigned / en_route / on_scene; people drive the rest.
+UNIT_TRANSITIONS: dict[str, frozenset[str]] = {
+    "available": frozenset({"assigned", "out_of_service"}),
+    "assigned": frozenset({"en_route", "on_scene", "available"}),
+    "en_route": frozenset({"on_scene", "returning", "available"}),
+    "on_scene": frozenset({"returning", "available"}),
+    "returning": frozenset({"available", "assigned", "out_of_service"}),
+    "out_of_service": frozenset({"available"}),
+}
+TASK_DRIVEN = frozenset({"assigned", "en_route", "on_scene"})
+
+
+def create_unit(
+    session: Session, *, props: Mapping[str, Any], geom: Geometry | None, principal: Principal
+) -> Unit:
+    """A new unit; without a position it starts at its home station."""
+    station_id = props.get("home_station_id")
+    if station_id is not None:
+        station = session.get(Station, station_id)
+        if station is None:
+            raise InvalidInput(f"home station {station_id} does not exist")
+        if geom is None:
+            geom = to_shape(station.geom)
+    props = {**props, "position_at": utcnow() if geom is not None else None}
+    unit: Unit = crud.create(session, UNITS, props=props, geom=geom, principal=principal)
+    return unit
+
+
+def set_unit_status(
+    session: Session,
+    unit: Unit,
+    status: str,
+    *,
+    principal: Principal,
+    note: str | None = None,
+    by_task: bool = False,
+) -> Unit:
+    """Move a (locked) unit to ``status`` if the lifecycle allows it; record the change."""
+    if status == unit.status:
+        return unit
+    if status not in UNIT_TRANSITIONS[unit.status]:
+        raise InvalidTransition(f"unit {unit.callsign} cannot go from {unit.status} to {status}")
+    if status in TASK_DRIVEN and not by_task:
+        raise InvalidTransition(f"{status} is set by the unit's task, not directly")
+    before = crud.feature(UNITS, unit)
+    unit.status = status
+    unit.status_changed_at = utcnow()
+    flush(session)
+    after = crud.feature(UNITS, unit)
+    if note:
+        after["properties"]["note"] = note
+    record_change(
+        session,
+        actor=principal.actor,
+        action="unit.status_changed",
+        entity="unit",
+        entity_id=unit.id,
+        before=before,
+        after=after,
+    )
+    return unit
+
+
+def change_unit_status(
+    session: Session, unit_id: int, status: str, *, principal: Principal, note: str | None
+) -> Unit:
+    """A person's status change (out of service, back in service, returning)."""
+    unit: Unit = crud.get(session, UNITS, unit_id, for_update=True)
+    return set_unit_status(session, unit, status, principal=principal, note=note)
+
+
+def report_position(
+    session: Session, unit_id: int, report: PositionReport, *, principal: Principal
+) -> UnitPosition:
+    """Append to the unit's track; move the unit only if this fix is its newest."""
+    unit: Unit = crud.get(session, UNITS, unit_id, for_update=True)
+    lon, lat = to_wgs84(report.lon, report.lat, report.crs)
+    now = utcnow()
+    recorded_at = report.recorded_at or now
+    if recorded_at > now.replace(microsecond=0) and (recorded_at - now).total_seconds() > 300:
+        raise InvalidInput("recorded_at is more than 5 minutes in the future")
+    geom = from_shape(Point(lon, lat), srid=4326)
+    fix = UnitPosition(
+        unit_id=unit.id,
+        geom=geom,
+        recorded_at=recorded_at,
+        speed_mps=report.speed_mps,
+        heading_deg=report.heading_deg,
+        accuracy_m=report.accuracy_m,
+    )
+    session.add(fix)
+    newest = unit.position_at is None or recorded_at >= unit.position_at
+    if newest:
+        unit.geom = geom
+        unit.position_at = recorded_at
+    flush(session)
+    payload = {
+        "unit_id": unit.id,
+        "callsign": unit.callsign,
+        "status": unit.status,
+        "lon": round(lon, 7),
+        "lat": round(lat, 7),
+        "recorded_at": recorded_at.isoformat(),
+        "speed_mps": report.speed_mps,
+        "heading_deg": report.heading_deg,
+        "latest": newest,
+    }
+    record_change(
+        session,
+        actor=principal.actor,
+        action="unit.position_reported",
+        entity="unit",
+        entity_id=unit.id,
+        before=None,
+        after=payload,
+    )
+    return fix
+
+
+# --- stock --------------------------------------------------------------------------
+STOCK_FIELDS = ("id", "warehouse_id", "item", "unit_of_measure", "quantity", "note", "updated_at")
+
+
+def stock_dict(stock: Stock) -> dict[str, Any]:
+    return {f: crud.json_value(getattr(stock, f)) for f in STOCK_FIELDS}
+
+
+def create_stock(session: Session, *, data: Mapping[str, Any], principal: Principal) -> Stock:
+    if session.get(Warehouse, data["warehouse_id"]) is None:
+        raise NotFound(f"warehouse {data['warehouse_id']} not found")
+    stock = Stock(**data)
+    session.add(stock)
+    flush(session)
+    session.refresh(stock)
+    record_change(
+        session,
+        actor=principal.actor,
+        action="stock.created",
+        entity="stock",
+        entity_id=stock.id,
+        before=None,
+        after=stock_dict(stock),
+    )
+    return stock
+
+
+def update_stock(
+    session: Session,
+    stock_id: int,
+    *,
+    quantity: int | None,
+    delta: int | None,
+    note: str | None,
+    principal: Principal,
+) -> Stock:
+    """Set or adjust a quantity under a row lock; never below zero."""
+    stock = session.get(Stock, stock_id, with_for_update=True)
+    if stock is None:
+        raise NotFound(f"stock {stock_id} not found")
+    before = stock_dict(stock)
+    new = quantity if quantity is not None else stock.quantity + (delta or 0)
+    if new < 0:
+        raise InvalidInput(
+            f"only {stock.quantity} {stock.unit_of_measure} of {stock.item} in stock"
+        )
+    stock.quantity = new
+    if note is not None:
+        stock.note = note
+    flush(session)
+    session.refresh(stock)
+    record_change(
+        session,
+        actor=principal.actor,
+        action="stock.updated",
+        entity="stock",
+        entity_id=stock.id,
+        before=before,
+        after=stock_dict(stock),
+    )
+    return stock
+
+
+def list_stock(
+    session: Session, *, warehouse_id: int | None, item: str | None, limit: int, offset: int
+) -> Page[Stock]:
+    stmt = select(Stock).order_by(Stock.id)
+    if warehouse_id is not None:
+        stmt = stmt.where(Stock.warehouse_id == warehouse_id)
+    if item is not None:
+        stmt = stmt.where(Stock.item == item)
+    return paginate(session, stmt, limit=limit, offset=offset)
