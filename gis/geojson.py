@@ -11,10 +11,10 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 import shapely
 from shapely import Geometry
 from shapely.geometry import mapping, shape
-from shapely.ops import transform
 from shapely.validation import explain_validity
 
 from gis.crs import CRS_NAMES, Crs, to_wgs84
@@ -82,6 +82,7 @@ def parse_geometry(
     if crs_name not in CRS_NAMES:
         raise GeometryError(f"crs must be one of {', '.join(CRS_NAMES)}")
     _check_positions(geometry)
+    _check_rings(geometry)
     try:
         geom = shape(geometry)
     except (ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
@@ -98,13 +99,24 @@ def parse_geometry(
 def transform_to_wgs84(geom: Geometry, crs: Crs) -> Geometry:
     """Apply :func:`gis.crs.to_wgs84` to every vertex of ``geom``."""
 
-    def _fn(x: Any, y: Any, z: Any = None) -> tuple[Any, Any]:
-        if isinstance(x, float | int):
-            return to_wgs84(float(x), float(y), crs)
-        pairs = [to_wgs84(float(a), float(b), crs) for a, b in zip(x, y, strict=True)]
-        return tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
+    def _fn(coords: np.ndarray) -> np.ndarray:
+        return np.array([to_wgs84(float(x), float(y), crs) for x, y in coords], dtype=float)
 
-    return transform(_fn, geom)
+    return shapely.transform(geom, _fn)
+
+
+def _check_rings(geometry: dict[str, Any]) -> None:
+    """RFC 7946: linear rings are closed and have at least four positions."""
+    gtype = geometry["type"]
+    polygons = [geometry["coordinates"]] if gtype == "Polygon" else geometry["coordinates"]
+    for rings in polygons if gtype in ("Polygon", "MultiPolygon") else []:
+        if not rings:
+            raise GeometryError("a polygon needs at least one ring")
+        for ring in rings:
+            if len(ring) < 4:
+                raise GeometryError("a polygon ring needs at least four positions")
+            if list(ring[0]) != list(ring[-1]):
+                raise GeometryError("a polygon ring must be closed (first position = last)")
 
 
 def to_geojson(geom: Geometry, *, precision: int = 7) -> dict[str, Any]:
