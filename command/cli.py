@@ -28,8 +28,17 @@ err = Console(stderr=True)
 
 
 def _sessions() -> sessionmaker[Session]:
+    # No pool: a command's connection closes with its session, none is left open (and
+    # warned about) when the engine is garbage-collected.
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    from core.db import sqlalchemy_url
+
     settings = get_settings()
-    return make_sessionmaker(make_engine(settings.database_url, pool_size=2))
+    return make_sessionmaker(
+        create_engine(sqlalchemy_url(settings.database_url), poolclass=NullPool)
+    )
 
 
 @app.command()

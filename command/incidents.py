@@ -10,9 +10,7 @@ from sqlalchemy.orm import Session
 
 from command.models import Incident
 from core import crud
-from core.changes import record_change
 from core.crud import FeatureKind
-from core.db import flush
 from core.errors import InvalidTransition
 from core.query import Page
 from core.security import Principal
@@ -98,18 +96,14 @@ def move_incident(
     before = crud.feature(INCIDENTS, incident)
     incident.status = status
     setattr(incident, f"{status}_at", utcnow())
-    flush(session)
-    after = crud.feature(INCIDENTS, incident)
-    if note:
-        after["properties"]["note"] = note
-    record_change(
+    crud.record_update(
         session,
-        actor=principal.actor,
-        action=f"incident.{status}",
-        entity="incident",
-        entity_id=incident.id,
+        INCIDENTS,
+        incident,
         before=before,
-        after=after,
+        action=f"incident.{status}",
+        principal=principal,
+        note=note,
     )
     return incident
 

@@ -116,20 +116,45 @@ def update(
         setattr(obj, name, value)
     if geom is not None:
         obj.geom = from_shape(geom, srid=4326)
+    record_update(
+        session,
+        kind,
+        obj,
+        before=before,
+        action=action or f"{kind.entity}.updated",
+        principal=principal,
+    )
+    return obj
+
+
+def record_update(
+    session: Session,
+    kind: FeatureKind,
+    obj: Any,
+    *,
+    before: dict[str, Any],
+    action: str,
+    principal: Principal,
+    note: str | None = None,
+) -> bool:
+    """Flush a changed row and record it against ``before``; False if nothing changed."""
     flush(session)
     session.refresh(obj)
     after = feature(kind, obj)
-    if after != before:
-        record_change(
-            session,
-            actor=principal.actor,
-            action=action or f"{kind.entity}.updated",
-            entity=kind.entity,
-            entity_id=obj.id,
-            before=before,
-            after=after,
-        )
-    return obj
+    if after == before:
+        return False
+    if note:
+        after["properties"]["note"] = note
+    record_change(
+        session,
+        actor=principal.actor,
+        action=action,
+        entity=kind.entity,
+        entity_id=obj.id,
+        before=before,
+        after=after,
+    )
+    return True
 
 
 def list_page(

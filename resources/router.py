@@ -1,18 +1,18 @@
 """HTTP for stations, units, shelters, warehouses and stock (GeoJSON in and out)."""
 
-from __future__ import annotations
-
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
+from pydantic import BaseModel
 
 from core import crud
 from core.crud import FeatureKind
+from core.errors import InvalidInput
 from core.security import require, require_unit
 from core.web import BBoxDep, PageDep, PrincipalDep, SessionDep
-from gis.features import FeatureCollectionOut, FeatureOut
+from gis.features import FeatureCollectionOut, FeatureIn, FeatureOut, FeaturePatch
 from resources import service
-from resources.models import Unit
+from resources.models import Station, Unit
 from resources.schemas import (
     PositionReport,
     ShelterCreate,
@@ -35,7 +35,6 @@ from resources.schemas import (
 )
 
 router = APIRouter(prefix="/api")
-Id = Annotated[int, "id"]
 
 
 def _page(
@@ -58,50 +57,6 @@ def list_stations(
 ) -> dict[str, Any]:
     require(principal, "read")
     return _page(session, service.STATIONS, bbox, page, kind=kind)
-
-
-@router.post(
-    "/stations",
-    status_code=status.HTTP_201_CREATED,
-    response_model=FeatureOut[StationRead],
-    tags=["stations"],
-)
-def create_station(
-    body: StationCreate, session: SessionDep, principal: PrincipalDep
-) -> dict[str, Any]:
-    require(principal, "resource.write")
-    obj = crud.create(
-        session,
-        service.STATIONS,
-        props=body.properties.model_dump(),
-        geom=body.shape,
-        principal=principal,
-    )
-    session.commit()
-    return crud.feature(service.STATIONS, obj)
-
-
-@router.get("/stations/{station_id}", response_model=FeatureOut[StationRead], tags=["stations"])
-def get_station(station_id: int, session: SessionDep, principal: PrincipalDep) -> dict[str, Any]:
-    require(principal, "read")
-    return crud.feature(service.STATIONS, crud.get(session, service.STATIONS, station_id))
-
-
-@router.patch("/stations/{station_id}", response_model=FeatureOut[StationRead], tags=["stations"])
-def patch_station(
-    station_id: int, body: StationPatch, session: SessionDep, principal: PrincipalDep
-) -> dict[str, Any]:
-    require(principal, "resource.write")
-    obj = crud.update(
-        session,
-        service.STATIONS,
-        station_id,
-        changes=body.changes(),
-        geom=body.shape,
-        principal=principal,
-    )
-    session.commit()
-    return crud.feature(service.STATIONS, obj)
 
 
 # --- units --------------------------------------------------------------------------
@@ -161,8 +116,10 @@ def patch_unit(
 ) -> dict[str, Any]:
     require(principal, "resource.write")
     changes = body.changes()
-    if changes.get("home_station_id") is not None:
-        crud.get(session, service.STATIONS, changes["home_station_id"])
+    station_id = changes.get("home_station_id")
+    if station_id is not None and session.get(Station, station_id) is None:
+        # As on create: a bad reference in the body is invalid input, not a missing unit.
+        raise InvalidInput(f"home station {station_id} does not exist")
     unit = crud.update(
         session, service.UNITS, unit_id, changes=changes, geom=body.shape, principal=principal
     )
@@ -217,51 +174,6 @@ def list_shelters(
     )
 
 
-@router.post(
-    "/shelters",
-    status_code=status.HTTP_201_CREATED,
-    response_model=FeatureOut[ShelterRead],
-    tags=["shelters"],
-)
-def create_shelter(
-    body: ShelterCreate, session: SessionDep, principal: PrincipalDep
-) -> dict[str, Any]:
-    require(principal, "resource.write")
-    obj = crud.create(
-        session,
-        service.SHELTERS,
-        props=body.properties.model_dump(),
-        geom=body.shape,
-        principal=principal,
-    )
-    session.commit()
-    return crud.feature(service.SHELTERS, obj)
-
-
-@router.get("/shelters/{shelter_id}", response_model=FeatureOut[ShelterRead], tags=["shelters"])
-def get_shelter(shelter_id: int, session: SessionDep, principal: PrincipalDep) -> dict[str, Any]:
-    require(principal, "read")
-    return crud.feature(service.SHELTERS, crud.get(session, service.SHELTERS, shelter_id))
-
-
-@router.patch("/shelters/{shelter_id}", response_model=FeatureOut[ShelterRead], tags=["shelters"])
-def patch_shelter(
-    shelter_id: int, body: ShelterPatch, session: SessionDep, principal: PrincipalDep
-) -> dict[str, Any]:
-    # Occupancy changes all day during an evacuation: dispatchers keep it current.
-    require(principal, "operations.write")
-    obj = crud.update(
-        session,
-        service.SHELTERS,
-        shelter_id,
-        changes=body.changes(),
-        geom=body.shape,
-        principal=principal,
-    )
-    session.commit()
-    return crud.feature(service.SHELTERS, obj)
-
-
 # --- warehouses and stock -----------------------------------------------------------
 @router.get("/warehouses", response_model=FeatureCollectionOut[WarehouseRead], tags=["warehouses"])
 def list_warehouses(
@@ -269,56 +181,6 @@ def list_warehouses(
 ) -> dict[str, Any]:
     require(principal, "read")
     return _page(session, service.WAREHOUSES, bbox, page)
-
-
-@router.post(
-    "/warehouses",
-    status_code=status.HTTP_201_CREATED,
-    response_model=FeatureOut[WarehouseRead],
-    tags=["warehouses"],
-)
-def create_warehouse(
-    body: WarehouseCreate, session: SessionDep, principal: PrincipalDep
-) -> dict[str, Any]:
-    require(principal, "resource.write")
-    obj = crud.create(
-        session,
-        service.WAREHOUSES,
-        props=body.properties.model_dump(),
-        geom=body.shape,
-        principal=principal,
-    )
-    session.commit()
-    return crud.feature(service.WAREHOUSES, obj)
-
-
-@router.get(
-    "/warehouses/{warehouse_id}", response_model=FeatureOut[WarehouseRead], tags=["warehouses"]
-)
-def get_warehouse(
-    warehouse_id: int, session: SessionDep, principal: PrincipalDep
-) -> dict[str, Any]:
-    require(principal, "read")
-    return crud.feature(service.WAREHOUSES, crud.get(session, service.WAREHOUSES, warehouse_id))
-
-
-@router.patch(
-    "/warehouses/{warehouse_id}", response_model=FeatureOut[WarehouseRead], tags=["warehouses"]
-)
-def patch_warehouse(
-    warehouse_id: int, body: WarehousePatch, session: SessionDep, principal: PrincipalDep
-) -> dict[str, Any]:
-    require(principal, "resource.write")
-    obj = crud.update(
-        session,
-        service.WAREHOUSES,
-        warehouse_id,
-        changes=body.changes(),
-        geom=body.shape,
-        principal=principal,
-    )
-    session.commit()
-    return crud.feature(service.WAREHOUSES, obj)
 
 
 @router.get("/stock", response_model=StockPage, tags=["stock"])
@@ -362,3 +224,103 @@ def patch_stock(
     )
     session.commit()
     return service.stock_dict(stock)
+
+
+def feature_routes(
+    path: str,
+    kind: FeatureKind,
+    *,
+    create_schema: type[FeatureIn[Any]],
+    patch_schema: type[FeaturePatch[Any]],
+    read_schema: type[BaseModel],
+    create_action: str,
+    patch_action: str,
+) -> None:
+    """POST {path}, GET and PATCH {path}/{id} for a table exposed as GeoJSON Features."""
+    tag = path.strip("/")
+    out = FeatureOut[read_schema]  # type: ignore[valid-type]
+
+    def create(body: FeatureIn[Any], session: SessionDep, principal: PrincipalDep) -> Any:
+        require(principal, create_action)
+        obj = crud.create(
+            session, kind, props=body.properties.model_dump(), geom=body.shape, principal=principal
+        )
+        session.commit()
+        return crud.feature(kind, obj)
+
+    def read(obj_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
+        require(principal, "read")
+        return crud.feature(kind, crud.get(session, kind, obj_id))
+
+    def patch(
+        obj_id: int, body: FeaturePatch[Any], session: SessionDep, principal: PrincipalDep
+    ) -> Any:
+        require(principal, patch_action)
+        obj = crud.update(
+            session, kind, obj_id, changes=body.changes(), geom=body.shape, principal=principal
+        )
+        session.commit()
+        return crud.feature(kind, obj)
+
+    # FastAPI reads the body model from the signature: give it the concrete schemas.
+    create.__annotations__["body"] = create_schema
+    patch.__annotations__["body"] = patch_schema
+    name = kind.entity
+    router.add_api_route(
+        path,
+        create,
+        methods=["POST"],
+        status_code=status.HTTP_201_CREATED,
+        response_model=out,
+        tags=[tag],
+        name=f"create_{name}",
+        summary=f"Create {name}",
+    )
+    router.add_api_route(
+        path + "/{obj_id}",
+        read,
+        methods=["GET"],
+        response_model=out,
+        tags=[tag],
+        name=f"get_{name}",
+        summary=f"Get {name}",
+    )
+    router.add_api_route(
+        path + "/{obj_id}",
+        patch,
+        methods=["PATCH"],
+        response_model=out,
+        tags=[tag],
+        name=f"patch_{name}",
+        summary=f"Change {name} (only the properties sent)",
+    )
+
+
+feature_routes(
+    "/stations",
+    service.STATIONS,
+    create_schema=StationCreate,
+    patch_schema=StationPatch,
+    read_schema=StationRead,
+    create_action="resource.write",
+    patch_action="resource.write",
+)
+# Occupancy changes all day during an evacuation: dispatchers keep shelters current.
+feature_routes(
+    "/shelters",
+    service.SHELTERS,
+    create_schema=ShelterCreate,
+    patch_schema=ShelterPatch,
+    read_schema=ShelterRead,
+    create_action="resource.write",
+    patch_action="operations.write",
+)
+feature_routes(
+    "/warehouses",
+    service.WAREHOUSES,
+    create_schema=WarehouseCreate,
+    patch_schema=WarehousePatch,
+    read_schema=WarehouseRead,
+    create_action="resource.write",
+    patch_action="resource.write",
+)

@@ -115,18 +115,14 @@ def set_unit_status(
     before = crud.feature(UNITS, unit)
     unit.status = status
     unit.status_changed_at = utcnow()
-    flush(session)
-    after = crud.feature(UNITS, unit)
-    if note:
-        after["properties"]["note"] = note
-    record_change(
+    crud.record_update(
         session,
-        actor=principal.actor,
-        action="unit.status_changed",
-        entity="unit",
-        entity_id=unit.id,
+        UNITS,
+        unit,
         before=before,
-        after=after,
+        action="unit.status_changed",
+        principal=principal,
+        note=note,
     )
     return unit
 

@@ -409,12 +409,12 @@ def test_refused_write_leaves_the_target_unchanged(
 def test_responder_may_not_touch_another_units_things(
     client, world: World, ids: Ids, count, method: str, path: str, body: Any
 ):
-    before = _writes(count) + (count("unit_position"),)
+    before = (*_writes(count), count("unit_position"))
     url = path.format(**ids.__dict__)
     r = client.request(method, url, json=body, headers=world.h("responder"))
     assert r.status_code == 403, r.text
     assert r.json()["error"] == "forbidden"
-    assert _writes(count) + (count("unit_position"),) == before
+    assert (*_writes(count), count("unit_position")) == before
     # The same request for the right responder goes through.
     other = client.request(method, url, json=body, headers=world.h("responder_b"))
     assert other.status_code in (200, 202), other.text

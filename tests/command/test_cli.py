@@ -1,0 +1,296 @@
+"""The `emergency` CLI against a fresh, committed database (one per test)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
+
+from command import auth, cli
+from command.cli import app
+from command.migrate import upgrade
+from command.models import ApiKey, User
+from command.seed import DATA_DIR
+from core.audit import AuditEvent
+from core.config import get_settings
+from core.db import sqlalchemy_url
+from core.errors import InvalidInput
+from tests.conftest import create_database, drop_database
+
+CLI_SECRET = secrets.token_urlsafe(48)
+runner = CliRunner()
+
+
+@pytest.fixture
+def cli_db(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A new migrated database that the CLI reaches through DATABASE_URL."""
+    try:
+        url = create_database("emergency_cli")
+    except Exception as exc:  # same policy as the shared fixtures
+        from tests.conftest import _unavailable  # noqa: PLC0415
+
+        _unavailable(str(exc).splitlines()[0])
+        raise
+    try:
+        upgrade(url)
+        monkeypatch.setenv("DATABASE_URL", url)
+        monkeypatch.delenv("EMERGENCY_DATABASE_URL", raising=False)
+        monkeypatch.setenv("EMERGENCY_SECRET_KEY", CLI_SECRET)
+        monkeypatch.setenv("EMERGENCY_ENV", "test")
+        get_settings.cache_clear()
+        yield url
+    finally:
+        get_settings.cache_clear()
+        drop_database(url)
+
+
+@pytest.fixture
+def db(cli_db: str) -> Iterator[Engine]:
+    engine = create_engine(sqlalchemy_url(cli_db))
+    yield engine
+    engine.dispose()
+
+
+def invoke(*args: str) -> Any:
+    return runner.invoke(app, list(args))
+
+
+def rows(engine: Engine, table: str) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text(f'SELECT count(*) FROM "{table}"')).scalar_one())
+
+
+# --- users --------------------------------------------------------------------------
+
+
+def test_user_add_prints_the_user_as_json(db: Engine):
+    result = invoke("user", "add", "alice", "--role", "dispatcher", "--password", "longpassword1")
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    assert printed["username"] == "alice"
+    assert printed["role"] == "dispatcher"
+    assert printed["unit_id"] is None
+    assert isinstance(printed["id"], int)
+    with Session(db) as session:
+        user = auth.authenticate(session, username="alice", password="longpassword1")
+        assert user.id == printed["id"]
+        assert user.password_hash != "longpassword1"
+        assert session.scalar(
+            select(AuditEvent.action).where(AuditEvent.entity == "user")
+        ) == "user.created"
+
+
+def test_user_add_twice_is_refused(db: Engine):
+    args = ("user", "add", "bob", "--role", "planner", "--password", "longpassword1")
+    assert invoke(*args).exit_code == 0
+    again = invoke(*args)
+    assert again.exit_code != 0
+    assert "exists" in str(again.exception)
+    assert rows(db, "user") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--role", "responder"), "--unit"),
+        (("--role", "janitor"), "role must be one of"),
+        (("--role", "dispatcher", "--password", "short"), "at least 8"),
+    ],
+    ids=["responder-without-unit", "unknown-role", "short-password"],
+)
+def test_user_add_refuses_bad_input(db: Engine, args: tuple[str, ...], message: str):
+    full = ["user", "add", "carol", *args]
+    if "--password" not in full:
+        full += ["--password", "longpassword1"]
+    result = invoke(*full)
+    assert result.exit_code != 0
+    assert isinstance(result.exception, InvalidInput)
+    assert message in result.exception.message
+    assert rows(db, "user") == 0
+    assert rows(db, "audit_event") == 0
+
+
+def test_entry_point_prints_a_clear_error(
+    db: Engine, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    """`emergency` (cli.main) turns a refused input into a message and exit code 2."""
+    argv = ["emergency", "user", "add", "dave", "--role", "responder", "--password", "pw123456789"]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "error" in err
+    assert "responder must be bound to a unit (--unit)" in err
+    assert "Traceback" not in err
+    assert rows(db, "user") == 0
+
+
+# --- API keys -----------------------------------------------------------------------
+
+
+def test_apikey_add_prints_the_secret_once_and_the_key_works(db: Engine):
+    result = invoke("apikey", "add", "warning-system")
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    assert set(printed) == {"key_id", "secret"}
+    key_id, secret = printed["key_id"], printed["secret"]
+    assert len(secret) >= 32
+
+    with Session(db) as session:
+        stamp = str(int(time.time()))
+        principal = auth.principal_from_api_key(
+            session,
+            key_id=key_id,
+            timestamp=stamp,
+            signature=auth.sign(secret, stamp, b'{"a":1}'),
+            body=b'{"a":1}',
+            secret_key=CLI_SECRET,
+            skew_s=300,
+        )
+        assert (principal.kind, principal.name, principal.role) == (
+            "apikey",
+            "warning-system",
+            "machine",
+        )
+        stored = session.scalar(select(ApiKey.secret_encrypted).where(ApiKey.key_id == key_id))
+        assert stored is not None
+        assert secret.encode() not in bytes(stored)
+
+    # A second key is a different key with a different secret.
+    other = json.loads(invoke("apikey", "add", "warning-system-2").stdout)
+    assert other["key_id"] != key_id
+    assert other["secret"] != secret
+    assert rows(db, "api_key") == 2
+
+
+# --- audit --------------------------------------------------------------------------
+
+
+def test_audit_verify_finds_a_tampered_row(db: Engine):
+    for name in ("ann", "ben", "cid"):
+        added = invoke("user", "add", name, "--role", "auditor", "--password", "longpassword1")
+        assert added.exit_code == 0, added.output
+    ok = invoke("audit", "verify")
+    assert ok.exit_code == 0, ok.output
+    assert "intact" in ok.stdout
+    assert "3 rows checked" in ok.stdout
+
+    with db.connect() as conn:
+        ids = list(conn.scalars(text("SELECT id FROM audit_event ORDER BY id")))
+    assert len(ids) == 3
+    victim = ids[1]
+    with db.begin() as conn:
+        conn.execute(text("ALTER TABLE audit_event DISABLE TRIGGER audit_event_no_update"))
+        conn.execute(
+            text("UPDATE audit_event SET actor = 'user:mallory' WHERE id = :id"), {"id": victim}
+        )
+        conn.execute(text("ALTER TABLE audit_event ENABLE TRIGGER audit_event_no_update"))
+
+    broken = invoke("audit", "verify")
+    assert broken.exit_code == 1, broken.output
+    assert "intact" not in broken.stdout.split("(")[0]
+    assert f"row {victim}" in broken.stdout
+    assert "1 rows before it are intact" in broken.stdout
+
+
+def test_audit_rows_cannot_be_changed_with_the_trigger_on(db: Engine):
+    assert invoke("apikey", "add", "k").exit_code == 0
+    with pytest.raises(Exception, match="append-only|not allowed|audit"), db.begin() as conn:
+        conn.execute(text("UPDATE audit_event SET actor = 'user:mallory'"))
+    assert invoke("audit", "verify").exit_code == 0
+
+
+# --- seed and migrate ---------------------------------------------------------------
+
+
+def _expected_demo() -> dict[str, int]:
+    def features(name: str) -> list[dict[str, Any]]:
+        data = json.loads((DATA_DIR / name).read_text(encoding="utf-8"))
+        return list(data["features"])
+
+    units = yaml.safe_load((DATA_DIR / "units.yaml").read_text(encoding="utf-8"))
+    warehouses = features("warehouses.geojson")
+    return {
+        "station": len(features("stations.geojson")),
+        "unit": len(units),
+        "shelter": len(features("shelters.geojson")),
+        "warehouse": len(warehouses),
+        "stock": sum(len(w["properties"].get("stock", [])) for w in warehouses),
+    }
+
+
+def test_seed_demo_loads_the_city_once(db: Engine):
+    expected = _expected_demo()
+    assert expected["station"] > 0 and expected["unit"] > 0  # the data files are real
+    first = invoke("seed", "demo")
+    assert first.exit_code == 0, first.output
+    assert {t: rows(db, t) for t in expected} == expected
+    audited = rows(db, "audit_event")
+    events = rows(db, "event")
+    assert audited >= sum(expected.values())
+
+    second = invoke("seed", "demo")
+    assert second.exit_code == 0, second.output
+    assert "nothing (already loaded)" in second.output
+    assert {t: rows(db, t) for t in expected} == expected
+    assert rows(db, "audit_event") == audited
+    assert rows(db, "event") == events
+    assert rows(db, "user") == 0  # demo users only in development
+
+    with db.connect() as conn:
+        homeless = conn.scalar(text("SELECT count(*) FROM unit WHERE home_station_id IS NULL"))
+    assert homeless == 0
+    ok = invoke("audit", "verify")
+    assert ok.exit_code == 0, ok.output
+    assert f"{audited} rows checked" in ok.stdout
+
+
+def test_responder_can_be_bound_to_a_unit_by_callsign_or_id(db: Engine):
+    assert invoke("seed", "demo").exit_code == 0
+    with db.connect() as conn:
+        unit_id = conn.scalar(text("SELECT id FROM unit WHERE callsign = 'E101'"))
+    by_callsign = invoke(
+        "user", "add", "r1", "--role", "responder", "--unit", "E101", "--password", "longpassword1"
+    )
+    assert by_callsign.exit_code == 0, by_callsign.output
+    assert json.loads(by_callsign.stdout)["unit_id"] == unit_id
+    by_id = invoke(
+        "user", "add", "r2", "--role", "responder", "--unit", str(unit_id), "--password", "pw12345678"
+    )
+    assert by_id.exit_code == 0, by_id.output
+    assert json.loads(by_id.stdout)["unit_id"] == unit_id
+    missing = invoke(
+        "user", "add", "r3", "--role", "responder", "--unit", "NOPE9", "--password", "pw12345678"
+    )
+    assert missing.exit_code != 0
+    assert "not found" in str(missing.exception)
+    with Session(db) as session:
+        assert set(session.scalars(select(User.username))) == {"r1", "r2"}
+
+
+def test_migrate_is_idempotent(db: Engine):
+    def schema() -> tuple[str, int]:
+        with db.connect() as conn:
+            version = conn.scalar(text("SELECT version_num FROM alembic_version"))
+            tables = conn.scalar(
+                text("SELECT count(*) FROM information_schema.tables WHERE table_schema='public'")
+            )
+        return str(version), int(tables or 0)
+
+    before = schema()
+    for _ in range(2):
+        result = invoke("migrate")
+        assert result.exit_code == 0, result.output
+        assert "database at head" in result.output
+        assert schema() == before

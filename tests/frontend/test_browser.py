@@ -1,0 +1,299 @@
+"""The overview page at "/" in real Chromium, against a live server on the demo city.
+
+Skips on a laptop without /usr/bin/chromium (or without PostGIS), but fails when CI=true,
+so a missing browser can never turn a CI run green by skipping. Screenshots of both
+languages at big-screen (1920x1080) and phone (390x844) size go to tests/screenshots/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+import pytest
+import uvicorn
+import yaml
+from shapely.geometry import Point
+
+from command.app import create_app
+from command.incidents import create_incident
+from command.migrate import upgrade
+from command.seed import DATA_DIR, seed_demo
+from core.config import Settings
+from core.db import make_engine, make_sessionmaker, session_scope
+from core.security import SYSTEM
+from tests.conftest import create_database, drop_database
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "screenshots"
+DEMO_PASSWORD = "demo-browser-" + secrets.token_hex(6)
+BIG_SCREEN = {"width": 1920, "height": 1080}
+PHONE = {"width": 390, "height": 844}
+TIMEOUT_MS = 15_000
+
+ZH_TITLE = "智慧应急指挥调度"
+EN_TITLE = "Emergency Command & Dispatch"
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def _unavailable(reason: str) -> None:
+    if _in_ci():
+        pytest.fail(f"required in CI: {reason}")
+    pytest.skip(reason)
+
+
+def _demo_units() -> int:
+    return len(yaml.safe_load((DATA_DIR / "units.yaml").read_text(encoding="utf-8")))
+
+
+def _demo_shelter_capacity() -> int:
+    data = json.loads((DATA_DIR / "shelters.geojson").read_text(encoding="utf-8"))
+    return sum(int(f["properties"]["capacity"]) for f in data["features"])
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --- fixtures ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def chromium_path() -> Path:
+    if not CHROMIUM.exists():
+        _unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium fonts-noto-cjk)")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def demo_database() -> Iterator[str]:
+    """A committed, migrated database with the demo city, demo users and a few incidents."""
+    try:
+        url = create_database("emergency_browser")
+    except Exception as exc:
+        _unavailable(f"no PostGIS: {str(exc).splitlines()[0]}")
+        raise
+    try:
+        upgrade(url)
+        engine = make_engine(url, pool_size=1)
+        try:
+            with session_scope(make_sessionmaker(engine)) as session:
+                seed_demo(session, demo_password=DEMO_PASSWORD)
+                for title, type_, lon, lat in (
+                    ("Kitchen fire", "fire", 24.9425, 60.1705),
+                    ("Cyclist hit by car", "traffic_accident", 24.9480, 60.1690),
+                    ("Person collapsed", "medical", 24.9390, 60.1750),
+                ):
+                    create_incident(
+                        session,
+                        props={"title": title, "type": type_, "severity": "severe"},
+                        geom=Point(lon, lat),
+                        principal=SYSTEM,
+                    )
+        finally:
+            engine.dispose()
+        yield url
+    finally:
+        drop_database(url)
+
+
+@dataclass
+class LiveServer:
+    url: str
+    server: uvicorn.Server
+    thread: threading.Thread
+
+
+@pytest.fixture(scope="module")
+def live_server(demo_database: str) -> Iterator[str]:
+    """The app under uvicorn in a background thread on a free loopback port."""
+    settings = Settings(
+        env="test", database_url=demo_database, secret_key=secrets.token_urlsafe(48)
+    )
+    port = _free_port()
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="live-server", daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if not thread.is_alive() or time.monotonic() > deadline:
+                pytest.fail("live server did not become healthy")
+            time.sleep(0.1)
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def browser(chromium_path: Path) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright  # noqa: PLC0415 - only when needed
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=str(chromium_path), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page_at(browser: Any, live_server: str) -> Iterator[Any]:
+    """A factory: a fresh page (own context: empty storage) of a given viewport size."""
+    contexts: list[Any] = []
+
+    def open_page(viewport: dict[str, int] = BIG_SCREEN) -> Any:
+        context = browser.new_context(viewport=viewport, base_url=live_server)
+        context.set_default_timeout(TIMEOUT_MS)
+        contexts.append(context)
+        errors: list[str] = []
+        page = context.new_page()
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.js_errors = errors  # checked by tests that care
+        page.goto("/")
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+def login(page: Any, username: str, password: str) -> None:
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("#login button[type=submit]")
+
+
+def card_value(page: Any, list_id: str, label: str) -> str:
+    """The number next to ``label`` in one of the overview's cards."""
+    item = page.locator(f"#{list_id} li").filter(has=page.locator("span", has_text=label))
+    return str(item.locator("b").inner_text()).strip()
+
+
+# --- tests -------------------------------------------------------------------------
+
+
+def test_page_defaults_to_chinese_with_osm_attribution(page_at):
+    page = page_at()
+    assert page.title() == ZH_TITLE
+    assert page.locator("html").get_attribute("lang") == "zh-CN"
+    assert page.locator("h1").inner_text() == ZH_TITLE
+    footer = page.locator("footer").inner_text()
+    assert "© OpenStreetMap contributors" in footer
+    assert "ODbL" in footer
+    page.wait_for_function("document.getElementById('health').textContent.length > 0")
+    assert page.locator("#health").inner_text() == "系统正常"
+    assert page.js_errors == []
+
+
+def test_dispatcher_login_shows_overview_of_the_demo_city(page_at):
+    page = page_at()
+    login(page, "dispatcher", DEMO_PASSWORD)
+    page.wait_for_selector("#overview:not([hidden])")
+    assert page.locator("#login-panel").is_hidden()
+    assert "dispatcher" in page.locator("#whoami").inner_text()
+    assert card_value(page, "units", "合计") == str(_demo_units())
+    assert card_value(page, "shelters", "容量") == str(_demo_shelter_capacity())
+    assert card_value(page, "incidents", "合计") == "3"
+    assert card_value(page, "incidents", "已报告") == "3"
+    assert page.locator("#warehouses li").count() > 0
+    assert page.js_errors == []
+
+
+def test_wrong_password_shows_the_error(page_at):
+    page = page_at()
+    login(page, "dispatcher", "not-the-password")
+    error = page.locator("#login-error")
+    error.wait_for()
+    page.wait_for_function("document.getElementById('login-error').textContent.length > 0")
+    assert error.inner_text() == "用户名或密码错误"
+    assert page.locator("#overview").is_hidden()
+    assert page.locator("#login-panel").is_visible()
+
+
+def test_language_button_switches_to_english_and_back(page_at):
+    page = page_at()
+    page.click("#lang")
+    assert page.locator("h1").inner_text() == EN_TITLE
+    assert page.title() == EN_TITLE
+    assert page.locator("html").get_attribute("lang") == "en"
+    assert page.locator("#lang").inner_text() == "中文"
+    assert "ODbL" in page.locator("footer").inner_text()
+    page.click("#lang")
+    assert page.locator("h1").inner_text() == ZH_TITLE
+    assert page.title() == ZH_TITLE
+    assert page.locator("#lang").inner_text() == "English"
+
+
+def test_english_overview_after_login(page_at):
+    page = page_at()
+    page.click("#lang")
+    login(page, "dispatcher", DEMO_PASSWORD)
+    page.wait_for_selector("#overview:not([hidden])")
+    assert card_value(page, "units", "Total") == str(_demo_units())
+    assert card_value(page, "shelters", "Capacity") == str(_demo_shelter_capacity())
+    # Switching language after login redraws the cards in the other language.
+    page.click("#lang")
+    page.wait_for_function(
+        "[...document.querySelectorAll('#units li span')].some(s => s.textContent === '合计')"
+    )
+    assert card_value(page, "units", "合计") == str(_demo_units())
+
+
+@pytest.mark.parametrize(
+    ("size", "viewport"), [("1920x1080", BIG_SCREEN), ("390x844", PHONE)], ids=["big", "phone"]
+)
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_screenshots(page_at, size, viewport, lang):
+    """Login and overview at big-screen and phone size, in both languages (looked at)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page = page_at(viewport)
+    if lang == "en":
+        page.click("#lang")
+    page.wait_for_function("document.getElementById('health').textContent.length > 0")
+    page.screenshot(path=str(SCREENSHOTS / f"login-{lang}-{size}.png"), full_page=True)
+    login(page, "dispatcher", DEMO_PASSWORD)
+    page.wait_for_selector("#overview:not([hidden])")
+    page.screenshot(path=str(SCREENSHOTS / f"overview-{lang}-{size}.png"), full_page=True)
+    # Nothing may stick out sideways (a phone would scroll horizontally).
+    overflow = page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0, f"page is {overflow}px wider than the {size} viewport"
+    assert page.js_errors == []
