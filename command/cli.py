@@ -12,7 +12,7 @@ from rich.progress import Progress
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import get_settings
-from core.db import make_engine, make_sessionmaker, session_scope
+from core.db import make_sessionmaker, session_scope, sqlalchemy_url
 from core.errors import DomainError
 
 app = typer.Typer(help="Emergency command and dispatch (智慧应急指挥调度).", no_args_is_help=True)
@@ -32,8 +32,6 @@ def _sessions() -> sessionmaker[Session]:
     # warned about) when the engine is garbage-collected.
     from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool
-
-    from core.db import sqlalchemy_url
 
     settings = get_settings()
     return make_sessionmaker(

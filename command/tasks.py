@@ -36,6 +36,7 @@ TASK_TRANSITIONS: dict[str, frozenset[str]] = {
 # What the unit does when its task reaches a state.
 UNIT_FOR_TASK = {"en_route": "en_route", "on_scene": "on_scene", "done": "returning"}
 DISPATCHABLE_UNIT = frozenset({"available", "returning"})
+ENDS = frozenset({"cancelled", "closed"})  # incident states that cancel its active tasks
 TASK_FIELDS = (
     "id",
     "incident_id",
@@ -186,9 +187,15 @@ def move_task(
 def change_task_status(
     session: Session, task_id: int, status: str, *, principal: Principal, note: str | None
 ) -> Task:
-    task = get_task(session, task_id, principal=principal, for_update=True)
+    task = get_task(session, task_id, principal=principal)
     if principal.role == "responder" and status == "cancelled":
         raise Forbidden("only a dispatcher can cancel a task")
+    # Lock incident, task, unit in that order (as dispatch and incident changes do) and
+    # before anything is recorded: recording holds the audit and topic locks to commit,
+    # so a row lock taken after it can deadlock with a writer that holds that row.
+    crud.get(session, INCIDENTS, task.incident_id, for_update=True)
+    session.refresh(task, with_for_update=True)
+    crud.get(session, UNITS, task.unit_id, for_update=True)
     return move_task(session, task, status, principal=principal, note=note)
 
 
@@ -207,10 +214,13 @@ def change_incident_status(
 ) -> Incident:
     """A person's lifecycle step; ending an incident cancels its active tasks."""
     incident: Incident = crud.get(session, INCIDENTS, incident_id, for_update=True)
+    # Every row lock before the first record (see change_task_status): tasks, then units.
+    ending = active_tasks(session, incident_id=incident.id) if status in ENDS else []
+    for unit_id in sorted({task.unit_id for task in ending}):
+        crud.get(session, UNITS, unit_id, for_update=True)
     move_incident(session, incident, status, principal=principal, note=note)
-    if status in ("cancelled", "closed"):
-        for task in active_tasks(session, incident_id=incident.id):
-            move_task(session, task, "cancelled", principal=principal, note=f"incident {status}")
+    for task in ending:
+        move_task(session, task, "cancelled", principal=principal, note=f"incident {status}")
     return incident
 
 

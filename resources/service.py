@@ -132,6 +132,11 @@ def change_unit_status(
 ) -> Unit:
     """A person's status change (out of service, back in service, returning)."""
     unit: Unit = crud.get(session, UNITS, unit_id, for_update=True)
+    if unit.status in TASK_DRIVEN and status != unit.status:
+        # Leaving assigned / en route / on scene by hand would strand the unit's task.
+        raise InvalidTransition(
+            f"unit {unit.callsign} is {unit.status} on a task; finish or cancel the task first"
+        )
     return set_unit_status(session, unit, status, principal=principal, note=note)
 
 

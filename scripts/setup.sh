@@ -33,6 +33,11 @@ if [[ $WITH_BROWSER -eq 1 && ! -x /usr/bin/chromium ]]; then
   log "installing chromium (Debian package)"
   apt_install chromium fonts-noto-cjk || log "could not install chromium; browser tests will fail"
 fi
+# Without a CJK font the zh-CN screenshots show empty boxes instead of characters.
+if [[ $WITH_BROWSER -eq 1 ]] && ! fc-list 2>/dev/null | grep -qi "Noto Sans CJK"; then
+  log "installing fonts-noto-cjk (Chinese text in the browser)"
+  apt_install fonts-noto-cjk || log "could not install fonts-noto-cjk; zh-CN text shows as boxes"
+fi
 
 # --- PostgreSQL + PostGIS ------------------------------------------------------------
 if [[ -n "${DATABASE_URL:-}" ]]; then

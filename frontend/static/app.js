@@ -5,7 +5,9 @@ const STRINGS = {
     incidents: "事件", units: "救援力量", shelters: "避难场所", warehouses: "物资仓库",
     api: "接口文档 (OpenAPI)", attribution: "地图数据", other: "English",
     total: "合计", capacity: "容量", occupancy: "已安置", badLogin: "用户名或密码错误",
-    healthy: "系统正常", degraded: "数据库不可用", signedIn: "当前用户",
+    healthy: "系统正常", degraded: "数据库不可用", signedIn: "当前用户", items: "种物资",
+    role: { commander: "指挥员", dispatcher: "调度员", responder: "救援队员", planner: "预案演练",
+      auditor: "审计员", admin: "管理员" },
     status: { reported: "已报告", verified: "已核实", dispatched: "已派遣", on_scene: "到场处置",
       resolved: "已处置", closed: "已关闭", cancelled: "已取消", available: "待命",
       assigned: "已分配", en_route: "途中", returning: "返回中", out_of_service: "停用" },
@@ -16,7 +18,9 @@ const STRINGS = {
     shelters: "Shelters", warehouses: "Warehouses", api: "API docs (OpenAPI)",
     attribution: "Map data", other: "中文", total: "Total", capacity: "Capacity",
     occupancy: "Occupancy", badLogin: "Wrong username or password", healthy: "System OK",
-    degraded: "Database unavailable", signedIn: "Signed in as",
+    degraded: "Database unavailable", signedIn: "Signed in as", items: "items",
+    role: { commander: "commander", dispatcher: "dispatcher", responder: "responder",
+      planner: "planner", auditor: "auditor", admin: "admin" },
     status: { reported: "Reported", verified: "Verified", dispatched: "Dispatched",
       on_scene: "On scene", resolved: "Resolved", closed: "Closed", cancelled: "Cancelled",
       available: "Available", assigned: "Assigned", en_route: "En route",
@@ -47,7 +51,7 @@ function fill(id, rows) {
     const span = document.createElement("span");
     span.textContent = label;
     const b = document.createElement("b");
-    b.textContent = value;
+    b.textContent = typeof value === "number" ? value.toLocaleString(lang) : value;
     li.append(span, b);
     return li;
   }));
@@ -60,19 +64,22 @@ function byStatus(features) {
 }
 
 async function showOverview() {
-  const [me, incidents, units, shelters, warehouses] = await Promise.all([
+  const [me, incidents, units, shelters, warehouses, stock] = await Promise.all([
     api("/api/me"), api("/api/incidents?limit=1000"), api("/api/units?limit=1000"),
     api("/api/shelters?limit=1000"), api("/api/warehouses?limit=1000"),
+    api("/api/stock?limit=1000"),
   ]);
   document.getElementById("login-panel").hidden = true;
   document.getElementById("overview").hidden = false;
-  document.getElementById("whoami").textContent = `${t("signedIn")}: ${me.name} (${me.role})`;
+  document.getElementById("whoami").textContent = `${t("signedIn")}: ${me.name} (${t("role")[me.role] || me.role})`;
   fill("incidents", [...byStatus(incidents.features), [t("total"), incidents.numberMatched]]);
   fill("units", [...byStatus(units.features), [t("total"), units.numberMatched]]);
   const cap = shelters.features.reduce((a, f) => a + f.properties.capacity, 0);
   const occ = shelters.features.reduce((a, f) => a + f.properties.occupancy, 0);
   fill("shelters", [[t("total"), shelters.numberMatched], [t("capacity"), cap], [t("occupancy"), occ]]);
-  fill("warehouses", warehouses.features.map((f) => [f.properties.name, "●"]));
+  const lines = {};
+  for (const s of stock.items) lines[s.warehouse_id] = (lines[s.warehouse_id] || 0) + 1;
+  fill("warehouses", warehouses.features.map((f) => [f.properties.name, `${lines[f.id] || 0} ${t("items")}`]));
 }
 
 document.getElementById("lang").addEventListener("click", () => {
@@ -90,15 +97,20 @@ document.getElementById("login").addEventListener("submit", async (ev) => {
     body: JSON.stringify({ username: form.get("username"), password: form.get("password") }),
   });
   const error = document.getElementById("login-error");
-  if (!res.ok) { error.textContent = t("badLogin"); return; }
+  if (!res.ok) { error.dataset.i18n = "badLogin"; error.textContent = t("badLogin"); return; }
   token = (await res.json()).access_token;
   sessionStorage.setItem("token", token);
+  delete error.dataset.i18n;
   error.textContent = "";
   await showOverview();
 });
 
-fetch("/healthz").then((r) => {
-  document.getElementById("health").textContent = r.ok ? t("healthy") : t("degraded");
-});
+function showHealth(ok) {
+  const el = document.getElementById("health");
+  el.dataset.i18n = ok ? "healthy" : "degraded";
+  el.className = ok ? "ok" : "bad";
+  el.textContent = t(el.dataset.i18n);
+}
+fetch("/healthz").then((r) => showHealth(r.ok), () => showHealth(false));
 applyLang();
 if (token) showOverview().catch(() => { token = null; sessionStorage.removeItem("token"); });

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import time
 from datetime import UTC, datetime, timedelta
@@ -226,9 +228,6 @@ def test_api_key_cannot_be_checked_with_another_server_secret(
 
 
 def test_sign_matches_the_documented_formula():
-    import hashlib
-    import hmac
-
     expected = hmac.new(b"s3cret", b"1700000000.{}", hashlib.sha256).hexdigest()
     assert auth.sign("s3cret", "1700000000", b"{}") == "sha256=" + expected
 

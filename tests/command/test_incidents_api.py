@@ -282,3 +282,20 @@ def test_openapi_documents_the_contract(client):
         "/api/auth/token",
     ):
         assert p in paths
+
+
+def test_a_unit_on_a_task_cannot_be_freed_by_hand(client, world):
+    iid = create(client, world)["id"]
+    h = world.h("dispatcher")
+    assert (
+        client.post(
+            f"/api/incidents/{iid}/dispatch", json={"unit_ids": [world.unit_a.id]}, headers=h
+        ).status_code
+        == 201
+    )
+    for target in ("available", "out_of_service", "returning"):
+        r = client.post(f"/api/units/{world.unit_a.id}/status", json={"status": target}, headers=h)
+        assert r.status_code == 409, target
+        assert "task" in r.json()["message"]
+    unit = client.get(f"/api/units/{world.unit_a.id}", headers=h).json()
+    assert unit["properties"]["status"] == "assigned"

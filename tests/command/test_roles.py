@@ -320,16 +320,24 @@ def _writes(count) -> tuple[int, int]:
 
 
 # The unit_c status case is about roles; the responder is bound to unit_a, so for it the
-# unit check (tested below) would answer first. Responders get their own unit there.
-def _case_for(case: Case, role: str) -> Case:
+# unit check (tested below) would answer first. Responders get their own unit there, once
+# a dispatcher has cancelled its task (a unit with an active task is not the person's to
+# take out of service).
+def _case_for(client, world: World, ids: Ids, case: Case, role: str) -> Case:
     if case.name == "unit.status" and role == "responder":
+        cancel = client.post(
+            f"/api/tasks/{ids.task_a}/status",
+            json={"status": "cancelled"},
+            headers=world.h("dispatcher"),
+        )
+        assert cancel.status_code == 200, cancel.text
         return Case(
             case.name,
             case.method,
             "/api/units/{unit_a}/status",
             case.action,
             200,
-            lambda i: {"status": "available"},
+            case.body,
         )
     return case
 
@@ -337,7 +345,7 @@ def _case_for(case: Case, role: str) -> Case:
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_role_matrix(client, world: World, ids: Ids, count, case: Case, role: str):
-    case = _case_for(case, role)
+    case = _case_for(client, world, ids, case, role)
     before = _writes(count)
     r = _send(client, case, ids, world.h(role))
     if role in PERMISSIONS[case.action]:
@@ -399,7 +407,8 @@ def test_refused_write_leaves_the_target_unchanged(
     ("method", "path", "body"),
     [
         ("POST", "/api/units/{unit_b}/position", {"lon": 24.95, "lat": 60.17}),
-        ("POST", "/api/units/{unit_b}/status", {"status": "available"}),
+        # "assigned" is unit_b's status already: a no-op for its own responder.
+        ("POST", "/api/units/{unit_b}/status", {"status": "assigned"}),
         ("POST", "/api/tasks/{task_b}/status", {"status": "accepted"}),
         ("GET", "/api/tasks/{task_b}", None),
         ("GET", "/api/tasks?unit_id={unit_b}", None),

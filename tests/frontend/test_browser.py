@@ -14,7 +14,6 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -121,13 +120,6 @@ def demo_database() -> Iterator[str]:
         drop_database(url)
 
 
-@dataclass
-class LiveServer:
-    url: str
-    server: uvicorn.Server
-    thread: threading.Thread
-
-
 @pytest.fixture(scope="module")
 def live_server(demo_database: str) -> Iterator[str]:
     """The app under uvicorn in a background thread on a free loopback port."""
@@ -161,12 +153,10 @@ def live_server(demo_database: str) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser(chromium_path: Path) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright  # noqa: PLC0415 - only when needed
+    from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=str(chromium_path), headless=True, args=CHROMIUM_ARGS
-        )
+        b = p.chromium.launch(executable_path=str(chromium_path), headless=True, args=CHROMIUM_ARGS)
         try:
             yield b
         finally:
@@ -202,8 +192,13 @@ def login(page: Any, username: str, password: str) -> None:
 
 def card_value(page: Any, list_id: str, label: str) -> str:
     """The number next to ``label`` in one of the overview's cards."""
-    item = page.locator(f"#{list_id} li").filter(has=page.locator("span", has_text=label))
+    item = page.locator(f"#{list_id} li").filter(has=page.get_by_text(label, exact=True))
     return str(item.locator("b").inner_text()).strip()
+
+
+def card_number(page: Any, list_id: str, label: str) -> int:
+    """``card_value`` as an integer (the page groups thousands: 13,653)."""
+    return int(card_value(page, list_id, label).replace(",", ""))
 
 
 # --- tests -------------------------------------------------------------------------
@@ -228,10 +223,10 @@ def test_dispatcher_login_shows_overview_of_the_demo_city(page_at):
     page.wait_for_selector("#overview:not([hidden])")
     assert page.locator("#login-panel").is_hidden()
     assert "dispatcher" in page.locator("#whoami").inner_text()
-    assert card_value(page, "units", "合计") == str(_demo_units())
-    assert card_value(page, "shelters", "容量") == str(_demo_shelter_capacity())
-    assert card_value(page, "incidents", "合计") == "3"
-    assert card_value(page, "incidents", "已报告") == "3"
+    assert card_number(page, "units", "合计") == _demo_units()
+    assert card_number(page, "shelters", "容量") == _demo_shelter_capacity()
+    assert card_number(page, "incidents", "合计") == 3
+    assert card_number(page, "incidents", "已报告") == 3
     assert page.locator("#warehouses li").count() > 0
     assert page.js_errors == []
 
@@ -245,20 +240,26 @@ def test_wrong_password_shows_the_error(page_at):
     assert error.inner_text() == "用户名或密码错误"
     assert page.locator("#overview").is_hidden()
     assert page.locator("#login-panel").is_visible()
+    # The message follows a language switch, like everything else on the page.
+    page.click("#lang")
+    assert error.inner_text() == "Wrong username or password"
 
 
 def test_language_button_switches_to_english_and_back(page_at):
     page = page_at()
+    page.wait_for_function("document.getElementById('health').textContent.length > 0")
     page.click("#lang")
     assert page.locator("h1").inner_text() == EN_TITLE
     assert page.title() == EN_TITLE
     assert page.locator("html").get_attribute("lang") == "en"
     assert page.locator("#lang").inner_text() == "中文"
     assert "ODbL" in page.locator("footer").inner_text()
+    assert page.locator("#health").inner_text() == "System OK"
     page.click("#lang")
     assert page.locator("h1").inner_text() == ZH_TITLE
     assert page.title() == ZH_TITLE
     assert page.locator("#lang").inner_text() == "English"
+    assert page.locator("#health").inner_text() == "系统正常"
 
 
 def test_english_overview_after_login(page_at):
@@ -266,14 +267,14 @@ def test_english_overview_after_login(page_at):
     page.click("#lang")
     login(page, "dispatcher", DEMO_PASSWORD)
     page.wait_for_selector("#overview:not([hidden])")
-    assert card_value(page, "units", "Total") == str(_demo_units())
-    assert card_value(page, "shelters", "Capacity") == str(_demo_shelter_capacity())
+    assert card_number(page, "units", "Total") == _demo_units()
+    assert card_number(page, "shelters", "Capacity") == _demo_shelter_capacity()
     # Switching language after login redraws the cards in the other language.
     page.click("#lang")
     page.wait_for_function(
         "[...document.querySelectorAll('#units li span')].some(s => s.textContent === '合计')"
     )
-    assert card_value(page, "units", "合计") == str(_demo_units())
+    assert card_number(page, "units", "合计") == _demo_units()
 
 
 @pytest.mark.parametrize(

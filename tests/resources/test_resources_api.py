@@ -37,7 +37,9 @@ def station_body(lon: float = 24.95, lat: float = 60.17, **props: Any) -> dict[s
     return feature(point(lon, lat), **({"name": "Station X", "kind": "fire"} | props))
 
 
-def unit_body(callsign: str, geometry: dict[str, Any] | None = None, **props: Any) -> dict[str, Any]:
+def unit_body(
+    callsign: str, geometry: dict[str, Any] | None = None, **props: Any
+) -> dict[str, Any]:
     base = {"callsign": callsign, "name": f"Unit {callsign}", "kind": "vehicle", "type": "pumper"}
     return feature(geometry, **(base | props))
 
@@ -369,7 +371,9 @@ def test_duplicate_callsign_is_409_and_nothing_written(
     client: TestClient, world: World, count: Count
 ):
     with unchanged(count, "unit"):
-        r = client.post("/api/units", json=unit_body("E1", point(24.9, 60.1)), headers=world.h("admin"))
+        r = client.post(
+            "/api/units", json=unit_body("E1", point(24.9, 60.1)), headers=world.h("admin")
+        )
         err = assert_error(r, 409, "conflict")
     assert "callsign" in err["message"]
 
@@ -455,7 +459,9 @@ def test_patch_unit_cannot_set_status_or_null_a_required_field(
     uid = world.unit_a.id
     before = client.get(f"/api/units/{uid}", headers=h).json()
     with unchanged(count, "unit"):
-        r = client.patch(f"/api/units/{uid}", json={"properties": {"status": "on_scene"}}, headers=h)
+        r = client.patch(
+            f"/api/units/{uid}", json={"properties": {"status": "on_scene"}}, headers=h
+        )
         assert_error(r, 422, "validation_error")
         r = client.patch(f"/api/units/{uid}", json={"properties": {"name": None}}, headers=h)
         assert_error(r, 422)
@@ -750,9 +756,7 @@ def test_shelter_create_get_patch(client: TestClient, world: World, session: Ses
     assert payload["properties"]["occupancy"] == 250
 
 
-def test_shelter_occupancy_over_capacity_is_refused(
-    client: TestClient, world: World, count: Count
-):
+def test_shelter_occupancy_over_capacity_is_refused(client: TestClient, world: World, count: Count):
     h = world.h("admin")
     created = client.post("/api/shelters", json=shelter_body(capacity=100), headers=h).json()
     sid = created["id"]
@@ -850,7 +854,10 @@ def test_warehouse_create_get_patch(client: TestClient, world: World, session: S
 
 def test_duplicate_external_id_is_409(client: TestClient, world: World, count: Count):
     h = world.h("admin")
-    assert client.post("/api/warehouses", json=warehouse_body(external_id="w1"), headers=h).status_code == 201
+    assert (
+        client.post("/api/warehouses", json=warehouse_body(external_id="w1"), headers=h).status_code
+        == 201
+    )
     with unchanged(count, "warehouse"):
         r = client.post("/api/warehouses", json=warehouse_body(external_id="w1"), headers=h)
         assert_error(r, 409, "conflict")
@@ -914,7 +921,12 @@ def warehouse(client: TestClient, world: World) -> int:
 def make_stock(client: TestClient, world: World, warehouse_id: int, item: str, qty: int) -> Any:
     return client.post(
         "/api/stock",
-        json={"warehouse_id": warehouse_id, "item": item, "quantity": qty, "unit_of_measure": "box"},
+        json={
+            "warehouse_id": warehouse_id,
+            "item": item,
+            "quantity": qty,
+            "unit_of_measure": "box",
+        },
         headers=world.h("dispatcher"),
     )
 
