@@ -21,7 +21,7 @@ from command.schemas import (
 from core import crud
 from core.errors import InvalidInput
 from core.security import require
-from core.web import BBoxDep, PageDep, PrincipalDep, SessionDep
+from core.web import BBoxDep, GeoJSONResponse, PageDep, PrincipalDep, SessionDep
 from gis.features import FeatureCollectionOut, FeatureOut
 
 router = APIRouter(prefix="/api")
@@ -49,7 +49,7 @@ def list_incidents(
     status: StatusFilter = None,
     type: Annotated[str | None, Query(max_length=40)] = None,
     drill: bool | None = None,
-) -> dict[str, Any]:
+) -> GeoJSONResponse:
     """Incidents as a FeatureCollection, filtered by bbox, status and type, newest id last."""
     require(principal, "read")
     result = incidents.list_incidents(
@@ -61,7 +61,7 @@ def list_incidents(
         limit=page.limit,
         offset=page.offset,
     )
-    return crud.collection(INCIDENTS, result)
+    return GeoJSONResponse(crud.collection(INCIDENTS, result))
 
 
 @router.post(

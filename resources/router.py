@@ -9,7 +9,7 @@ from core import crud
 from core.crud import FeatureKind
 from core.errors import InvalidInput
 from core.security import require, require_unit
-from core.web import BBoxDep, PageDep, PrincipalDep, SessionDep
+from core.web import BBoxDep, GeoJSONResponse, PageDep, PrincipalDep, SessionDep
 from gis.features import FeatureCollectionOut, FeatureIn, FeatureOut, FeaturePatch
 from resources import service
 from resources.models import Station, Unit
@@ -39,11 +39,11 @@ router = APIRouter(prefix="/api")
 
 def _page(
     session: Any, feature_kind: FeatureKind, bbox: Any, page: Any, /, **filters: Any
-) -> dict[str, Any]:
+) -> GeoJSONResponse:
     result = crud.list_page(
         session, feature_kind, bbox=bbox, filters=filters, limit=page.limit, offset=page.offset
     )
-    return crud.collection(feature_kind, result)
+    return GeoJSONResponse(crud.collection(feature_kind, result))
 
 
 # --- stations -----------------------------------------------------------------------
@@ -54,7 +54,7 @@ def list_stations(
     bbox: BBoxDep,
     page: PageDep,
     kind: Annotated[str | None, Query(max_length=20)] = None,
-) -> dict[str, Any]:
+) -> GeoJSONResponse:
     require(principal, "read")
     return _page(session, service.STATIONS, bbox, page, kind=kind)
 
@@ -71,7 +71,7 @@ def list_units(
     kind: Annotated[str | None, Query(max_length=20)] = None,
     station_id: int | None = None,
     capability: Annotated[str | None, Query(max_length=40)] = None,
-) -> dict[str, Any]:
+) -> GeoJSONResponse:
     require(principal, "read")
     extra = [] if capability is None else [Unit.capabilities.contains([capability])]
     result = crud.list_page(
@@ -83,7 +83,7 @@ def list_units(
         offset=page.offset,
         extra=extra,
     )
-    return crud.collection(service.UNITS, result)
+    return GeoJSONResponse(crud.collection(service.UNITS, result))
 
 
 @router.post(
@@ -161,7 +161,7 @@ def list_shelters(
     status: Annotated[str | None, Query(max_length=20)] = None,
     accessible: bool | None = None,
     pets_allowed: bool | None = None,
-) -> dict[str, Any]:
+) -> GeoJSONResponse:
     require(principal, "read")
     return _page(
         session,
@@ -178,7 +178,7 @@ def list_shelters(
 @router.get("/warehouses", response_model=FeatureCollectionOut[WarehouseRead], tags=["warehouses"])
 def list_warehouses(
     session: SessionDep, principal: PrincipalDep, bbox: BBoxDep, page: PageDep
-) -> dict[str, Any]:
+) -> GeoJSONResponse:
     require(principal, "read")
     return _page(session, service.WAREHOUSES, bbox, page)
 

@@ -32,7 +32,7 @@ from command.migrate import upgrade
 from command.models import Incident, Task, User
 from core.config import Settings
 from core.db import sqlalchemy_url
-from core.errors import Conflict
+from core.errors import Conflict, InvalidTransition
 from core.security import Principal
 from resources.models import Station, Unit
 from tests.conftest import TEST_SECRET, create_database, drop_database, point
@@ -356,13 +356,17 @@ def test_unique_index_stops_a_second_active_task_from_another_transaction(
     assert active_tasks(engine, unit_id) == 1
 
 
-def test_task_step_and_incident_cancel_at_once_do_not_deadlock(race_db: RaceDb, unit_id: int):
+@pytest.mark.parametrize("first", ["step", "cancel"])
+def test_task_step_and_incident_cancel_at_once_do_not_deadlock(
+    race_db: RaceDb, unit_id: int, first: str
+):
     """A responder reports en route while a commander cancels the incident.
 
-    Both touch the incident, the task and the unit. Here the responder's transaction is
-    started first and held at the unit (its row is locked from outside) while the cancel
-    arrives; then the unit is let go. Both must finish: the task ends cancelled and the
-    unit free, and no one gets a deadlock error (which the API would show as a 503).
+    Both touch the incident, the task and the unit. One transaction is started first and
+    held at the unit (its row is locked from outside) while the other arrives; then the
+    unit is let go. Neither may get a deadlock error (the API would show it as a 503):
+    a step that came first is kept and then cancelled; a step that comes after the
+    cancel is refused as an invalid transition. Either way the unit ends up free.
     """
     engine = race_db.engine
     factory = sessionmaker(bind=engine, expire_on_commit=False)
@@ -406,6 +410,8 @@ def test_task_step_and_incident_cancel_at_once_do_not_deadlock(race_db: RaceDb, 
         threading.Thread(target=run, args=(0, step), daemon=True),
         threading.Thread(target=run, args=(1, cancel), daemon=True),
     ]
+    if first == "cancel":
+        threads.reverse()
     with engine.connect() as gate:
         trans = gate.begin()
         gate.execute(text("SELECT id FROM unit WHERE id = :id FOR UPDATE"), {"id": unit_id})
@@ -420,7 +426,11 @@ def test_task_step_and_incident_cancel_at_once_do_not_deadlock(race_db: RaceDb, 
             trans.rollback()
     for t in threads:
         t.join(timeout=30)
-    assert results == ["ok", "ok"], [repr(r) for r in results]
+    if first == "step":
+        assert results == ["ok", "ok"], [repr(r) for r in results]
+    else:
+        assert isinstance(results[0], InvalidTransition), repr(results[0])
+        assert results[1] == "ok", repr(results[1])
     assert sql(engine, "SELECT status FROM task WHERE id = :t", t=task_id) == "cancelled"
     assert sql(engine, "SELECT status FROM incident WHERE id = :i", i=incident_id) == "cancelled"
     assert sql(engine, "SELECT status FROM unit WHERE id = :u", u=unit_id) == "available"
