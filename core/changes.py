@@ -1,14 +1,42 @@
-"""One call per change: the audit row and the outbox event, in the caller's transaction."""
+"""One call per change: the audit row and the outbox event, written when the transaction commits.
+
+Changes are collected on the session and written in a ``before_commit`` hook, in the order
+they were recorded. The audit chain's advisory lock and each topic's sequence-row lock are
+therefore taken last and held only for the commit itself: a request never waits on a row
+lock while holding them (no lock-order deadlocks between writers), and writers serialise
+only for the few milliseconds of their commit, not for their whole transaction.
+"""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from core import audit, outbox
 
 SITUATION = "situation"
+_PENDING = "emergency.pending_changes"
+
+
+@dataclass(frozen=True)
+class _Change:
+    actor: str
+    action: str
+    entity: str
+    entity_id: object
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    topics: tuple[str, ...]
+    payload: dict[str, Any]
+
+
+def _snapshot(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A JSON-safe copy taken now, so later changes to the objects cannot alter it."""
+    return None if value is None else json.loads(json.dumps(value, default=str))
 
 
 def record_change(
@@ -25,18 +53,49 @@ def record_change(
 ) -> None:
     """Audit ``action`` on ``entity`` and publish it as event ``action`` on ``topics``.
 
+    Both are written when ``session`` commits, in the same transaction as the change.
     ``payload`` defaults to ``after`` (or ``before`` for deletions): what a live map needs
     to redraw the thing without another request.
     """
-    audit.record(
-        session,
+    data = payload if payload is not None else (after if after is not None else before) or {}
+    change = _Change(
         actor=actor,
         action=action,
         entity=entity,
         entity_id=entity_id,
-        before=before,
-        after=after,
+        before=_snapshot(before),
+        after=_snapshot(after),
+        topics=topics,
+        payload=_snapshot(data) or {},
     )
-    data = payload if payload is not None else (after if after is not None else before) or {}
-    for topic in topics:
-        outbox.publish(session, topic=topic, type=action, payload=data)
+    session.info.setdefault(_PENDING, []).append(change)
+
+
+def write_pending(session: Session) -> int:
+    """Write the collected audit rows and events now; returns how many changes."""
+    pending: list[_Change] = session.info.pop(_PENDING, [])
+    for change in pending:
+        audit.record(
+            session,
+            actor=change.actor,
+            action=change.action,
+            entity=change.entity,
+            entity_id=change.entity_id,
+            before=change.before,
+            after=change.after,
+        )
+        for topic in change.topics:
+            outbox.publish(session, topic=topic, type=change.action, payload=change.payload)
+    return len(pending)
+
+
+@event.listens_for(Session, "before_commit")
+def _write_before_commit(session: Session) -> None:
+    if session.info.get(_PENDING):
+        session.flush()  # row changes (and their lock waits) first, then the chain locks
+        write_pending(session)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_on_rollback(session: Session) -> None:
+    session.info.pop(_PENDING, None)

@@ -198,7 +198,7 @@ def stock_dict(stock: Stock) -> dict[str, Any]:
 
 def create_stock(session: Session, *, data: Mapping[str, Any], principal: Principal) -> Stock:
     if session.get(Warehouse, data["warehouse_id"]) is None:
-        raise NotFound(f"warehouse {data['warehouse_id']} not found")
+        raise InvalidInput(f"warehouse {data['warehouse_id']} does not exist")
     stock = Stock(**data)
     session.add(stock)
     flush(session)
