@@ -10,7 +10,7 @@ from sqlalchemy import select
 from command import auth
 from command.schemas import AuditPage, AuditRead, AuditVerifyRead, Me, TokenRequest, TokenResponse
 from core import audit
-from core.query import paginate
+from core.query import page_body, paginate
 from core.security import require
 from core.web import PageDep, PrincipalDep, SessionDep, SettingsDep
 
@@ -52,8 +52,7 @@ def list_audit(
     if entity_id is not None:
         stmt = stmt.where(audit.AuditEvent.entity_id == entity_id)
     result = paginate(session, stmt, limit=page.limit, offset=page.offset)
-    items = [{c: getattr(row, c) for c in AuditRead.model_fields} for row in result.items]
-    return {"items": items, "numberMatched": result.total, "numberReturned": len(items)}
+    return page_body(result, lambda row: {c: getattr(row, c) for c in AuditRead.model_fields})
 
 
 @router.get("/audit/verify", response_model=AuditVerifyRead, tags=["audit"])

@@ -20,6 +20,7 @@ from command.schemas import (
 )
 from core import crud
 from core.errors import InvalidInput
+from core.query import page_body
 from core.security import require
 from core.web import BBoxDep, GeoJSONResponse, PageDep, PrincipalDep, SessionDep
 from gis.features import FeatureCollectionOut, FeatureOut
@@ -155,8 +156,7 @@ def list_tasks(
         limit=page.limit,
         offset=page.offset,
     )
-    items = [tasks.task_dict(t) for t in result.items]
-    return {"items": items, "numberMatched": result.total, "numberReturned": len(items)}
+    return page_body(result, tasks.task_dict)
 
 
 @router.get("/tasks/{task_id}", response_model=TaskRead, tags=["tasks"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -36,3 +36,9 @@ def paginate(session: Session, stmt: Select[Any], *, limit: int, offset: int) ->
     total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
     items = list(session.scalars(stmt.limit(limit).offset(offset)))
     return Page(items=items, total=int(total), limit=limit, offset=offset)
+
+
+def page_body(page: Page[Any], convert: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    """A non-spatial list page as JSON: items plus the OGC-style match counts."""
+    items = [convert(item) for item in page.items]
+    return {"items": items, "numberMatched": page.total, "numberReturned": len(items)}

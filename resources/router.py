@@ -8,6 +8,7 @@ from pydantic import BaseModel
 from core import crud
 from core.crud import FeatureKind
 from core.errors import InvalidInput
+from core.query import page_body
 from core.security import require, require_unit
 from core.web import BBoxDep, GeoJSONResponse, PageDep, PrincipalDep, SessionDep
 from gis.features import FeatureCollectionOut, FeatureIn, FeatureOut, FeaturePatch
@@ -195,8 +196,7 @@ def list_stock(
     result = service.list_stock(
         session, warehouse_id=warehouse_id, item=item, limit=page.limit, offset=page.offset
     )
-    items = [service.stock_dict(s) for s in result.items]
-    return {"items": items, "numberMatched": result.total, "numberReturned": len(items)}
+    return page_body(result, service.stock_dict)
 
 
 @router.post(
