@@ -1,0 +1,432 @@
+"""The drive-time engine: snap, matrices, routes and isochrones over a compiled RoadGraph.
+
+This is the small typed interface ``dispatch`` and the API use (times in seconds, lengths in
+metres, WGS-84 in and out). A point is snapped onto the nearest road *edge*, not the nearest
+junction: it starts or ends part-way along that edge. Closures (edge ids or polygons) apply to
+one call only: each call builds its own weight array and never touches the graph's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import shapely
+from numpy.typing import NDArray
+from shapely import Geometry
+
+from gis import dijkstra
+from gis.graph import FloatArray, IntArray, RoadGraph
+
+_M_PER_DEG = math.pi * 6_371_008.8 / 180.0
+
+
+class SnapError(ValueError):
+    """A point too far from any usable road."""
+
+
+@dataclass(frozen=True)
+class Snap:
+    """A point placed on the network: the edges it lies on and how far along (0..1)."""
+
+    lon: float  # the point on the road
+    lat: float
+    distance_m: float  # from the input point to the road
+    edges: tuple[tuple[int, float], ...]  # (edge id, fraction from the edge's start)
+
+
+@dataclass(frozen=True)
+class Closures:
+    """Roads not to use for one request: edge ids and/or WGS-84 polygons."""
+
+    edge_ids: tuple[int, ...] = ()
+    polygons: tuple[Geometry, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.edge_ids or self.polygons)
+
+
+NO_CLOSURES = Closures()
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """Drive times and lengths, ``[source, target]``; ``inf`` where unreachable."""
+
+    durations_s: FloatArray
+    distances_m: FloatArray
+
+
+@dataclass(frozen=True)
+class Route:
+    eta_s: float
+    length_m: float
+    coords: FloatArray  # (k, 2) lon, lat
+    edge_ids: tuple[int, ...]
+
+
+class Engine:
+    """Queries over one RoadGraph. Thread-safe: queries share only read-only arrays."""
+
+    def __init__(self, graph: RoadGraph, *, max_snap_m: float = 500.0) -> None:
+        self.graph = graph
+        self.max_snap_m = max_snap_m
+        lon0, lat0 = float(np.median(graph.node_lon)), float(np.median(graph.node_lat))
+        self._origin = (lon0, lat0)
+        self._kx = _M_PER_DEG * math.cos(math.radians(lat0))
+
+    # --- projection (local, metres; error well under 1% across a city) ----------------
+    def project(self, lon: NDArray[np.float64], lat: NDArray[np.float64]) -> FloatArray:
+        return np.column_stack(
+            ((lon - self._origin[0]) * self._kx, (lat - self._origin[1]) * _M_PER_DEG)
+        )
+
+    def unproject(self, xy: FloatArray) -> FloatArray:
+        return np.column_stack(
+            (xy[:, 0] / self._kx + self._origin[0], xy[:, 1] / _M_PER_DEG + self._origin[1])
+        )
+
+    @cached_property
+    def _lines(self) -> NDArray[np.object_]:
+        g = self.graph
+        xy = self.project(g.geom_lon, g.geom_lat)
+        index = np.repeat(np.arange(g.n_edges), np.diff(g.geom_offset))
+        return shapely.linestrings(xy, indices=index)  # type: ignore[no-any-return]
+
+    @cached_property
+    def _tree(self) -> shapely.STRtree:
+        return shapely.STRtree(self._lines)
+
+    def warm(self) -> Engine:
+        """Build the spatial index and compile the kernels now, not on the first request."""
+        _ = self._tree
+        node = np.zeros(1, dtype=np.int64)
+        self._search(node, np.zeros(1), np.zeros(1), reverse=False, weight=self.graph.edge_time_s)
+        return self
+
+    # --- snapping ----------------------------------------------------------------------
+    def snap(self, lon: float, lat: float, *, max_m: float | None = None) -> Snap:
+        """Place a WGS-84 point on the nearest road edge (both directions of a two-way road)."""
+        limit = self.max_snap_m if max_m is None else max_m
+        point = shapely.points(self.project(np.array([lon]), np.array([lat])))[0]
+        hits, dists = self._tree.query_nearest(
+            point, max_distance=limit, return_distance=True, all_matches=True
+        )
+        if len(hits) == 0:
+            raise SnapError(f"no road within {limit:.0f} m of ({lon:.6f}, {lat:.6f})")
+        best = float(dists.min())
+        chosen = [int(h) for h, d in zip(hits, dists, strict=True) if d <= best + 1e-6]
+        fractions = shapely.line_locate_point(self._lines[chosen], point, normalized=True)
+        on_road = shapely.line_interpolate_point(
+            self._lines[chosen[0]], float(fractions[0]), normalized=True
+        )
+        lonlat = self.unproject(np.array([[on_road.x, on_road.y]]))[0]
+        edges = tuple(sorted((e, float(t)) for e, t in zip(chosen, fractions, strict=True)))
+        return Snap(float(lonlat[0]), float(lonlat[1]), best, edges)
+
+    def snap_node(self, node: int) -> Snap:
+        """A snap exactly at a junction (for tests and for callers that hold node ids)."""
+        g = self.graph
+        out = g.fwd_edge[g.fwd_indptr[node] : g.fwd_indptr[node + 1]]
+        inc = g.rev_edge[g.rev_indptr[node] : g.rev_indptr[node + 1]]
+        edges = tuple([(int(e), 0.0) for e in out] + [(int(e), 1.0) for e in inc])
+        return Snap(float(g.node_lon[node]), float(g.node_lat[node]), 0.0, edges)
+
+    # --- closures ----------------------------------------------------------------------
+    def closed_edges(self, closures: Closures) -> IntArray:
+        ids = [int(e) for e in closures.edge_ids]
+        bad = [e for e in ids if not 0 <= e < self.graph.n_edges]
+        if bad:
+            raise ValueError(f"unknown edge id {bad[0]} (0..{self.graph.n_edges - 1})")
+        for polygon in closures.polygons:
+            coords = shapely.get_coordinates(polygon)
+            projected = (
+                shapely.transform(polygon, lambda c: self.project(c[:, 0], c[:, 1]))
+                if len(coords)
+                else polygon
+            )
+            ids.extend(int(e) for e in self._tree.query(projected, predicate="intersects"))
+        return np.unique(np.asarray(ids, dtype=np.int64))
+
+    def weights(self, closures: Closures = NO_CLOSURES) -> FloatArray:
+        """Edge times for one request: a fresh copy with closed edges at infinity."""
+        if not closures:
+            return self.graph.edge_time_s
+        weight = self.graph.edge_time_s.copy()
+        weight[self.closed_edges(closures)] = np.inf
+        return weight
+
+    # --- searches ----------------------------------------------------------------------
+    def _csr(self, reverse: bool) -> tuple[IntArray, IntArray, IntArray]:
+        g = self.graph
+        if reverse:
+            return g.rev_indptr, g.rev_edge, g.edge_u
+        return g.fwd_indptr, g.fwd_edge, g.edge_v
+
+    def _search(
+        self,
+        nodes: IntArray,
+        costs: FloatArray,
+        lens: FloatArray,
+        *,
+        reverse: bool,
+        weight: FloatArray,
+        limit: float = np.inf,
+        stop: IntArray | None = None,
+    ) -> tuple[FloatArray, FloatArray, IntArray]:
+        n = self.graph.n_nodes
+        dist, dlen, pred = np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
+        indptr, adj, head = self._csr(reverse)
+        dijkstra.search(
+            indptr,
+            adj,
+            head,
+            weight,
+            self.graph.edge_length_m,
+            nodes,
+            costs,
+            lens,
+            limit,
+            dist,
+            dlen,
+            pred,
+            np.zeros(0, dtype=np.int64) if stop is None else stop,
+        )
+        return dist, dlen, pred
+
+    def node_times(
+        self, node: int, *, reverse: bool = False, closures: Closures = NO_CLOSURES
+    ) -> tuple[FloatArray, FloatArray]:
+        """Seconds and metres from ``node`` to every node (to it, if ``reverse``)."""
+        dist, dlen, _ = self._search(
+            np.array([node], dtype=np.int64),
+            np.zeros(1),
+            np.zeros(1),
+            reverse=reverse,
+            weight=self.weights(closures),
+        )
+        return dist, dlen
+
+    def _entries(
+        self, snap: Snap, *, start: bool, weight: FloatArray
+    ) -> tuple[list[int], list[float], list[float]]:
+        """Seed (or target) entries of a snap: leaving by each edge's head, or arriving
+        at its tail, with the part of the edge still to drive."""
+        g = self.graph
+        nodes, costs, lens = [], [], []
+        for e, t in snap.edges:
+            if not np.isfinite(weight[e]):
+                continue  # the road the point is on is closed in this direction
+            share = (1.0 - t) if start else t
+            nodes.append(int(g.edge_v[e] if start else g.edge_u[e]))
+            costs.append(share * float(weight[e]))
+            lens.append(share * float(g.edge_length_m[e]))
+        return nodes, costs, lens
+
+    def matrix(
+        self,
+        sources: Sequence[Snap],
+        targets: Sequence[Snap],
+        *,
+        closures: Closures = NO_CLOSURES,
+        limit_s: float = np.inf,
+    ) -> Matrix:
+        """Drive times (s) and lengths (m) from every source to every target.
+
+        Runs one bounded search per source (forward) or per target (on the reversed graph),
+        whichever is fewer, in parallel; each stops once all its targets are settled or past
+        ``limit_s``. Unreachable pairs are ``inf``.
+        """
+        weight = self.weights(closures)
+        reverse = len(targets) < len(sources)
+        origins, readers = (targets, sources) if reverse else (sources, targets)
+        seed = self._flatten(origins, start=not reverse, weight=weight)
+        read = self._flatten(readers, start=reverse, weight=weight)
+        out_t = np.empty((len(origins), len(readers)))
+        out_l = np.empty((len(origins), len(readers)))
+        indptr, adj, head = self._csr(reverse)
+        if len(origins) and len(readers):
+            dijkstra.many(
+                indptr,
+                adj,
+                head,
+                weight,
+                self.graph.edge_length_m,
+                *seed,
+                float(limit_s),
+                *read,
+                out_t,
+                out_l,
+            )
+        if reverse:
+            out_t, out_l = out_t.T.copy(), out_l.T.copy()
+        self._same_edge(sources, targets, weight, out_t, out_l)
+        return Matrix(out_t, out_l)
+
+    def _flatten(
+        self, snaps: Sequence[Snap], *, start: bool, weight: FloatArray
+    ) -> tuple[IntArray, IntArray, FloatArray, FloatArray]:
+        ptr = [0]
+        nodes: list[int] = []
+        costs: list[float] = []
+        lens: list[float] = []
+        for snap in snaps:
+            n, c, ln = self._entries(snap, start=start, weight=weight)
+            nodes += n
+            costs += c
+            lens += ln
+            ptr.append(len(nodes))
+        return (
+            np.asarray(ptr, dtype=np.int64),
+            np.asarray(nodes, dtype=np.int64),
+            np.asarray(costs, dtype=np.float64),
+            np.asarray(lens, dtype=np.float64),
+        )
+
+    def _same_edge(
+        self,
+        sources: Sequence[Snap],
+        targets: Sequence[Snap],
+        weight: FloatArray,
+        out_t: FloatArray,
+        out_l: FloatArray,
+    ) -> None:
+        """A target further along the source's own edge is reached without a junction."""
+        by_edge: dict[int, list[tuple[int, float]]] = {}
+        for j, snap in enumerate(targets):
+            for e, t in snap.edges:
+                by_edge.setdefault(e, []).append((j, t))
+        for i, snap in enumerate(sources):
+            for e, t0 in snap.edges:
+                for j, t1 in by_edge.get(e, ()):
+                    if t1 >= t0 and np.isfinite(weight[e]):
+                        cost = (t1 - t0) * float(weight[e])
+                        if cost < out_t[i, j]:
+                            out_t[i, j] = cost
+                            out_l[i, j] = (t1 - t0) * float(self.graph.edge_length_m[e])
+
+    # --- routes ------------------------------------------------------------------------
+    def route(self, origin: Snap, dest: Snap, *, closures: Closures = NO_CLOSURES) -> Route | None:
+        """The fastest route with its geometry, or None when ``dest`` cannot be reached."""
+        g = self.graph
+        weight = self.weights(closures)
+        nodes, costs, lens = self._entries(origin, start=True, weight=weight)
+        ends = self._entries(dest, start=False, weight=weight)
+        stop = np.asarray(ends[0], dtype=np.int64)
+        dist, dlen, pred = self._search(
+            np.asarray(nodes, dtype=np.int64),
+            np.asarray(costs),
+            np.asarray(lens),
+            reverse=False,
+            weight=weight,
+            stop=stop,
+        )
+        best = (np.inf, -1, 0.0)  # cost, dest edge, fraction
+        dest_edges = [(e, t) for e, t in dest.edges if np.isfinite(weight[e])]
+        for (e, t), node, extra in zip(dest_edges, ends[0], ends[1], strict=True):
+            if dist[node] + extra < best[0]:
+                best = (dist[node] + extra, e, t)
+        direct = self._direct(origin, dest, weight)
+        if direct is not None and direct[0] <= best[0]:
+            e, t0, t1 = direct[1], direct[2], direct[3]
+            coords = self._piece(e, t0, t1)
+            return Route(direct[0], (t1 - t0) * float(g.edge_length_m[e]), coords, (e,))
+        if not np.isfinite(best[0]):
+            return None
+        path: list[int] = []
+        node = int(g.edge_u[best[1]])
+        while pred[node] >= 0:
+            path.append(int(pred[node]))
+            node = int(g.edge_u[pred[node]])
+        path.reverse()
+        first = next(
+            (e for e, _ in origin.edges if int(g.edge_v[e]) == node and np.isfinite(weight[e])),
+            None,
+        )
+        pieces = []
+        edge_ids = []
+        if first is not None:
+            t0 = dict(origin.edges)[first]
+            pieces.append(self._piece(first, t0, 1.0))
+            edge_ids.append(first)
+        for e in path:
+            pieces.append(self._piece(e, 0.0, 1.0))
+            edge_ids.append(e)
+        pieces.append(self._piece(best[1], 0.0, best[2]))
+        edge_ids.append(best[1])
+        coords = np.concatenate(pieces)
+        keep = np.ones(len(coords), dtype=bool)
+        keep[1:] = np.any(np.diff(coords, axis=0) != 0, axis=1)
+        length = float(dlen[int(g.edge_u[best[1]])]) + best[2] * float(g.edge_length_m[best[1]])
+        return Route(float(best[0]), length, coords[keep], tuple(edge_ids))
+
+    def _direct(
+        self, origin: Snap, dest: Snap, weight: FloatArray
+    ) -> tuple[float, int, float, float] | None:
+        d = dict(dest.edges)
+        options = [
+            ((d[e] - t0) * float(weight[e]), e, t0, d[e])
+            for e, t0 in origin.edges
+            if e in d and d[e] >= t0 and np.isfinite(weight[e])
+        ]
+        return min(options) if options else None
+
+    def _piece(self, edge: int, t0: float, t1: float) -> FloatArray:
+        """The part of an edge's polyline between fractions ``t0`` and ``t1`` (lon, lat)."""
+        coords = self.graph.edge_coords(edge)
+        if t0 <= 0.0 and t1 >= 1.0:
+            return coords
+        xy = self.project(coords[:, 0], coords[:, 1])
+        seg = np.hypot(*np.diff(xy, axis=0).T)
+        cum = np.concatenate(([0.0], np.cumsum(seg)))
+        total = cum[-1] if cum[-1] > 0 else 1.0
+        a, b = t0 * total, t1 * total
+        inner = xy[(cum > a) & (cum < b)]
+        ends = np.array(
+            [
+                [np.interp(a, cum, xy[:, 0]), np.interp(a, cum, xy[:, 1])],
+                [np.interp(b, cum, xy[:, 0]), np.interp(b, cum, xy[:, 1])],
+            ]
+        )
+        return self.unproject(np.vstack((ends[:1], inner, ends[1:])))
+
+    # --- isochrones --------------------------------------------------------------------
+    def isochrone(
+        self,
+        origin: Snap,
+        seconds: float,
+        *,
+        closures: Closures = NO_CLOSURES,
+        buffer_m: float = 40.0,
+    ) -> Geometry:
+        """The area within ``seconds`` of driving: reachable road (parts) buffered by
+        ``buffer_m`` and merged. A WGS-84 Polygon or MultiPolygon."""
+        g = self.graph
+        weight = self.weights(closures)
+        nodes, costs, lens = self._entries(origin, start=True, weight=weight)
+        dist, _, _ = self._search(
+            np.asarray(nodes, dtype=np.int64),
+            np.asarray(costs),
+            np.asarray(lens),
+            reverse=False,
+            weight=weight,
+            limit=seconds,
+        )
+        start = dist[g.edge_u]
+        reach = np.flatnonzero(np.isfinite(start) & np.isfinite(weight) & (start < seconds))
+        pieces = []
+        for e in reach.tolist():
+            frac = min(1.0, (seconds - start[e]) / weight[e]) if weight[e] > 0 else 1.0
+            pieces.append(self._piece(int(e), 0.0, frac))
+        for e, t in origin.edges:  # the stretch from the point itself
+            if np.isfinite(weight[e]) and weight[e] > 0:
+                pieces.append(self._piece(e, t, min(1.0, t + seconds / weight[e])))
+        lines = [shapely.linestrings(self.project(p[:, 0], p[:, 1])) for p in pieces if len(p) >= 2]
+        area = shapely.union_all(
+            shapely.buffer(np.asarray(lines, dtype=object), buffer_m, quad_segs=4)
+        )
+        area = shapely.simplify(area, buffer_m / 4)
+        return shapely.transform(area, lambda c: self.unproject(c))
