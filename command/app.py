@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from command import auth
+from command import auth, roads
 from command.auth_router import router as auth_router
 from command.middleware import BodySizeLimit, Metrics, registry
 from command.router import router as command_router
@@ -32,8 +32,13 @@ from core.errors import (
     InvalidInput,
     NotFound,
     Unauthenticated,
+    Unavailable,
 )
 from core.security import Principal
+from gis.engine import Engine
+from gis.graph import RoadGraph
+from gis.router import router as routing_router
+from gis.tiles import router as tiles_router
 from resources.router import router as resources_router
 
 log = logging.getLogger("emergency")
@@ -46,6 +51,7 @@ ERROR_STATUS: tuple[tuple[type[DomainError], int], ...] = (
     (InvalidInput, 422),
     (Unauthenticated, 401),
     (Forbidden, 403),
+    (Unavailable, 503),
     (DomainError, 400),
 )
 
@@ -124,20 +130,23 @@ def create_app(
     *,
     session_factory: sessionmaker[Session] | None = None,
     bus: Any = None,
-    graph: Any = None,
+    graph: Engine | RoadGraph | None = None,
 ) -> FastAPI:
-    """Build the app; tests pass their own settings and session factory."""
+    """Build the app; tests pass their own settings, session factory and road graph
+    (without one, the configured network is loaded from its cache at start-up)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = None
+        db = None
         if session_factory is None:
-            engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
-            app.state.sessionmaker = make_sessionmaker(engine)
+            db = make_engine(settings.database_url, pool_size=settings.db_pool_size)
+            app.state.sessionmaker = make_sessionmaker(db)
+        if app.state.engine is None:
+            app.state.engine = await run_in_threadpool(roads.open_engine, settings)
         yield
-        if engine is not None:
-            engine.dispose()
+        if db is not None:
+            db.dispose()
 
     app = FastAPI(
         title="Emergency command and dispatch (智慧应急指挥调度)",
@@ -152,7 +161,7 @@ def create_app(
     app.state.settings = settings
     app.state.authenticator = authenticator
     app.state.bus = bus
-    app.state.graph = graph
+    app.state.engine = Engine(graph) if isinstance(graph, RoadGraph) else graph
     if session_factory is not None:
         app.state.sessionmaker = session_factory
 
@@ -167,6 +176,8 @@ def create_app(
     app.include_router(auth_router)
     app.include_router(command_router)
     app.include_router(resources_router)
+    app.include_router(tiles_router)
+    app.include_router(routing_router)
     _add_ops_routes(app)
     return app
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,7 +12,7 @@ from rich.console import Console
 from rich.progress import Progress
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.config import get_settings
+from core.config import Settings, get_settings
 from core.db import make_sessionmaker, session_scope, sqlalchemy_url
 from core.errors import DomainError
 
@@ -25,6 +26,10 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(user_app, name="user")
 app.add_typer(apikey_app, name="apikey")
 err = Console(stderr=True)
+
+
+def replace_settings(settings: Settings, **changes: object) -> Settings:
+    return settings.model_copy(update=changes)
 
 
 def _sessions() -> sessionmaker[Session]:
@@ -64,6 +69,60 @@ def migrate(revision: Annotated[str, typer.Argument(help="target revision")] = "
 
     upgrade(get_settings().database_url, revision)
     err.print(f"[green]database at {revision}[/green]")
+
+
+@app.command("load-osm")
+def load_osm(
+    file: Annotated[
+        Path | None, typer.Argument(help=".osm, .osm.bz2 or .osm.pbf (default: demo city)")
+    ] = None,
+    profile: Annotated[Path | None, typer.Option(help="driving profile YAML")] = None,
+    export_graphml: Annotated[Path | None, typer.Option(help="also write GraphML here")] = None,
+    rebuild: Annotated[bool, typer.Option(help="parse again even if cached")] = False,
+    db: Annotated[bool, typer.Option(help="write road_node / road_edge to PostGIS")] = True,
+) -> None:
+    """Build the drive-time graph of an OSM file (cached on disk) and load it into PostGIS."""
+    from command import roads
+
+    settings = get_settings()
+    if profile is not None:
+        settings = replace_settings(settings, road_profile=profile)
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task("reading OSM", total=None)
+        try:
+            loaded = roads.load(
+                settings,
+                file,
+                rebuild=rebuild,
+                progress=lambda stage, done: progress.update(
+                    task, description=f"{stage}: {done:,}"
+                ),
+            )
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise DomainError(f"cannot read {file or 'the demo extract'}: {exc}") from exc
+    graph = loaded.graph
+    source = "cache " + str(loaded.cache_path) if loaded.from_cache else "parsed"
+    err.print(
+        f"{graph.meta.get('source')}: {graph.n_nodes:,} nodes, {graph.n_edges:,} edges "
+        f"({source}, {loaded.seconds:.2f} s)"
+    )
+    for line in loaded.report.lines() if loaded.report else []:
+        err.print("  " + line)
+    if db:
+        from gis.roads_db import write_roads
+
+        with session_scope(_sessions()) as session:
+            n_nodes, n_edges = write_roads(
+                session,
+                graph,
+                source=str(graph.meta.get("source")),
+                sha256=str(graph.meta.get("sha256", "")),
+                profile_key=str(graph.meta.get("profile_key", "")),
+            )
+        err.print(f"PostGIS: road_node {n_nodes:,} rows, road_edge {n_edges:,} rows")
+    if export_graphml is not None:
+        graph.export_graphml(export_graphml)
+        err.print(f"GraphML written to {export_graphml}")
 
 
 @seed_app.command("demo")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, model_validator
@@ -31,6 +32,12 @@ class Settings(BaseSettings):
     page_limit_default: int = Field(default=100, ge=1)
     page_limit_max: int = Field(default=1000, ge=1)
     demo_password: str = "demo-pass-2026"  # noqa: S105 - demo users exist only in development
+    osm_file: Path | None = Field(
+        default=None, description="road network file; default: the demo city's extract"
+    )
+    road_profile: Path | None = None
+    graph_cache_dir: Path | None = None
+    max_snap_m: float = Field(default=500.0, gt=0, le=10_000)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
 

@@ -38,3 +38,9 @@ class Unauthenticated(DomainError):
 
 class Forbidden(DomainError):
     code = "forbidden"
+
+
+class Unavailable(DomainError):
+    """A part the request needs is not there right now (503)."""
+
+    code = "unavailable"

@@ -118,7 +118,11 @@ class Engine:
         if len(hits) == 0:
             raise SnapError(f"no road within {limit:.0f} m of ({lon:.6f}, {lat:.6f})")
         best = float(dists.min())
-        chosen = [int(h) for h, d in zip(hits, dists, strict=True) if d <= best + 1e-6]
+        # query_nearest ties only exactly equal distances: the reversed twin of a two-way
+        # road can differ in the last bit, so gather everything within a tolerance.
+        near = np.sort(self._tree.query(point, predicate="dwithin", distance=best + 1e-6))
+        near_d = shapely.distance(self._lines[near], point)
+        chosen = [int(h) for h, d in zip(near, near_d, strict=True) if d <= best + 1e-6]
         fractions = shapely.line_locate_point(self._lines[chosen], point, normalized=True)
         on_road = shapely.line_interpolate_point(
             self._lines[chosen[0]], float(fractions[0]), normalized=True
@@ -263,7 +267,7 @@ class Engine:
             )
         if reverse:
             out_t, out_l = out_t.T.copy(), out_l.T.copy()
-        self._same_edge(sources, targets, weight, out_t, out_l)
+        self._same_edge(sources, targets, weight, out_t, out_l, float(limit_s))
         return Matrix(out_t, out_l)
 
     def _flatten(
@@ -293,6 +297,7 @@ class Engine:
         weight: FloatArray,
         out_t: FloatArray,
         out_l: FloatArray,
+        limit: float = np.inf,
     ) -> None:
         """A target further along the source's own edge is reached without a junction."""
         by_edge: dict[int, list[tuple[int, float]]] = {}
@@ -304,7 +309,7 @@ class Engine:
                 for j, t1 in by_edge.get(e, ()):
                     if t1 >= t0 and np.isfinite(weight[e]):
                         cost = (t1 - t0) * float(weight[e])
-                        if cost < out_t[i, j]:
+                        if cost < out_t[i, j] and cost <= limit:
                             out_t[i, j] = cost
                             out_l[i, j] = (t1 - t0) * float(self.graph.edge_length_m[e])
 
@@ -333,7 +338,8 @@ class Engine:
         if direct is not None and direct[0] <= best[0]:
             e, t0, t1 = direct[1], direct[2], direct[3]
             coords = self._piece(e, t0, t1)
-            return Route(direct[0], (t1 - t0) * float(g.edge_length_m[e]), coords, (e,))
+            ids = (e,) if t1 > t0 else ()  # a zero-length piece is no road driven
+            return Route(direct[0], (t1 - t0) * float(g.edge_length_m[e]), coords, ids)
         if not np.isfinite(best[0]):
             return None
         path: list[int] = []
@@ -342,21 +348,26 @@ class Engine:
             path.append(int(pred[node]))
             node = int(g.edge_u[pred[node]])
         path.reverse()
-        first = next(
-            (e for e, _ in origin.edges if int(g.edge_v[e]) == node and np.isfinite(weight[e])),
-            None,
-        )
+        # The entry the search started from at ``node``: the cheapest one (a junction snap
+        # also lists its incoming edges at fraction 1, which drive nothing).
+        starts = [
+            ((1.0 - t) * float(weight[e]), e, t)
+            for e, t in origin.edges
+            if int(g.edge_v[e]) == node and np.isfinite(weight[e])
+        ]
         pieces = []
         edge_ids = []
-        if first is not None:
-            t0 = dict(origin.edges)[first]
+        if starts:
+            _, first, t0 = min(starts)
             pieces.append(self._piece(first, t0, 1.0))
-            edge_ids.append(first)
+            if t0 < 1.0:
+                edge_ids.append(first)
         for e in path:
             pieces.append(self._piece(e, 0.0, 1.0))
             edge_ids.append(e)
         pieces.append(self._piece(best[1], 0.0, best[2]))
-        edge_ids.append(best[1])
+        if best[2] > 0.0:  # a junction snap arrives at fraction 0 of an outgoing edge
+            edge_ids.append(best[1])
         coords = np.concatenate(pieces)
         keep = np.ones(len(coords), dtype=bool)
         keep[1:] = np.any(np.diff(coords, axis=0) != 0, axis=1)

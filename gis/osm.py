@@ -66,8 +66,11 @@ def _directions(tags: osmium.osm.TagList, cls: str, profile: Profile) -> tuple[b
 
 
 def _blocked(tags: osmium.osm.TagList, profile: Profile) -> bool:
-    if tags.get("emergency") in ("yes", "designated"):
+    emergency = tags.get("emergency")
+    if emergency in ("yes", "designated"):
         return False
+    if emergency == "no":
+        return True
     # The most specific access tag wins (OSM access hierarchy for a car-like vehicle).
     for key in ("motorcar", "motor_vehicle", "vehicle", "access"):
         value = tags.get(key)

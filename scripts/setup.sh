@@ -2,12 +2,17 @@
 # Set up everything the project needs, idempotently:
 #   Python deps (uv + committed uv.lock), a local PostgreSQL with PostGIS (unless
 #   DATABASE_URL points elsewhere), the `emergency` role and database, and a PostGIS
-#   template database that tests clone. Pass --with-browser to install Chromium too.
+#   template database that tests clone. Pass --with-browser to install Chromium too,
+#   --with-pgrouting to install pgRouting (the peer of bench/routing.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 WITH_BROWSER=0
-for arg in "$@"; do [[ "$arg" == "--with-browser" ]] && WITH_BROWSER=1; done
+WITH_PGROUTING=0
+for arg in "$@"; do
+  [[ "$arg" == "--with-browser" ]] && WITH_BROWSER=1
+  [[ "$arg" == "--with-pgrouting" ]] && WITH_PGROUTING=1
+done
 
 log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*" >&2; }
 SUDO=""
@@ -55,6 +60,11 @@ if ! ls /usr/share/postgresql/"$PGV"/extension/postgis.control >/dev/null 2>&1; 
   log "installing PostGIS for PostgreSQL $PGV"
   apt_install "postgresql-$PGV-postgis-3"
 fi
+# pgRouting is only the routing benchmark's peer (bench/routing.py), never used by the app.
+if [[ $WITH_PGROUTING -eq 1 ]] && ! ls /usr/share/postgresql/"$PGV"/extension/pgrouting.control >/dev/null 2>&1; then
+  log "installing pgRouting for PostgreSQL $PGV (benchmark peer)"
+  apt_install "postgresql-$PGV-pgrouting" || log "could not install pgRouting; bench.routing skips that peer"
+fi
 if ! pg_isready -q -h 127.0.0.1 -p 5432; then
   log "starting PostgreSQL $PGV"
   if command -v pg_ctlcluster >/dev/null; then
@@ -86,6 +96,11 @@ for db in emergency emergency_template; do
   fi
   as_postgres -d "$db" -c "CREATE EXTENSION IF NOT EXISTS postgis"
 done
+# pgRouting is not a trusted extension (superuser only): put it in the template once, so
+# the benchmark's throwaway databases (cloned by the non-superuser role) have it.
+if [[ $WITH_PGROUTING -eq 1 ]] && ls /usr/share/postgresql/"$PGV"/extension/pgrouting.control >/dev/null 2>&1; then
+  as_postgres -d emergency_template -c "CREATE EXTENSION IF NOT EXISTS pgrouting"
+fi
 # Tests clone this template (CREATE DATABASE .. TEMPLATE), so they need no superuser.
 as_postgres -d postgres -c "ALTER DATABASE emergency_template IS_TEMPLATE true"
 log "done: postgresql://emergency:emergency@127.0.0.1:5432/emergency"

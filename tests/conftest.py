@@ -26,6 +26,8 @@ from command.models import User
 from core.config import DEFAULT_DATABASE_URL, Settings
 from core.db import sqlalchemy_url
 from core.security import ROLES
+from gis.engine import Engine as RoadEngine
+from gis.network import load_network
 from resources.models import Station, Unit
 
 TEST_SECRET = secrets.token_urlsafe(48)
@@ -124,9 +126,18 @@ def settings(database_url: str) -> Settings:
     )
 
 
+@pytest.fixture(scope="session")
+def road_engine(tmp_path_factory: pytest.TempPathFactory) -> RoadEngine:
+    """The demo city's drive-time engine, built once per run into a private cache."""
+    from command.seed import load_city, locate_extract
+
+    loaded = load_network(locate_extract(load_city()), cache_dir=tmp_path_factory.mktemp("graphs"))
+    return RoadEngine(loaded.graph).warm()
+
+
 @pytest.fixture
-def app(settings: Settings, session_factory: sessionmaker[Session]) -> Any:
-    return create_app(settings, session_factory=session_factory)
+def app(settings: Settings, session_factory: sessionmaker[Session], road_engine: Engine) -> Any:
+    return create_app(settings, session_factory=session_factory, graph=road_engine)
 
 
 @pytest.fixture

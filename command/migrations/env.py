@@ -6,6 +6,7 @@ from alembic import context
 from geoalchemy2 import alembic_helpers
 from sqlalchemy import engine_from_config, pool
 
+import gis.models  # noqa: F401 - register tables on the metadata
 import resources.models  # noqa: F401 - register tables on the metadata
 from core.db import Base
 

@@ -302,3 +302,44 @@ def test_migrate_is_idempotent(db: Engine):
         assert result.exit_code == 0, result.output
         assert "database at head" in result.output
         assert schema() == before
+
+
+# --- road network -------------------------------------------------------------------
+
+SHARED_OSM = DATA_DIR.parents[2] / "shared" / "data" / "osm"
+
+
+def test_load_osm_builds_the_graph_fills_postgis_and_exports_graphml(
+    db: Engine, tmp_path, monkeypatch: pytest.MonkeyPatch
+):
+    import networkx as nx
+
+    monkeypatch.setenv("EMERGENCY_GRAPH_CACHE_DIR", str(tmp_path / "cache"))
+    get_settings.cache_clear()
+    graphml = tmp_path / "city.graphml"
+    source = SHARED_OSM / "osmnx_aguascalientes.osm.bz2"
+    first = invoke("load-osm", str(source), "--export-graphml", str(graphml))
+    assert first.exit_code == 0, first.output
+    assert "parsed" in first.output and "kept the largest" in first.output
+    g = nx.read_graphml(graphml)
+    assert rows(db, "road_node") == g.number_of_nodes() > 500
+    assert rows(db, "road_edge") == g.number_of_edges()
+    node = next(iter(g.nodes(data=True)))[1]
+    edge = next(iter(g.edges(data=True)))[2]
+    assert -103 < float(node["x"]) < -102 and 21 < float(node["y"]) < 22  # lon, lat
+    assert float(edge["travel_time_s"]) > 0 and float(edge["length_m"]) > 0
+    # The second load comes from the on-disk cache.
+    second = invoke("load-osm", str(source), "--no-db")
+    assert second.exit_code == 0 and "cache" in second.output
+
+
+def test_load_osm_refuses_a_missing_or_broken_file(db: Engine, tmp_path):
+    missing = invoke("load-osm", str(tmp_path / "nowhere.osm.pbf"), "--no-db")
+    assert missing.exit_code != 0
+    assert "cannot read" in str(missing.exception)
+    broken = tmp_path / "broken.osm"
+    broken.write_text("<osm><way id='1'><nd ref='", encoding="utf-8")
+    result = invoke("load-osm", str(broken), "--no-db")
+    assert result.exit_code != 0
+    assert "cannot read" in str(result.exception)
+    assert rows(db, "road_node") == 0

