@@ -9,7 +9,7 @@ from command.seed import load_city, locate_extract
 from core.config import Settings
 from gis.engine import Engine
 from gis.network import LoadedNetwork, load_network
-from gis.osm import Progress
+from gis.osm_io import Progress
 from gis.profile import load_profile
 
 log = logging.getLogger("emergency.roads")

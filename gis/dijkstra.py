@@ -1,9 +1,11 @@
 """Compiled shortest-path kernels (numba) over the CSR arrays of a RoadGraph.
 
 One search settles nodes in order of cost from a set of seeds (node, starting cost,
-starting length), relaxing edges of a CSR adjacency; ``np.inf`` weights are closed roads.
-It also carries the length in metres along the chosen (fastest) path and the edge that
-reached each node, for routes. A binary heap with lazy deletion keeps it simple and fast.
+starting length), scanning a CSR adjacency whose per-slot arrays (head node, weight,
+length) are laid out in adjacency order, so a node's out-edges are read from contiguous
+memory. ``np.inf`` weights are closed roads. The search carries the length in metres along
+the chosen (fastest) path and, when asked, the edge that reached each node (for routes).
+A binary heap with decrease-key (each node queued at most once) keeps it compact.
 """
 
 from __future__ import annotations
@@ -12,54 +14,60 @@ import numpy as np
 from numba import njit, prange
 
 INF = np.inf
+UNSEEN = -1  # heap positions: never queued
+SETTLED = -2  # ... and settled (final)
 
 
 @njit(cache=True, nogil=True)
-def _push(hc, hn, size, cost, node):  # type: ignore[no-untyped-def]
-    i = size
-    hc[i] = cost
-    hn[i] = node
+def _sift_up(hc, hn, pos, i, cost, node):  # type: ignore[no-untyped-def]
     while i > 0:
         parent = (i - 1) >> 1
-        if hc[parent] <= hc[i]:
+        if hc[parent] <= cost:
             break
-        hc[i], hc[parent] = hc[parent], hc[i]
-        hn[i], hn[parent] = hn[parent], hn[i]
+        hc[i] = hc[parent]
+        hn[i] = hn[parent]
+        pos[hn[i]] = i
         i = parent
-    return size + 1
+    hc[i] = cost
+    hn[i] = node
+    pos[node] = i
 
 
 @njit(cache=True, nogil=True)
-def _pop(hc, hn, size):  # type: ignore[no-untyped-def]
-    cost = hc[0]
-    node = hn[0]
+def _pop(hc, hn, pos, size):  # type: ignore[no-untyped-def]
+    """Remove the root; returns the new size. The caller read hc[0], hn[0] first."""
+    pos[hn[0]] = SETTLED
     size -= 1
-    hc[0] = hc[size]
-    hn[0] = hn[size]
+    if size == 0:
+        return size
+    last_c = hc[size]
+    last_n = hn[size]
     i = 0
     while True:
-        left = 2 * i + 1
-        if left >= size:
+        child = 2 * i + 1
+        if child >= size:
             break
-        child = left
-        right = left + 1
-        if right < size and hc[right] < hc[left]:
-            child = right
-        if hc[i] <= hc[child]:
+        if child + 1 < size and hc[child + 1] < hc[child]:
+            child += 1
+        if last_c <= hc[child]:
             break
-        hc[i], hc[child] = hc[child], hc[i]
-        hn[i], hn[child] = hn[child], hn[i]
+        hc[i] = hc[child]
+        hn[i] = hn[child]
+        pos[hn[i]] = i
         i = child
-    return cost, node, size
+    hc[i] = last_c
+    hn[i] = last_n
+    pos[last_n] = i
+    return size
 
 
 @njit(cache=True, nogil=True)
 def search(  # type: ignore[no-untyped-def]
     indptr,
-    adj_edge,
     head,
     weight,
     length,
+    adj_edge,
     seed_node,
     seed_cost,
     seed_len,
@@ -68,72 +76,107 @@ def search(  # type: ignore[no-untyped-def]
     dlen,
     pred,
     stop_nodes,
+    track_pred,
 ):
-    """Fill ``dist``/``dlen``/``pred`` from the seeds; stop past ``limit`` or once every
-    node in ``stop_nodes`` (may be empty) is settled. Returns the number of settled nodes."""
+    """Fill ``dist``/``dlen`` (and ``pred`` if ``track_pred``) from the seeds; stop past
+    ``limit`` or once every node in ``stop_nodes`` (may be empty) is settled.
+
+    ``head``, ``weight`` and ``length`` are indexed by adjacency slot ``j`` (for node u,
+    slots ``indptr[u]:indptr[u+1]``); ``adj_edge[j]`` is that slot's edge id. The heap
+    holds each node at most once (decrease-key through ``pos``). Returns the number of
+    settled nodes; unsettled nodes end at ``inf``.
+    """
     n = indptr.shape[0] - 1
-    for i in range(n):
-        dist[i] = INF
-        dlen[i] = INF
-        pred[i] = -1
-    cap = adj_edge.shape[0] + seed_node.shape[0] + 1
-    hc = np.empty(cap, dtype=np.float64)
-    hn = np.empty(cap, dtype=np.int64)
-    done = np.zeros(n, dtype=np.bool_)
+    dist[:] = INF
+    dlen[:] = INF
+    if track_pred:
+        pred[:] = -1
+    pos = np.full(n, UNSEEN, dtype=np.int64)
+    hc = np.empty(n, dtype=np.float64)
+    hn = np.empty(n, dtype=np.int64)
     size = 0
     for k in range(seed_node.shape[0]):
         s = seed_node[k]
-        if seed_cost[k] < dist[s]:
-            dist[s] = seed_cost[k]
+        c = seed_cost[k]
+        if c < dist[s]:
+            dist[s] = c
             dlen[s] = seed_len[k]
-            pred[s] = -1
-            size = _push(hc, hn, size, seed_cost[k], s)
-    remaining = stop_nodes.shape[0]
+            if pos[s] == UNSEEN:
+                size += 1
+                _sift_up(hc, hn, pos, size - 1, c, s)
+            else:
+                _sift_up(hc, hn, pos, pos[s], c, s)
+    remaining = 0
     wanted = np.zeros(n, dtype=np.bool_)
     for k in range(stop_nodes.shape[0]):
-        if wanted[stop_nodes[k]]:
-            remaining -= 1
-        wanted[stop_nodes[k]] = True
+        if not wanted[stop_nodes[k]]:
+            wanted[stop_nodes[k]] = True
+            remaining += 1
+    stop = remaining > 0
     settled = 0
     while size > 0:
-        cost, u, size = _pop(hc, hn, size)
-        if done[u] or cost > dist[u]:
-            continue
+        cost = hc[0]
+        u = hn[0]
         if cost > limit:
             break
-        done[u] = True
+        size = _pop(hc, hn, pos, size)
         settled += 1
-        if wanted[u]:
+        if stop and wanted[u]:
             remaining -= 1
             if remaining == 0:
                 break
+        base_len = dlen[u]
         for j in range(indptr[u], indptr[u + 1]):
-            e = adj_edge[j]
-            w = weight[e]
-            if w == INF:
+            v = head[j]
+            p = pos[v]
+            if p == SETTLED:
                 continue
-            v = head[e]
-            nc = cost + w
+            nc = cost + weight[j]
             if nc < dist[v]:
                 dist[v] = nc
-                dlen[v] = dlen[u] + length[e]
-                pred[v] = e
-                size = _push(hc, hn, size, nc, v)
-    # Costs past the limit are not final: report them as unreached.
+                dlen[v] = base_len + length[j]
+                if track_pred:
+                    pred[v] = adj_edge[j]
+                if p == UNSEEN:
+                    size += 1
+                    _sift_up(hc, hn, pos, size - 1, nc, v)
+                else:
+                    _sift_up(hc, hn, pos, p, nc, v)
     for i in range(n):
-        if not done[i]:
+        if pos[i] != SETTLED:
             dist[i] = INF
             dlen[i] = INF
     return settled
 
 
+@njit(cache=True, nogil=True)
+def read_targets(  # type: ignore[no-untyped-def]
+    dist, dlen, target_ptr, target_node, target_cost, target_len, limit, out_t, out_l
+):
+    """Best cost to each target (several (node, extra cost, extra length) entries each)."""
+    for t in range(target_ptr.shape[0] - 1):
+        best = INF
+        best_len = INF
+        for k in range(target_ptr[t], target_ptr[t + 1]):
+            c = dist[target_node[k]] + target_cost[k]
+            if c < best:
+                best = c
+                best_len = dlen[target_node[k]] + target_len[k]
+        if best <= limit:
+            out_t[t] = best
+            out_l[t] = best_len
+        else:
+            out_t[t] = INF
+            out_l[t] = INF
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def many(  # type: ignore[no-untyped-def]
     indptr,
-    adj_edge,
     head,
     weight,
     length,
+    adj_edge,
     seed_ptr,
     seed_node,
     seed_cost,
@@ -146,22 +189,20 @@ def many(  # type: ignore[no-untyped-def]
     out_time,
     out_len,
 ):
-    """One search per origin (seeds ``seed_ptr[i]:seed_ptr[i+1]``), each reading the best
-    cost to every target (a target is several (node, extra cost, extra length) entries)."""
+    """One search per origin (seeds ``seed_ptr[i]:seed_ptr[i+1]``), in parallel, each
+    stopping once all target nodes are settled; fills row i of ``out_time``/``out_len``."""
     n = indptr.shape[0] - 1
-    n_origins = seed_ptr.shape[0] - 1
-    n_targets = target_ptr.shape[0] - 1
-    for i in prange(n_origins):
+    for i in prange(seed_ptr.shape[0] - 1):
         dist = np.empty(n, dtype=np.float64)
         dlen = np.empty(n, dtype=np.float64)
-        pred = np.empty(n, dtype=np.int64)
+        pred = np.empty(0, dtype=np.int64)
         a, b = seed_ptr[i], seed_ptr[i + 1]
         search(
             indptr,
-            adj_edge,
             head,
             weight,
             length,
+            adj_edge,
             seed_node[a:b],
             seed_cost[a:b],
             seed_len[a:b],
@@ -170,14 +211,16 @@ def many(  # type: ignore[no-untyped-def]
             dlen,
             pred,
             target_node,
+            False,
         )
-        for t in range(n_targets):
-            best = INF
-            best_len = INF
-            for k in range(target_ptr[t], target_ptr[t + 1]):
-                c = dist[target_node[k]] + target_cost[k]
-                if c < best:
-                    best = c
-                    best_len = dlen[target_node[k]] + target_len[k]
-            out_time[i, t] = best if best <= limit else INF
-            out_len[i, t] = best_len if best <= limit else INF
+        read_targets(
+            dist,
+            dlen,
+            target_ptr,
+            target_node,
+            target_cost,
+            target_len,
+            limit,
+            out_time[i],
+            out_len[i],
+        )

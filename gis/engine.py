@@ -105,6 +105,9 @@ class Engine:
         _ = self._tree
         node = np.zeros(1, dtype=np.int64)
         self._search(node, np.zeros(1), np.zeros(1), reverse=False, weight=self.graph.edge_time_s)
+        snaps = [self.snap_node(0), self.snap_node(self.graph.n_nodes - 1)]
+        self.matrix(snaps, snaps)  # the parallel kernel
+        self.matrix(snaps[:1], snaps)  # the single-search path
         return self
 
     # --- snapping ----------------------------------------------------------------------
@@ -164,11 +167,25 @@ class Engine:
         return weight
 
     # --- searches ----------------------------------------------------------------------
-    def _csr(self, reverse: bool) -> tuple[IntArray, IntArray, IntArray]:
+    @cached_property
+    def _adjacency(self) -> dict[bool, tuple[IntArray, IntArray, FloatArray, IntArray, FloatArray]]:
+        """Per direction: indptr, head per slot, length per slot, edge per slot, and the
+        default times per slot (the arrays a search reads, in adjacency order)."""
         g = self.graph
-        if reverse:
-            return g.rev_indptr, g.rev_edge, g.edge_u
-        return g.fwd_indptr, g.fwd_edge, g.edge_v
+        out = {}
+        for reverse, indptr, adj, heads in (
+            (False, g.fwd_indptr, g.fwd_edge, g.edge_v),
+            (True, g.rev_indptr, g.rev_edge, g.edge_u),
+        ):
+            out[reverse] = (indptr, heads[adj], g.edge_length_m[adj], adj, g.edge_time_s[adj])
+        return out
+
+    def _arrays(
+        self, reverse: bool, weight: FloatArray
+    ) -> tuple[IntArray, IntArray, FloatArray, FloatArray, IntArray]:
+        indptr, head, length, adj, default = self._adjacency[reverse]
+        slot_weight = default if weight is self.graph.edge_time_s else weight[adj]
+        return indptr, head, slot_weight, length, adj
 
     def _search(
         self,
@@ -180,16 +197,13 @@ class Engine:
         weight: FloatArray,
         limit: float = np.inf,
         stop: IntArray | None = None,
+        track_pred: bool = True,
     ) -> tuple[FloatArray, FloatArray, IntArray]:
         n = self.graph.n_nodes
-        dist, dlen, pred = np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
-        indptr, adj, head = self._csr(reverse)
+        dist, dlen = np.empty(n), np.empty(n)
+        pred = np.empty(n if track_pred else 0, dtype=np.int64)
         dijkstra.search(
-            indptr,
-            adj,
-            head,
-            weight,
-            self.graph.edge_length_m,
+            *self._arrays(reverse, weight),
             nodes,
             costs,
             lens,
@@ -198,6 +212,7 @@ class Engine:
             dlen,
             pred,
             np.zeros(0, dtype=np.int64) if stop is None else stop,
+            track_pred,
         )
         return dist, dlen, pred
 
@@ -251,20 +266,22 @@ class Engine:
         read = self._flatten(readers, start=reverse, weight=weight)
         out_t = np.empty((len(origins), len(readers)))
         out_l = np.empty((len(origins), len(readers)))
-        indptr, adj, head = self._csr(reverse)
-        if len(origins) and len(readers):
-            dijkstra.many(
-                indptr,
-                adj,
-                head,
-                weight,
-                self.graph.edge_length_m,
-                *seed,
+        arrays = self._arrays(reverse, weight)
+        if len(origins) == 1:  # one search: no thread start-up
+            dist, dlen = np.empty(self.graph.n_nodes), np.empty(self.graph.n_nodes)
+            dijkstra.search(
+                *arrays,
+                *seed[1:],
                 float(limit_s),
-                *read,
-                out_t,
-                out_l,
+                dist,
+                dlen,
+                np.empty(0, dtype=np.int64),
+                read[1],
+                False,
             )
+            dijkstra.read_targets(dist, dlen, *read, float(limit_s), out_t[0], out_l[0])
+        elif len(origins) and len(readers):
+            dijkstra.many(*arrays, *seed, float(limit_s), *read, out_t, out_l)
         if reverse:
             out_t, out_l = out_t.T.copy(), out_l.T.copy()
         self._same_edge(sources, targets, weight, out_t, out_l, float(limit_s))
@@ -273,22 +290,19 @@ class Engine:
     def _flatten(
         self, snaps: Sequence[Snap], *, start: bool, weight: FloatArray
     ) -> tuple[IntArray, IntArray, FloatArray, FloatArray]:
-        ptr = [0]
-        nodes: list[int] = []
-        costs: list[float] = []
-        lens: list[float] = []
-        for snap in snaps:
-            n, c, ln = self._entries(snap, start=start, weight=weight)
-            nodes += n
-            costs += c
-            lens += ln
-            ptr.append(len(nodes))
-        return (
-            np.asarray(ptr, dtype=np.int64),
-            np.asarray(nodes, dtype=np.int64),
-            np.asarray(costs, dtype=np.float64),
-            np.asarray(lens, dtype=np.float64),
-        )
+        """All snaps' seed (or target) entries as flat arrays, grouped by ``ptr``."""
+        g = self.graph
+        counts = np.fromiter((len(s.edges) for s in snaps), dtype=np.int64, count=len(snaps))
+        pairs = np.array([p for s in snaps for p in s.edges], dtype=np.float64).reshape(-1, 2)
+        edges = pairs[:, 0].astype(np.int64)
+        share = (1.0 - pairs[:, 1]) if start else pairs[:, 1]
+        keep = np.isfinite(weight[edges])  # the road a point is on may be closed
+        group = np.repeat(np.arange(len(snaps)), counts)[keep]
+        edges, share = edges[keep], share[keep]
+        ptr = np.zeros(len(snaps) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(group, minlength=len(snaps)), out=ptr[1:])
+        nodes = (g.edge_v if start else g.edge_u)[edges]
+        return ptr, nodes, share * weight[edges], share * g.edge_length_m[edges]
 
     def _same_edge(
         self,
@@ -425,6 +439,7 @@ class Engine:
             reverse=False,
             weight=weight,
             limit=seconds,
+            track_pred=False,
         )
         start = dist[g.edge_u]
         reach = np.flatnonzero(np.isfinite(start) & np.isfinite(weight) & (start < seconds))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gis.graph import LoadReport, RoadGraph
-from gis.osm import Progress, build_graph, file_sha256
+from gis.osm_io import Progress, file_sha256
 from gis.profile import Profile, load_profile
 
 
@@ -61,6 +61,8 @@ def load_network(
             return LoadedNetwork(graph, None, target, time.perf_counter() - started)
         except (ValueError, OSError, KeyError):
             pass  # stale or broken cache: rebuild below
+    from gis.osm import build_graph  # osmium and scipy load only when parsing
+
     graph, report = build_graph(path, profile, progress=progress)
     meta = {**graph.meta, "sha256": file_sha256(path)}
     graph = dataclasses.replace(graph, meta=meta)

@@ -9,10 +9,8 @@ reach every other.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,10 +20,10 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 from gis.graph import LoadReport, RoadGraph
+from gis.osm_io import Progress
 from gis.profile import Profile
 
 EARTH_RADIUS_M = 6_371_008.8
-Progress = Callable[[str, int], None]  # (stage, items done so far)
 
 
 @dataclass
@@ -38,14 +36,6 @@ class _Way:
     refs: list[int]
     lons: list[float]
     lats: list[float]
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _directions(tags: osmium.osm.TagList, cls: str, profile: Profile) -> tuple[bool, bool]:
