@@ -143,7 +143,9 @@ def create_app(
             db = make_engine(settings.database_url, pool_size=settings.db_pool_size)
             app.state.sessionmaker = make_sessionmaker(db)
         if app.state.engine is None:
-            app.state.engine = await run_in_threadpool(roads.open_engine, settings)
+            app.state.engine = await run_in_threadpool(
+                roads.open_engine, settings, app.state.sessionmaker
+            )
         yield
         if db is not None:
             db.dispose()

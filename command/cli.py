@@ -118,6 +118,7 @@ def load_osm(
                 source=str(graph.meta.get("source")),
                 sha256=str(graph.meta.get("sha256", "")),
                 profile_key=str(graph.meta.get("profile_key", "")),
+                path=str(Path(file or roads.osm_file(settings)).resolve()),
             )
         err.print(f"PostGIS: road_node {n_nodes:,} rows, road_edge {n_edges:,} rows")
     if export_graphml is not None:

@@ -5,19 +5,34 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
 from command.seed import load_city, locate_extract
 from core.config import Settings
 from gis.engine import Engine
 from gis.network import LoadedNetwork, load_network
 from gis.osm_io import Progress
 from gis.profile import load_profile
+from gis.roads_db import read_roads_meta
 
 log = logging.getLogger("emergency.roads")
 
 
-def osm_file(settings: Settings) -> Path:
-    """The configured extract, or the demo city's (shipped inside a PyPI wheel)."""
-    return settings.osm_file or locate_extract(load_city())
+def osm_file(settings: Settings, sessions: sessionmaker[Session] | None = None) -> Path:
+    """The network to route on: EMERGENCY_OSM_FILE if set; else the file `load-osm` last
+    put into PostGIS (when it still exists); else the demo city's extract."""
+    if settings.osm_file is not None:
+        return settings.osm_file
+    if sessions is not None:
+        try:
+            with sessions() as session:
+                meta = read_roads_meta(session)
+        except SQLAlchemyError:
+            meta = None  # no database or no road tables yet: fall through to the demo
+        if meta is not None and meta.path and Path(meta.path).is_file():
+            return Path(meta.path)
+    return locate_extract(load_city())
 
 
 def load(
@@ -36,10 +51,10 @@ def load(
     )
 
 
-def open_engine(settings: Settings) -> Engine | None:
+def open_engine(settings: Settings, sessions: sessionmaker[Session] | None = None) -> Engine | None:
     """The warmed engine for the server, or None (logged) when no network can be loaded."""
     try:
-        loaded = load(settings)
+        loaded = load(settings, osm_file(settings, sessions))
     except Exception:
         log.exception("road network not loaded; routing endpoints will answer 503")
         return None

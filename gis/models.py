@@ -82,6 +82,7 @@ class RoadNetwork(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False, default=1)
     source: Mapped[str] = mapped_column(String(300))
+    path: Mapped[str | None] = mapped_column(Text)  # where load-osm read it: the server's default
     sha256: Mapped[str] = mapped_column(String(64))
     profile_key: Mapped[str] = mapped_column(String(64))
     node_count: Mapped[int] = mapped_column(Integer)

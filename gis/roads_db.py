@@ -128,6 +128,7 @@ def write_roads(
     source: str,
     sha256: str,
     profile_key: str,
+    path: str | None = None,
 ) -> tuple[int, int]:
     """Replace the road tables with ``graph``, in the caller's transaction (never commits).
 
@@ -138,8 +139,9 @@ def write_roads(
         the old network until the caller commits (and wait on the lock meanwhile).
     graph
         The compiled graph; node and edge ids in the tables are its indices.
-    source, sha256, profile_key
-        The OSM file name, its SHA-256 and the profile key, kept in ``road_network``.
+    source, sha256, profile_key, path
+        The OSM file name, its SHA-256, the profile key and the file's absolute path, kept
+        in ``road_network`` (the server routes on that file unless configured otherwise).
 
     Returns
     -------
@@ -161,9 +163,10 @@ def write_roads(
             for row in _edge_rows(graph):
                 copy.write_row(row)
         cur.execute(
-            "INSERT INTO road_network (id, source, sha256, profile_key, node_count, edge_count)"
-            " VALUES (1, %s, %s, %s, %s, %s)",
-            (source, sha256, profile_key, graph.n_nodes, graph.n_edges),
+            "INSERT INTO road_network"
+            " (id, source, path, sha256, profile_key, node_count, edge_count)"
+            " VALUES (1, %s, %s, %s, %s, %s, %s)",
+            (source, path, sha256, profile_key, graph.n_nodes, graph.n_edges),
         )
         # Fresh statistics, so the planner uses the spatial indexes from the first tile on.
         cur.execute("ANALYZE road_node")

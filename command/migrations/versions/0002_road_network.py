@@ -93,6 +93,7 @@ def upgrade() -> None:
         "road_network",
         sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("source", sa.String(length=300), nullable=False),
+        sa.Column("path", sa.Text(), nullable=True),
         sa.Column("sha256", sa.String(length=64), nullable=False),
         sa.Column("profile_key", sa.String(length=64), nullable=False),
         sa.Column("node_count", sa.Integer(), nullable=False),
