@@ -108,6 +108,8 @@ def load_osm(
     )
     for line in loaded.report.lines() if loaded.report else []:
         err.print("  " + line)
+    if loaded.ch is not None:
+        err.print(f"  contraction hierarchy: {loaded.ch.n_shortcuts:,} shortcuts")
     if db:
         from gis.roads_db import write_roads
 

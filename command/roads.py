@@ -58,7 +58,8 @@ def open_engine(settings: Settings, sessions: sessionmaker[Session] | None = Non
     except Exception:
         log.exception("road network not loaded; routing endpoints will answer 503")
         return None
-    engine = Engine(loaded.graph, max_snap_m=settings.max_snap_m).warm()
+    engine = Engine(loaded.graph, ch=loaded.ch, max_snap_m=settings.max_snap_m).prepare()
+    engine.warm_in_background()
     log.info(
         "road network %s: %d nodes, %d edges (%s, %.2f s)",
         loaded.graph.meta.get("source"),

@@ -9,6 +9,7 @@ one call only: each call builds its own weight array and never touches the graph
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -18,7 +19,9 @@ import shapely
 from numpy.typing import NDArray
 from shapely import Geometry
 
+from gis import ch as hierarchy
 from gis import dijkstra
+from gis.ch import ContractionHierarchy
 from gis.graph import FloatArray, IntArray, RoadGraph
 
 _M_PER_DEG = math.pi * 6_371_008.8 / 180.0
@@ -71,8 +74,17 @@ class Route:
 class Engine:
     """Queries over one RoadGraph. Thread-safe: queries share only read-only arrays."""
 
-    def __init__(self, graph: RoadGraph, *, max_snap_m: float = 500.0) -> None:
+    def __init__(
+        self,
+        graph: RoadGraph,
+        *,
+        ch: ContractionHierarchy | None = None,
+        max_snap_m: float = 500.0,
+    ) -> None:
+        if ch is not None and ch.n_nodes != graph.n_nodes:
+            raise ValueError("the contraction hierarchy belongs to another graph")
         self.graph = graph
+        self.ch = ch  # matrices without closures use it (PHAST); the rest uses Dijkstra
         self.max_snap_m = max_snap_m
         lon0, lat0 = float(np.median(graph.node_lon)), float(np.median(graph.node_lat))
         self._origin = (lon0, lat0)
@@ -100,14 +112,32 @@ class Engine:
     def _tree(self) -> shapely.STRtree:
         return shapely.STRtree(self._lines)
 
+    def prepare(self) -> Engine:
+        """Build the spatial index (what every query needs first); fast."""
+        _ = self._tree
+        return self
+
+    def warm_in_background(self) -> threading.Thread:
+        """Load the compiled kernels in a thread, so a server is ready before they are.
+
+        numba's first call in a process costs about a second (its JIT machinery starts up)
+        even with every kernel cached on disk; a query arriving meanwhile simply waits.
+        """
+        thread = threading.Thread(target=self.warm, name="engine-warm", daemon=True)
+        thread.start()
+        return thread
+
     def warm(self) -> Engine:
         """Build the spatial index and compile the kernels now, not on the first request."""
-        _ = self._tree
+        self.prepare()
         node = np.zeros(1, dtype=np.int64)
         self._search(node, np.zeros(1), np.zeros(1), reverse=False, weight=self.graph.edge_time_s)
         snaps = [self.snap_node(0), self.snap_node(self.graph.n_nodes - 1)]
         self.matrix(snaps, snaps)  # the parallel kernel
         self.matrix(snaps[:1], snaps)  # the single-search path
+        closed = Closures(edge_ids=(0,))
+        self.matrix(snaps, snaps, closures=closed)  # Dijkstra kernels too, if a CH is used
+        self.matrix(snaps[:1], snaps, closures=closed)
         return self
 
     # --- snapping ----------------------------------------------------------------------
@@ -220,12 +250,26 @@ class Engine:
         self, node: int, *, reverse: bool = False, closures: Closures = NO_CLOSURES
     ) -> tuple[FloatArray, FloatArray]:
         """Seconds and metres from ``node`` to every node (to it, if ``reverse``)."""
+        seed = np.array([node], dtype=np.int64)
+        if self.ch is not None and not closures:
+            dist, dlen = np.empty(self.graph.n_nodes), np.empty(self.graph.n_nodes)
+            hierarchy.phast(
+                self.ch,
+                seed,
+                np.zeros(1),
+                np.zeros(1),
+                reverse=reverse,
+                out_time=dist,
+                out_len=dlen,
+            )
+            return dist, dlen
         dist, dlen, _ = self._search(
-            np.array([node], dtype=np.int64),
+            seed,
             np.zeros(1),
             np.zeros(1),
             reverse=reverse,
             weight=self.weights(closures),
+            track_pred=False,
         )
         return dist, dlen
 
@@ -267,7 +311,18 @@ class Engine:
         out_t = np.empty((len(origins), len(readers)))
         out_l = np.empty((len(origins), len(readers)))
         arrays = self._arrays(reverse, weight)
-        if len(origins) == 1:  # one search: no thread start-up
+        if self.ch is not None and not closures:  # contraction hierarchy: PHAST per origin
+            if len(origins) and len(readers):
+                hierarchy.phast_many(
+                    self.ch,
+                    *seed,
+                    *read,
+                    reverse=reverse,
+                    out_time=out_t,
+                    out_len=out_l,
+                    limit=float(limit_s),
+                )
+        elif len(origins) == 1:  # one search: no thread start-up
             dist, dlen = np.empty(self.graph.n_nodes), np.empty(self.graph.n_nodes)
             dijkstra.search(
                 *arrays,

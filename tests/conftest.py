@@ -132,7 +132,7 @@ def road_engine(tmp_path_factory: pytest.TempPathFactory) -> RoadEngine:
     from command.seed import load_city, locate_extract
 
     loaded = load_network(locate_extract(load_city()), cache_dir=tmp_path_factory.mktemp("graphs"))
-    return RoadEngine(loaded.graph).warm()
+    return RoadEngine(loaded.graph, ch=loaded.ch).warm()
 
 
 @pytest.fixture

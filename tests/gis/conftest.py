@@ -60,3 +60,10 @@ def small_network(graph_cache: Path) -> LoadedNetwork:
 @pytest.fixture(scope="session")
 def small_engine(small_network: LoadedNetwork) -> Engine:
     return Engine(small_network.graph)
+
+
+@pytest.fixture(scope="session")
+def ch_engine(network: LoadedNetwork) -> Engine:
+    """The same graph answered through its contraction hierarchy (PHAST) where it can."""
+    assert network.ch is not None
+    return Engine(network.graph, ch=network.ch)
