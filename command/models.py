@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from geoalchemy2 import Geometry, WKBElement
 from sqlalchemy import (
@@ -22,6 +23,7 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base
@@ -180,3 +182,48 @@ class ApiKey(Timestamps, Base):
     secret_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ResponsePlan(Timestamps, Base):
+    """What an incident type at a severity needs (预案 / run card): capability -> count."""
+
+    __tablename__ = "response_plan"
+    __table_args__ = (
+        UniqueConstraint("incident_type", "severity", name="uq_response_plan_type_severity"),
+        CheckConstraint(in_list("severity", SEVERITIES), name="severity"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    incident_type: Mapped[str] = mapped_column(String(40))
+    severity: Mapped[str] = mapped_column(String(20))
+    needs: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)  # [{"capability", "count"}]
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class DispatchDecision(Base):
+    """What the system recommended next to what the dispatcher chose (after-action review)."""
+
+    __tablename__ = "dispatch_decision"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incident.id"), index=True)
+    actor: Mapped[str] = mapped_column(String(160))
+    recommended: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
+    chosen_unit_ids: Mapped[list[int]] = mapped_column(JSONB)
+    task_ids: Mapped[list[int]] = mapped_column(JSONB)
+    followed: Mapped[bool | None] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class PlanRecord(Base):
+    """A committed supply allocation or evacuation plan, kept as it was decided."""
+
+    __tablename__ = "plan_record"
+    __table_args__ = (CheckConstraint("kind IN ('supplies', 'evacuation')", name="kind"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[str] = mapped_column(String(160))
+    request: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    plan: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

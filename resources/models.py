@@ -113,6 +113,7 @@ class Shelter(Timestamps, Base):
         CheckConstraint("capacity >= 0", name="capacity"),
         in_range(),
         CheckConstraint("occupancy >= 0 AND occupancy <= capacity", name="occupancy"),
+        CheckConstraint("planned_arrivals >= 0", name="planned_arrivals"),
         CheckConstraint(in_list("status", SHELTER_STATUSES), name="status"),
     )
 
@@ -122,6 +123,8 @@ class Shelter(Timestamps, Base):
     address: Mapped[str | None] = mapped_column(String(300))
     capacity: Mapped[int] = mapped_column(Integer)
     occupancy: Mapped[int] = mapped_column(Integer, default=0)
+    # People an evacuation plan sends here who have not arrived yet.
+    planned_arrivals: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     accessible: Mapped[bool] = mapped_column(Boolean, default=False)
     pets_allowed: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(20), default="open")

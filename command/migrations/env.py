@@ -6,8 +6,11 @@ from alembic import context
 from geoalchemy2 import alembic_helpers
 from sqlalchemy import engine_from_config, pool
 
-import gis.models  # noqa: F401 - register tables on the metadata
-import resources.models  # noqa: F401 - register tables on the metadata
+import command.models  # noqa: F401 - register tables on the metadata
+import core.audit  # noqa: F401
+import core.outbox  # noqa: F401
+import gis.models  # noqa: F401
+import resources.models  # noqa: F401
 from core.db import Base
 
 config = context.config

@@ -31,6 +31,9 @@ TABLES = {
     "road_node",
     "road_edge",
     "road_network",
+    "response_plan",
+    "dispatch_decision",
+    "plan_record",
 }
 
 
