@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from command import auth, roads
 from command.auth_router import router as auth_router
+from command.dispatch_router import router as dispatch_router
 from command.middleware import BodySizeLimit, Metrics, registry
 from command.router import router as command_router
 from core.config import Settings, get_settings
@@ -177,6 +178,7 @@ def create_app(
 
     app.include_router(auth_router)
     app.include_router(command_router)
+    app.include_router(dispatch_router)
     app.include_router(resources_router)
     app.include_router(tiles_router)
     app.include_router(routing_router)

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Query, status
 from command import incidents, tasks
 from command.incidents import INCIDENTS
 from command.schemas import (
-    DispatchRequest,
     IncidentCreate,
     IncidentPatch,
     IncidentRead,
@@ -116,24 +115,6 @@ def post_incident_status(
     )
     session.commit()
     return crud.feature(INCIDENTS, incident)
-
-
-@router.post(
-    "/incidents/{incident_id}/dispatch",
-    status_code=status.HTTP_201_CREATED,
-    response_model=list[TaskRead],
-    tags=["dispatch"],
-)
-def dispatch_units(
-    incident_id: int, body: DispatchRequest, session: SessionDep, principal: PrincipalDep
-) -> list[dict[str, Any]]:
-    """Assign units to the incident; all or nothing; a busy unit gives 409."""
-    require(principal, "dispatch")
-    created = tasks.dispatch(
-        session, incident_id, body.unit_ids, principal=principal, note=body.note
-    )
-    session.commit()
-    return [tasks.task_dict(t) for t in created]
 
 
 @router.get("/tasks", response_model=TaskPage, tags=["tasks"])

@@ -121,6 +121,7 @@ def seed_demo(
         extra=("stock",),
     )
     _seed_stock(session, report, data_dir / "warehouses.geojson", warehouses)
+    _seed_plans(session, report, data_dir / "response_plans.yaml")
     if demo_password:
         _seed_users(session, report, demo_password)
     return report
@@ -196,6 +197,25 @@ def _seed_stock(
             }
             service.create_stock(session, data=data, principal=SYSTEM)
             report.count("stock", created=True)
+
+
+def _seed_plans(session: Session, report: SeedReport, path: Path) -> None:
+    """Response plans: created when missing; an edited plan is left as the user made it."""
+    from command import plans
+
+    for row in yaml.safe_load(path.read_text(encoding="utf-8")):
+        if plans.plan_exact(session, row["incident_type"], row["severity"]) is not None:
+            report.count("response_plan", created=False)
+            continue
+        plans.upsert_plan(
+            session,
+            incident_type=row["incident_type"],
+            severity=row["severity"],
+            needs=row["needs"],
+            note=row.get("note"),
+            principal=SYSTEM,
+        )
+        report.count("response_plan", created=True)
 
 
 def _seed_users(session: Session, report: SeedReport, password: str) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from command.incidents import DISPATCHABLE, INCIDENTS, move_incident
-from command.models import ACTIVE_TASK_STATUSES, Incident, Task
+from command.models import ACTIVE_TASK_STATUSES, DispatchDecision, Incident, Task
 from core import crud
 from core.changes import SITUATION, record_change
 from core.db import flush
@@ -95,8 +95,12 @@ def dispatch(
     *,
     principal: Principal,
     note: str | None = None,
+    recommended: list[dict[str, Any]] | None = None,
 ) -> list[Task]:
     """Assign units to an incident: one task each; all or nothing.
+
+    ``recommended`` (what the system proposed, if it could) is kept beside the choice in
+    ``dispatch_decision`` for the after-action review.
 
     Units are locked in id order (no deadlock between two dispatchers); a unit that is
     busy gives 409, and the partial unique index on active tasks backs this up.
@@ -141,6 +145,18 @@ def dispatch(
         _record_task(
             session, task, "task.assigned", before=None, principal=principal, incident=incident
         )
+    proposed = None if recommended is None else {r["unit_id"] for r in recommended}
+    session.add(
+        DispatchDecision(
+            incident_id=incident.id,
+            actor=principal.actor,
+            recommended=recommended,
+            chosen_unit_ids=[u.id for u in units],
+            task_ids=[t.id for t in tasks],
+            followed=None if proposed is None else proposed == {u.id for u in units},
+        )
+    )
+    flush(session)
     return tasks
 
 

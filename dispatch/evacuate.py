@@ -327,10 +327,10 @@ def _solve_flow(
         heads.append(sink)
         caps.append(size)
         costs.append(penalty)
-    for sj, shelter in enumerate(problem.shelters):
-        tails.append(n_supply + sj)
+    for j, shelter in enumerate(problem.shelters):
+        tails.append(n_supply + j)
         heads.append(sink)
-        caps.append(shelter.free)
+        caps.append(int(shelter.free))
         costs.append(0)
 
     mcf = min_cost_flow.SimpleMinCostFlow()
@@ -400,11 +400,12 @@ def _suitability(shelters: tuple[ShelterSpace, ...]) -> NDArray[np.bool_]:
 
 def _group_sizes(zone: Zone) -> tuple[int, int, int]:
     """People per group in ``GROUPS`` order (general, accessible, pets)."""
-    return (
-        zone.population - zone.needs_accessible - zone.with_pets,
-        zone.needs_accessible,
-        zone.with_pets,
+    population, accessible, pets = (
+        int(zone.population),
+        int(zone.needs_accessible),
+        int(zone.with_pets),
     )
+    return population - accessible - pets, accessible, pets
 
 
 def _validate(problem: EvacuationProblem, time_limit_s: float) -> NDArray[np.float64]:

@@ -83,7 +83,9 @@ TASK_DRIVEN = frozenset({"assigned", "en_route", "on_scene"})
 def create_unit(
     session: Session, *, props: Mapping[str, Any], geom: Geometry | None, principal: Principal
 ) -> Unit:
-    """A new unit; without a position it starts at its home station."""
+    """A new unit; without a position it starts at its home station (position_at empty:
+    nobody reported where it is)."""
+    reported = geom is not None
     station_id = props.get("home_station_id")
     if station_id is not None:
         station = session.get(Station, station_id)
@@ -91,7 +93,7 @@ def create_unit(
             raise InvalidInput(f"home station {station_id} does not exist")
         if geom is None:
             geom = to_shape(station.geom)
-    props = {**props, "position_at": utcnow() if geom is not None else None}
+    props = {**props, "position_at": utcnow() if reported else None}
     unit: Unit = crud.create(session, UNITS, props=props, geom=geom, principal=principal)
     return unit
 

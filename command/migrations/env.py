@@ -7,7 +7,7 @@ from geoalchemy2 import alembic_helpers
 from sqlalchemy import engine_from_config, pool
 
 import command.models  # noqa: F401 - register tables on the metadata
-import core.audit  # noqa: F401
+import core.audit
 import core.outbox  # noqa: F401
 import gis.models  # noqa: F401
 import resources.models  # noqa: F401

@@ -290,6 +290,27 @@ CASES = [
         200,
         lambda i: {"delta": -10, "note": "sent to shelter"},
     ),
+    # response plans (预案)
+    Case(
+        "response_plan.put",
+        "POST",
+        "/api/response-plans",
+        "plan.write",
+        200,
+        lambda i: {
+            "incident_type": "fire",
+            "severity": "minor",
+            "needs": [{"capability": "fire_suppression", "count": 1}],
+        },
+    ),
+    Case("response_plan.list", "GET", "/api/response-plans", "read", 200),
+    Case(
+        "incident.recommendations",
+        "GET",
+        "/api/incidents/{incident}/recommendations",
+        "read",
+        200,
+    ),
     # audit
     Case("audit.list", "GET", "/api/audit", "audit.read", 200),
     Case("audit.verify", "GET", "/api/audit/verify", "audit.read", 200),

@@ -358,7 +358,8 @@ def test_unit_without_geometry_is_placed_at_its_home_station(client: TestClient,
     )
     assert r.status_code == 201, r.text
     assert r.json()["geometry"] == {"type": "Point", "coordinates": [24.99, 60.21]}
-    assert r.json()["properties"]["position_at"] is not None
+    # Placed at its station, not reported: no position time (recommendations say so).
+    assert r.json()["properties"]["position_at"] is None
 
     # Neither a position nor a home station: the unit has no place yet.
     r = client.post("/api/units", json=unit_body("M4", None), headers=h)

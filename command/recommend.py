@@ -1,0 +1,131 @@
+"""Recommendations for one incident: units, positions and drive times from the database and
+the road engine, ranked and explained by the pure recommender in ``dispatch``."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+from geoalchemy2.shape import to_shape
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from command import plans
+from command.incidents import INCIDENTS
+from command.models import Incident
+from core import crud
+from core.types import utcnow
+from dispatch.recommend import Candidate, Recommendation, recommend
+from gis.engine import Closures, Engine, Snap, SnapError
+from resources.models import Station, Unit
+
+ROUTES_FOR = 12  # route geometry for the recommended units (and a few more), not for all
+
+
+def _positions(session: Session, units: list[Unit]) -> dict[int, tuple[float, float, bool]]:
+    """Each unit's last position, else its home station's: (lon, lat, is_reported)."""
+    stations = {s.id: to_shape(s.geom) for s in session.scalars(select(Station))}
+    out: dict[int, tuple[float, float, bool]] = {}
+    for u in units:
+        if u.geom is not None:
+            p = to_shape(u.geom)
+            out[u.id] = (p.x, p.y, True)
+        elif u.home_station_id in stations:
+            p = stations[u.home_station_id]
+            out[u.id] = (p.x, p.y, False)
+    return out
+
+
+def recommend_for(
+    session: Session,
+    engine: Engine,
+    incident_id: int,
+    *,
+    limit: int = 10,
+    closures: Closures | None = None,
+    stale_after_s: float = 900.0,
+) -> dict[str, Any]:
+    """Rank every unit for ``incident_id`` against its response plan; explain each."""
+    incident: Incident = crud.get(session, INCIDENTS, incident_id)
+    plan = plans.plan_for(session, incident.type, incident.severity)
+    target = to_shape(incident.location)
+    incident_snap = engine.snap(target.x, target.y)
+    units = list(session.scalars(select(Unit).order_by(Unit.id)))
+    positions = _positions(session, units)
+    now = utcnow()
+    snaps: list[Snap] = []
+    snapped: list[Unit] = []
+    for u in units:
+        pos = positions.get(u.id)
+        if pos is None or u.status not in ("available", "returning"):
+            continue
+        try:
+            snaps.append(engine.snap(pos[0], pos[1]))
+            snapped.append(u)
+        except SnapError:
+            continue  # far from any road: reported as unreachable below
+    matrix = engine.matrix(snaps, [incident_snap], closures=closures or Closures())
+    eta = {u.id: (float(matrix.durations_s[i, 0]), float(matrix.distances_m[i, 0]))
+           for i, u in enumerate(snapped)}  # fmt: skip
+    candidates = []
+    for u in units:
+        pos = positions.get(u.id)
+        age = (now - u.position_at).total_seconds() if pos and pos[2] and u.position_at else None
+        t, d = eta.get(u.id, (math.inf, math.inf))
+        candidates.append(
+            Candidate(u.id, u.callsign, u.status, frozenset(u.capabilities), t, d,
+                      position_age_s=age, has_position=pos is not None)
+        )  # fmt: skip
+    result = recommend(plans.lines(plan), candidates, stale_after_s=stale_after_s, limit=limit)
+    return _body(incident, plan, result, engine, snaps, snapped, incident_snap, closures, units)
+
+
+def _body(
+    incident: Incident,
+    plan: Any,
+    result: Recommendation,
+    engine: Engine,
+    snaps: list[Snap],
+    snapped: list[Unit],
+    incident_snap: Snap,
+    closures: Closures | None,
+    units: list[Unit],
+) -> dict[str, Any]:
+    by_id = {u.id: u for u in units}
+    snap_of = {u.id: s for u, s in zip(snapped, snaps, strict=True)}
+    entries = []
+    for r in result.ranked:
+        entry = {k: v for k, v in asdict(r).items()}
+        unit = by_id[r.unit_id]
+        entry.update(type=unit.type, capabilities=list(unit.capabilities), status=unit.status)
+        entry["eta_s"] = round(r.eta_s, 1)
+        entry["distance_m"] = round(r.distance_m, 1)
+        entry["route"] = None
+        if r.rank <= ROUTES_FOR:
+            route = engine.route(snap_of[r.unit_id], incident_snap, closures=closures or Closures())
+            if route is not None:
+                coords = np.round(route.coords, 7).tolist()
+                entry["route"] = {
+                    "type": "LineString",
+                    "coordinates": coords if len(coords) > 1 else coords * 2,
+                }
+        entries.append(entry)
+    return {
+        "incident_id": incident.id,
+        "response_plan": None if plan is None else plans.plan_dict(plan),
+        "recommendations": entries,
+        "excluded": [asdict(e) for e in result.excluded],
+        "unmet": [asdict(s) for s in result.unmet],
+        "computed_at": utcnow().isoformat(),
+    }
+
+
+def recommended_summary(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """What to keep of a recommendation next to the dispatcher's choice."""
+    return [
+        {"unit_id": e["unit_id"], "rank": e["rank"], "eta_s": e["eta_s"], "fills": e["fills"]}
+        for e in body["recommendations"]
+        if e["recommended"]
+    ]
