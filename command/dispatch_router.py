@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, status
 from pydantic import BaseModel, Field
 
-from command import plans, recommend, tasks
+from command import planning, plans, recommend, tasks
 from command.schemas import DispatchRequest, IncidentType, Severity, TaskRead
 from core.errors import InvalidInput
 from core.security import require
 from core.web import PrincipalDep, SessionDep
 from gis.engine import SnapError
 from gis.features import Strict
+from gis.geojson import GeometryError, parse_geometry
 from gis.router import closures_of, engine_of
 
 router = APIRouter(prefix="/api")
@@ -131,3 +132,127 @@ def dispatch_units(
     )
     session.commit()
     return [tasks.task_dict(t) for t in created]
+
+
+# --- plans for many at once ---------------------------------------------------------------
+class CoverageIn(Strict):
+    target_s: float = Field(gt=0, le=7200, description="each district within this of a free unit")
+    grid: int = Field(default=6, ge=2, le=20, description="districts: grid x grid cells")
+
+
+class DispatchPlanIn(Strict):
+    incident_ids: list[int] | None = Field(default=None, max_length=2000)
+    coverage: CoverageIn | None = None
+    time_limit_s: float = Field(default=1.0, gt=0, le=30)
+    seed: int = 0
+
+
+@router.post("/dispatch/plan", tags=["dispatch"])
+def post_dispatch_plan(
+    body: DispatchPlanIn, request: Request, session: SessionDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    """Assign available units to open incidents at once (priority-weighted drive time, plans
+    filled, each unit once), never worse than greedy. A proposal: apply it by dispatching."""
+    require(principal, "plan.run")
+    return planning.plan_dispatch(
+        session,
+        engine_of(request),
+        incident_ids=body.incident_ids,
+        time_limit_s=body.time_limit_s,
+        seed=body.seed,
+        coverage_target_s=body.coverage.target_s if body.coverage else None,
+        coverage_grid=body.coverage.grid if body.coverage else 6,
+    )
+
+
+class SupplyDemandIn(Strict):
+    target: str = Field(
+        pattern=r"^(shelter|incident):[0-9]+$", description="shelter:<id> or incident:<id>"
+    )
+    item: str = Field(min_length=2, max_length=80, pattern=r"^[a-z][a-z0-9_]*$")
+    quantity: int = Field(ge=1, le=10_000_000)
+
+
+class FleetIn(Strict):
+    warehouse_id: int = Field(ge=1)
+    capacity: int = Field(ge=1, le=1_000_000)
+    count: int = Field(default=1, ge=1, le=100)
+
+
+class SuppliesIn(Strict):
+    demands: list[SupplyDemandIn] = Field(min_length=1, max_length=500)
+    fleet: list[FleetIn] = Field(default_factory=list, max_length=100)
+    time_limit_s: float = Field(default=2.0, gt=0, le=30)
+    seed: int = 0
+    commit: bool = Field(default=False, description="reserve the allocated stock now")
+
+
+@router.post("/supplies/allocate", tags=["supplies"])
+def post_supplies(
+    body: SuppliesIn, request: Request, session: SessionDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    """Stock to demand points by drive time (min-cost flow), shortfalls reported; delivery
+    routes for the fleet; with `commit`, the stock is reserved in the same transaction."""
+    require(principal, "operations.write" if body.commit else "plan.run")
+    result = planning.plan_supplies(
+        session,
+        engine_of(request),
+        demands=[d.model_dump() for d in body.demands],
+        fleet=[f.model_dump() for f in body.fleet],
+        time_limit_s=body.time_limit_s,
+        seed=body.seed,
+        commit=body.commit,
+        principal=principal,
+    )
+    session.commit()
+    return result
+
+
+class ZoneIn(Strict):
+    id: str = Field(min_length=1, max_length=80)
+    geometry: dict[str, Any]
+    population: int = Field(ge=0, le=10_000_000)
+    needs_accessible: int = Field(default=0, ge=0)
+    with_pets: int = Field(default=0, ge=0)
+
+
+class EvacuationIn(Strict):
+    zones: list[ZoneIn] = Field(min_length=1, max_length=500)
+    crs: Literal["wgs84", "gcj02", "bd09"] = "wgs84"
+    max_eta_s: float | None = Field(default=None, gt=0, le=86_400)
+    commit: bool = Field(default=False, description="hold the shelter space now")
+
+
+@router.post("/evacuation/plan", tags=["evacuation"])
+def post_evacuation(
+    body: EvacuationIn, request: Request, session: SessionDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    """People in zones (polygons with a population) to open shelters with room, by drive
+    time, honouring accessibility and pets; who cannot be placed is reported. With `commit`,
+    the shelters' planned arrivals are raised in the same transaction."""
+    require(principal, "operations.write" if body.commit else "plan.run")
+    shapes = []
+    for z in body.zones:
+        if z.needs_accessible + z.with_pets > z.population:
+            raise InvalidInput(f"zone {z.id}: needs_accessible + with_pets exceed population")
+        try:
+            shapes.append(
+                parse_geometry(
+                    z.geometry, allowed=("Point", "Polygon", "MultiPolygon"), crs=body.crs
+                )
+            )
+        except GeometryError as exc:
+            raise InvalidInput(f"zone {z.id}: {exc}") from exc
+    if len({z.id for z in body.zones}) != len(body.zones):
+        raise InvalidInput("zone ids must be unique")
+    result = planning.plan_evacuation(
+        session,
+        engine_of(request),
+        zones=[z.model_dump(exclude={"geometry"}) for z in body.zones],
+        shapes=shapes,
+        max_eta_s=body.max_eta_s,
+        commit=body.commit,
+        principal=principal,
+    )
+    session.commit()
+    return result

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from command.models import SEVERITIES, ResponsePlan
 from core.changes import record_change
 from core.security import Principal
-from dispatch.recommend import PlanLine
+from dispatch.assign import Need
 
 PLAN_FIELDS = ("id", "incident_type", "severity", "needs", "note", "updated_at")
 
@@ -92,7 +92,7 @@ def plan_for(session: Session, incident_type: str, severity: str) -> ResponsePla
     return None
 
 
-def lines(plan: ResponsePlan | None) -> list[PlanLine]:
+def lines(plan: ResponsePlan | None) -> list[Need]:
     if plan is None:
         return []
-    return [PlanLine(str(n["capability"]), int(n["count"])) for n in plan.needs if n["count"] > 0]
+    return [Need(str(n["capability"]), int(n["count"])) for n in plan.needs if n["count"] > 0]

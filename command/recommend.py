@@ -18,10 +18,10 @@ from command.models import Incident
 from core import crud
 from core.types import utcnow
 from dispatch.recommend import Candidate, Recommendation, recommend
-from gis.engine import Closures, Engine, Snap, SnapError
+from gis.engine import Closures, Engine, Route, Snap
 from resources.models import Station, Unit
 
-ROUTES_FOR = 12  # route geometry for the recommended units (and a few more), not for all
+ROUTES_FOR = 50  # route geometry for the recommended units (one shortest-path tree)
 
 
 def _positions(session: Session, units: list[Unit]) -> dict[int, tuple[float, float, bool]]:
@@ -55,17 +55,11 @@ def recommend_for(
     units = list(session.scalars(select(Unit).order_by(Unit.id)))
     positions = _positions(session, units)
     now = utcnow()
-    snaps: list[Snap] = []
-    snapped: list[Unit] = []
-    for u in units:
-        pos = positions.get(u.id)
-        if pos is None or u.status not in ("available", "returning"):
-            continue
-        try:
-            snaps.append(engine.snap(pos[0], pos[1]))
-            snapped.append(u)
-        except SnapError:
-            continue  # far from any road: reported as unreachable below
+    free = [u for u in units if u.id in positions and u.status in ("available", "returning")]
+    found = engine.snap_many([positions[u.id][0] for u in free], [positions[u.id][1] for u in free])
+    # A unit far from any road is left out here and reported as unreachable below.
+    snapped = [u for u, s in zip(free, found, strict=True) if s is not None]
+    snaps = [s for s in found if s is not None]
     matrix = engine.matrix(snaps, [incident_snap], closures=closures or Closures())
     eta = {u.id: (float(matrix.durations_s[i, 0]), float(matrix.distances_m[i, 0]))
            for i, u in enumerate(snapped)}  # fmt: skip
@@ -95,22 +89,19 @@ def _body(
 ) -> dict[str, Any]:
     by_id = {u.id: u for u in units}
     snap_of = {u.id: s for u, s in zip(snapped, snaps, strict=True)}
+    routed = [r.unit_id for r in result.ranked if r.recommended][:ROUTES_FOR]
+    found = engine.routes_to(
+        incident_snap, [snap_of[u] for u in routed], closures=closures or Closures()
+    )
+    routes = dict(zip(routed, found, strict=True))
     entries = []
     for r in result.ranked:
-        entry = {k: v for k, v in asdict(r).items()}
+        entry = asdict(r)
         unit = by_id[r.unit_id]
         entry.update(type=unit.type, capabilities=list(unit.capabilities), status=unit.status)
         entry["eta_s"] = round(r.eta_s, 1)
         entry["distance_m"] = round(r.distance_m, 1)
-        entry["route"] = None
-        if r.rank <= ROUTES_FOR:
-            route = engine.route(snap_of[r.unit_id], incident_snap, closures=closures or Closures())
-            if route is not None:
-                coords = np.round(route.coords, 7).tolist()
-                entry["route"] = {
-                    "type": "LineString",
-                    "coordinates": coords if len(coords) > 1 else coords * 2,
-                }
+        entry["route"] = _line(routes.get(r.unit_id))
         entries.append(entry)
     return {
         "incident_id": incident.id,
@@ -120,6 +111,13 @@ def _body(
         "unmet": [asdict(s) for s in result.unmet],
         "computed_at": utcnow().isoformat(),
     }
+
+
+def _line(route: Route | None) -> dict[str, Any] | None:
+    if route is None:
+        return None
+    coords = np.round(route.coords, 7).tolist()
+    return {"type": "LineString", "coordinates": coords if len(coords) > 1 else coords * 2}
 
 
 def recommended_summary(body: dict[str, Any]) -> list[dict[str, Any]]:

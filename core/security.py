@@ -38,6 +38,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "operations.write": frozenset({"commander", "dispatcher", "admin"}),
     "audit.read": frozenset({"auditor", "admin"}),
     "plan.write": frozenset({"commander", "planner", "admin"}),
+    "plan.run": frozenset({"commander", "dispatcher", "planner", "admin"}),
     "alert.post": frozenset({"machine"}),
 }
 

@@ -11,16 +11,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from dispatch.assign import Need
+
 ELIGIBLE = frozenset({"available", "returning"})
 BUSY = frozenset({"assigned", "en_route", "on_scene"})
-
-
-@dataclass(frozen=True)
-class PlanLine:
-    """One line of a response plan: ``count`` units with ``capability``."""
-
-    capability: str
-    count: int
 
 
 @dataclass(frozen=True)
@@ -109,7 +103,7 @@ def _exclusion(c: Candidate, needed: set[str], stale_after_s: float) -> Excluded
 
 
 def recommend(
-    plan: Sequence[PlanLine],
+    plan: Sequence[Need],
     candidates: Sequence[Candidate],
     *,
     stale_after_s: float = 900.0,
@@ -119,7 +113,7 @@ def recommend(
 
     Parameters
     ----------
-    plan : sequence of PlanLine
+    plan : sequence of Need
         What the incident needs, in the plan's order (first lines fill first). Empty: the
         single fastest eligible unit is recommended.
     candidates : sequence of Candidate

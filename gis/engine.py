@@ -22,9 +22,10 @@ from shapely import Geometry
 from gis import ch as hierarchy
 from gis import dijkstra
 from gis.ch import ContractionHierarchy
-from gis.graph import FloatArray, IntArray, RoadGraph
+from gis.graph import FloatArray, IntArray, RoadGraph, reverse_edges
 
 _M_PER_DEG = math.pi * 6_371_008.8 / 180.0
+SNAP_CACHE_SIZE = 200_000  # snapped positions kept (units rarely move between requests)
 
 
 class SnapError(ValueError):
@@ -84,6 +85,7 @@ class Engine:
         if ch is not None and ch.n_nodes != graph.n_nodes:
             raise ValueError("the contraction hierarchy belongs to another graph")
         self.graph = graph
+        self._snaps: dict[tuple[float, float], Snap] = {}
         self.ch = ch  # matrices without closures use it (PHAST); the rest uses Dijkstra
         self.max_snap_m = max_snap_m
         lon0, lat0 = float(np.median(graph.node_lon)), float(np.median(graph.node_lat))
@@ -130,6 +132,7 @@ class Engine:
     def warm(self) -> Engine:
         """Build the spatial index and compile the kernels now, not on the first request."""
         self.prepare()
+        _ = self._twin
         node = np.zeros(1, dtype=np.int64)
         self._search(node, np.zeros(1), np.zeros(1), reverse=False, weight=self.graph.edge_time_s)
         snaps = [self.snap_node(0), self.snap_node(self.graph.n_nodes - 1)]
@@ -163,6 +166,57 @@ class Engine:
         lonlat = self.unproject(np.array([[on_road.x, on_road.y]]))[0]
         edges = tuple(sorted((e, float(t)) for e, t in zip(chosen, fractions, strict=True)))
         return Snap(float(lonlat[0]), float(lonlat[1]), best, edges)
+
+    @cached_property
+    def _twin(self) -> IntArray:
+        return reverse_edges(self.graph)
+
+    def snap_many(
+        self, lons: Sequence[float], lats: Sequence[float], *, max_m: float | None = None
+    ) -> list[Snap | None]:
+        """:meth:`snap` for many points in one pass (None where no road is near enough).
+
+        Each point goes on its nearest edge and, for a two-way road, the edge's twin in the
+        other direction; where several roads are equally near (a junction) one is chosen.
+        """
+        limit = self.max_snap_m if max_m is None else max_m
+        if len(lons) == 0:
+            return []
+        if max_m is None:  # positions repeat between requests: reuse their snaps
+            keys = list(zip(lons, lats, strict=True))
+            cached = [self._snaps.get(k) for k in keys]
+            todo = [i for i, s in enumerate(cached) if s is None]
+            if todo:
+                fresh = self.snap_many(
+                    [lons[i] for i in todo], [lats[i] for i in todo], max_m=limit
+                )
+                if len(self._snaps) + len(todo) > SNAP_CACHE_SIZE:
+                    self._snaps.clear()
+                for i, s in zip(todo, fresh, strict=True):
+                    cached[i] = s
+                    if s is not None:
+                        self._snaps[keys[i]] = s
+            return cached
+        xy = self.project(np.asarray(lons, dtype=np.float64), np.asarray(lats, dtype=np.float64))
+        points = shapely.points(xy)
+        (which, edge), dist = self._tree.query_nearest(
+            points, max_distance=limit, return_distance=True, all_matches=False
+        )
+        lines = self._lines[edge]
+        fraction = shapely.line_locate_point(lines, points[which], normalized=True)
+        on_road = self.unproject(
+            shapely.get_coordinates(
+                shapely.line_interpolate_point(lines, fraction, normalized=True)
+            )
+        )
+        out: list[Snap | None] = [None] * len(lons)
+        twin = self._twin[edge]
+        for k, i in enumerate(which.tolist()):
+            e, t = int(edge[k]), float(fraction[k])
+            edges = [(e, t)] + ([(int(twin[k]), 1.0 - t)] if twin[k] >= 0 else [])
+            lon, lat = on_road[k]
+            out[i] = Snap(float(lon), float(lat), float(dist[k]), tuple(sorted(edges)))
+        return out
 
     def snap_node(self, node: int) -> Snap:
         """A snap exactly at a junction (for tests and for callers that hold node ids)."""
@@ -424,24 +478,84 @@ class Engine:
             for e, t in origin.edges
             if int(g.edge_v[e]) == node and np.isfinite(weight[e])
         ]
+        first = min(starts)[1:] if starts else None
+        length = float(dlen[int(g.edge_u[best[1]])]) + best[2] * float(g.edge_length_m[best[1]])
+        return self._assemble(first, path, (best[1], best[2]), float(best[0]), length)
+
+    def _assemble(
+        self,
+        first: tuple[int, float] | None,
+        path: list[int],
+        last: tuple[int, float],
+        eta_s: float,
+        length_m: float,
+    ) -> Route:
+        """A route from: the rest of the start edge (from its fraction), whole edges, and
+        the start of the end edge (up to its fraction)."""
         pieces = []
         edge_ids = []
-        if starts:
-            _, first, t0 = min(starts)
-            pieces.append(self._piece(first, t0, 1.0))
-            if t0 < 1.0:
-                edge_ids.append(first)
+        if first is not None:
+            pieces.append(self._piece(first[0], first[1], 1.0))
+            if first[1] < 1.0:
+                edge_ids.append(first[0])
         for e in path:
             pieces.append(self._piece(e, 0.0, 1.0))
             edge_ids.append(e)
-        pieces.append(self._piece(best[1], 0.0, best[2]))
-        if best[2] > 0.0:  # a junction snap arrives at fraction 0 of an outgoing edge
-            edge_ids.append(best[1])
+        pieces.append(self._piece(last[0], 0.0, last[1]))
+        if last[1] > 0.0:  # a junction snap arrives at fraction 0 of an outgoing edge
+            edge_ids.append(last[0])
         coords = np.concatenate(pieces)
         keep = np.ones(len(coords), dtype=bool)
         keep[1:] = np.any(np.diff(coords, axis=0) != 0, axis=1)
-        length = float(dlen[int(g.edge_u[best[1]])]) + best[2] * float(g.edge_length_m[best[1]])
-        return Route(float(best[0]), length, coords[keep], tuple(edge_ids))
+        return Route(eta_s, length_m, coords[keep], tuple(edge_ids))
+
+    def routes_to(
+        self, dest: Snap, origins: Sequence[Snap], *, closures: Closures = NO_CLOSURES
+    ) -> list[Route | None]:
+        """The fastest route from each origin to ``dest``, from one shortest-path tree.
+
+        One search on the reversed graph grows from ``dest`` until every origin is reached,
+        so routing the few units a recommendation proposes costs about one short search.
+        """
+        g = self.graph
+        weight = self.weights(closures)
+        nodes, costs, lens = self._entries(dest, start=False, weight=weight)
+        heads = [n for o in origins for n in self._entries(o, start=True, weight=weight)[0]]
+        dist, dlen, pred = self._search(
+            np.asarray(nodes, dtype=np.int64), np.asarray(costs), np.asarray(lens),
+            reverse=True, weight=weight, stop=np.asarray(heads, dtype=np.int64),
+        )  # fmt: skip
+        open_dest = [(e, t) for e, t in dest.edges if np.isfinite(weight[e])]
+        seeds = [(c, e, t) for (e, t), c in zip(open_dest, costs, strict=True)]
+        out: list[Route | None] = []
+        for origin in origins:
+            options = [
+                ((1.0 - t) * float(weight[e]) + dist[int(g.edge_v[e])], e, t)
+                for e, t in origin.edges
+                if np.isfinite(weight[e])
+            ]
+            direct = self._direct(origin, dest, weight)
+            best = min(options) if options else (np.inf, -1, 0.0)
+            if direct is not None and direct[0] <= best[0]:
+                e, t0, t1 = direct[1], direct[2], direct[3]
+                piece = self._piece(e, t0, t1)
+                ids = (e,) if t1 > t0 else ()
+                out.append(Route(direct[0], (t1 - t0) * float(g.edge_length_m[e]), piece, ids))
+                continue
+            if not np.isfinite(best[0]):
+                out.append(None)
+                continue
+            _, e0, t0 = best
+            node = int(g.edge_v[e0])
+            path: list[int] = []
+            while pred[node] >= 0:
+                path.append(int(pred[node]))
+                node = int(g.edge_v[pred[node]])
+            # The dest entry the tree grew from at ``node``: its cheapest seed there.
+            _, last_e, last_t = min(s for s in seeds if int(g.edge_u[s[1]]) == node)
+            length = (1.0 - t0) * float(g.edge_length_m[e0]) + float(dlen[int(g.edge_v[e0])])
+            out.append(self._assemble((e0, t0), path, (last_e, last_t), float(best[0]), length))
+        return out
 
     def _direct(
         self, origin: Snap, dest: Snap, weight: FloatArray

@@ -160,3 +160,38 @@ class RoadGraph:
         import networkx as nx
 
         nx.write_graphml(self.to_networkx(), path)
+
+
+def reverse_edges(graph: RoadGraph) -> IntArray:
+    """For every edge, the edge running the other way over the same line, else ``-1``.
+
+    Two edges are twins when they join the same two nodes in opposite directions, come
+    from the same OSM way, have the same length (to the millimetre) and their polylines
+    are the reverse of each other; pieces of a one-way road have no twin.
+    """
+    m = graph.n_edges
+    twin = np.full(m, -1, dtype=np.int64)
+    if m < 2:
+        return twin
+    u, v = graph.edge_u, graph.edge_v
+    lo, hi = np.minimum(u, v), np.maximum(u, v)
+    mm = np.rint(graph.edge_length_m * 1000).astype(np.int64)
+    order = np.lexsort((mm, graph.edge_osm_way, hi, lo))
+    keys = np.stack((lo, hi, graph.edge_osm_way, mm))[:, order]
+    same_next = np.all(keys[:, 1:] == keys[:, :-1], axis=0)
+    # Only groups of exactly two: the pair (order[i], order[i+1]) with no third member.
+    starts = np.flatnonzero(same_next)
+    alone = np.ones(starts.shape[0], dtype=bool)
+    alone &= np.concatenate(([True], ~same_next[:-1]))[starts]
+    alone &= np.concatenate((~same_next[1:], [True]))[starts]
+    a, b = order[starts[alone]], order[starts[alone] + 1]
+    opposite = (u[a] == v[b]) & (v[a] == u[b])
+    a, b = a[opposite], b[opposite]
+    off = graph.geom_offset
+    reversed_line = np.ones(a.shape[0], dtype=bool)
+    for coords in (graph.geom_lon, graph.geom_lat):  # second point of a == last-but-one of b
+        reversed_line &= coords[off[a] + 1] == coords[off[b + 1] - 2]
+        reversed_line &= coords[off[a]] == coords[off[b + 1] - 1]
+    a, b = a[reversed_line], b[reversed_line]
+    twin[a], twin[b] = b, a
+    return twin

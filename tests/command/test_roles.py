@@ -128,10 +128,11 @@ class Case:
     action: str  # the PERMISSIONS key the endpoint checks
     ok: int  # the status an allowed role gets
     body: Body = field(default=_no_body)
+    changes: bool | None = None  # None: every non-GET changes something (and is audited)
 
     @property
     def writes(self) -> bool:
-        return self.method != "GET"
+        return self.changes if self.changes is not None else self.method != "GET"
 
     def url(self, ids: Ids) -> str:
         return self.path.format(**ids.__dict__)
@@ -304,6 +305,8 @@ CASES = [
         },
     ),
     Case("response_plan.list", "GET", "/api/response-plans", "read", 200),
+    # a proposal: computed, not stored (applying it is a dispatch)
+    Case("dispatch.plan", "POST", "/api/dispatch/plan", "plan.run", 200, lambda i: {}, False),
     Case(
         "incident.recommendations",
         "GET",

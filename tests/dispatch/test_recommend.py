@@ -7,7 +7,8 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dispatch.recommend import Candidate, PlanLine, minutes, recommend
+from dispatch.assign import Need
+from dispatch.recommend import Candidate, minutes, recommend
 
 FIRE = frozenset({"fire_suppression"})
 LADDER = frozenset({"fire_suppression", "ladder"})
@@ -19,7 +20,7 @@ def cand(uid, caps, eta, status="available", age=60.0, has_position=True):
 
 
 def test_fills_each_line_with_the_fastest_capable_units():
-    plan = [PlanLine("fire_suppression", 2), PlanLine("ladder", 1), PlanLine("medical_bls", 1)]
+    plan = [Need("fire_suppression", 2), Need("ladder", 1), Need("medical_bls", 1)]
     units = [
         cand(1, FIRE, 300), cand(2, LADDER, 100), cand(3, FIRE, 200),
         cand(4, LADDER, 400), cand(5, MED, 250), cand(6, MED, 50),
@@ -36,7 +37,7 @@ def test_fills_each_line_with_the_fastest_capable_units():
 
 
 def test_left_out_units_say_why():
-    plan = [PlanLine("fire_suppression", 1)]
+    plan = [Need("fire_suppression", 1)]
     units = [
         cand(1, FIRE, 100, status="en_route"),
         cand(2, FIRE, 100, status="out_of_service"),
@@ -56,7 +57,7 @@ def test_left_out_units_say_why():
 
 
 def test_shortfall_is_reported_not_hidden():
-    rec = recommend([PlanLine("hazmat", 2)], [cand(1, frozenset({"hazmat"}), 60)])
+    rec = recommend([Need("hazmat", 2)], [cand(1, frozenset({"hazmat"}), 60)])
     assert [(s.capability, s.missing) for s in rec.unmet] == [("hazmat", 1)]
 
 
@@ -86,7 +87,7 @@ plan_st = st.lists(
 
 @given(units_st, plan_st)
 def test_properties(raw_units, raw_plan):
-    plan = [PlanLine(c, n) for c, n in raw_plan]
+    plan = [Need(c, n) for c, n in raw_plan]
     units = [cand(i, c, eta, status=s) for i, (c, eta, s) in enumerate(raw_units)]
     rec = recommend(plan, units)
     recommended = rec.recommended
