@@ -6,10 +6,13 @@ setup:          ## install what is missing (uv deps, PostgreSQL + PostGIS, Chrom
 test:           ## every check and every test (what CI runs)
 	./scripts/test.sh
 check: test
-bench:          ## benchmarks in bench/, printing medians and p95
+bench:          ## benchmarks in bench/, printing medians, p95 and ratios against their peers
 	./scripts/setup.sh --with-pgrouting
 	uv run python -m bench.http_api
 	uv run python -m bench.routing
-	if [ -f bench/tiles.py ]; then uv run python -m bench.tiles; fi
+	uv run python -m bench.tiles
+	uv run python -m bench.recommend
+	uv run python -m bench.plan
+	uv run python -m bench.supplies
 fmt:            ## format and fix lint
 	uv run ruff format . && uv run ruff check --fix .
