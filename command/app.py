@@ -24,6 +24,7 @@ from command.auth_router import router as auth_router
 from command.dispatch_router import router as dispatch_router
 from command.middleware import BodySizeLimit, Metrics, registry
 from command.router import router as command_router
+from command.zones import router as zones_router
 from core.config import Settings, get_settings
 from core.db import integrity_error, make_engine, make_sessionmaker
 from core.errors import (
@@ -179,6 +180,7 @@ def create_app(
     app.include_router(auth_router)
     app.include_router(command_router)
     app.include_router(dispatch_router)
+    app.include_router(zones_router)
     app.include_router(resources_router)
     app.include_router(tiles_router)
     app.include_router(routing_router)

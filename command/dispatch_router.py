@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, status
 from pydantic import BaseModel, Field
 
-from command import planning, plans, recommend, tasks
+from command import planning, plans, recommend, tasks, zones
 from command.schemas import DispatchRequest, IncidentType, Severity, TaskRead
 from core.errors import InvalidInput
 from core.security import require
@@ -209,8 +209,11 @@ def post_supplies(
 
 
 class ZoneIn(Strict):
+    """A zone to evacuate: its own area, or a warning zone's (``warning_zone_id``)."""
+
     id: str = Field(min_length=1, max_length=80)
-    geometry: dict[str, Any]
+    geometry: dict[str, Any] | None = None
+    warning_zone_id: int | None = Field(default=None, ge=1)
     population: int = Field(ge=0, le=10_000_000)
     needs_accessible: int = Field(default=0, ge=0)
     with_pets: int = Field(default=0, ge=0)
@@ -235,6 +238,11 @@ def post_evacuation(
     for z in body.zones:
         if z.needs_accessible + z.with_pets > z.population:
             raise InvalidInput(f"zone {z.id}: needs_accessible + with_pets exceed population")
+        if (z.geometry is None) == (z.warning_zone_id is None):
+            raise InvalidInput(f"zone {z.id}: give geometry or warning_zone_id (one of them)")
+        if z.warning_zone_id is not None:
+            shapes.append(zones.zone_area(session, z.warning_zone_id))
+            continue
         try:
             shapes.append(
                 parse_geometry(

@@ -17,12 +17,13 @@ from sqlalchemy.orm import Session
 
 from command import plans
 from command.models import SEVERITIES, Incident, PlanRecord
+from command.zones import road_closures
 from core.changes import record_change
 from core.db import flush
 from core.errors import Conflict, InvalidInput, NotFound
 from core.security import Principal
 from dispatch import assign, evacuate, supplies
-from gis.engine import Engine, Snap, SnapError
+from gis.engine import Closures, Engine, Snap, SnapError
 from resources.models import Shelter, Stock, Unit, Warehouse
 
 PRIORITY = {s: float(i + 1) for i, s in enumerate(SEVERITIES)}  # minor 1 .. extreme 4
@@ -78,7 +79,7 @@ def plan_dispatch(
             kept.append(u)
         except SnapError:
             continue
-    matrix = engine.matrix(unit_snaps, inc_snaps)
+    matrix = engine.matrix(unit_snaps, inc_snaps, closures=road_closures(session))
     matrix_s = time.perf_counter() - started
     demands = tuple(
         assign.IncidentDemand(
@@ -94,7 +95,9 @@ def plan_dispatch(
     supplies_ = tuple(assign.UnitSupply(u.id, frozenset(u.capabilities)) for u in kept)
     coverage = None
     if coverage_target_s is not None and kept:
-        coverage = _coverage(engine, unit_snaps, coverage_target_s, coverage_grid)
+        coverage = _coverage(
+            engine, unit_snaps, coverage_target_s, coverage_grid, road_closures(session)
+        )
     problem = assign.AssignProblem(demands, supplies_, matrix.durations_s, coverage=coverage)
     plan = assign.solve(problem, time_limit_s=time_limit_s, seed=seed)
     callsign = {u.id: u.callsign for u in kept}
@@ -112,7 +115,7 @@ def plan_dispatch(
 
 
 def _coverage(
-    engine: Engine, unit_snaps: list[Snap], target_s: float, grid: int
+    engine: Engine, unit_snaps: list[Snap], target_s: float, grid: int, closures: Closures
 ) -> assign.Coverage:
     """Districts: a grid over the road network; covered = some unit reaches its centre."""
     west, south, east, north = engine.graph.bbox()
@@ -127,7 +130,7 @@ def _coverage(
                 ids.append(f"{i}-{j}")
             except SnapError:
                 continue  # no road in that cell: not a district to cover
-    times = engine.matrix(unit_snaps, centres).durations_s
+    times = engine.matrix(unit_snaps, centres, closures=closures).durations_s
     return assign.Coverage(tuple(ids), times <= target_s, target_s)
 
 
@@ -167,7 +170,8 @@ def plan_supplies(
     demand_snaps = [
         _snap(engine, lon, lat, d["target"]) for (lon, lat), d in zip(points, demands, strict=True)
     ]
-    eta = engine.matrix(house_snaps, demand_snaps).durations_s
+    closures = road_closures(session)
+    eta = engine.matrix(house_snaps, demand_snaps, closures=closures).durations_s
     items = {d["item"] for d in demands}
     stock = [
         supplies.StockLine(s.warehouse_id, s.item, int(s.quantity))
@@ -186,7 +190,15 @@ def plan_supplies(
     body: dict[str, Any] = {"allocation": asdict(allocation), "routes": None, "committed": None}
     if fleet:
         body["routes"] = _routes(
-            engine, houses, house_snaps, demand_snaps, allocation, fleet, time_limit_s, seed
+            engine,
+            houses,
+            house_snaps,
+            demand_snaps,
+            allocation,
+            fleet,
+            time_limit_s,
+            seed,
+            closures,
         )
     if commit:
         record = _reserve(session, allocation, body, demands, principal)
@@ -203,10 +215,12 @@ def _routes(
     fleet: list[dict[str, Any]],
     time_limit_s: float,
     seed: int,
+    closures: Closures,
 ) -> dict[str, Any]:
     """Delivery routes: locations are warehouses then demand points; loads split to fit."""
     index = {w.id: i for i, w in enumerate(houses)}
-    times = engine.matrix(house_snaps + demand_snaps, house_snaps + demand_snaps).durations_s
+    every = house_snaps + demand_snaps
+    times = engine.matrix(every, every, closures=closures).durations_s
     vehicles: list[supplies.Vehicle] = []
     for f in fleet:
         if f["warehouse_id"] not in index:
@@ -313,7 +327,7 @@ def plan_evacuation(
             reachable.append(s)
         except SnapError:
             continue
-    eta = engine.matrix(zone_snaps, shelter_snaps).durations_s
+    eta = engine.matrix(zone_snaps, shelter_snaps, closures=road_closures(session)).durations_s
     problem = evacuate.EvacuationProblem(
         tuple(
             evacuate.Zone(

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from command import plans
 from command.incidents import INCIDENTS
 from command.models import Incident
+from command.zones import road_closures
 from core import crud
 from core.types import utcnow
 from dispatch.recommend import Candidate, Recommendation, recommend
@@ -60,7 +61,8 @@ def recommend_for(
     # A unit far from any road is left out here and reported as unreachable below.
     snapped = [u for u, s in zip(free, found, strict=True) if s is not None]
     snaps = [s for s in found if s is not None]
-    matrix = engine.matrix(snaps, [incident_snap], closures=closures or Closures())
+    closures = road_closures(session, closures)
+    matrix = engine.matrix(snaps, [incident_snap], closures=closures)
     eta = {u.id: (float(matrix.durations_s[i, 0]), float(matrix.distances_m[i, 0]))
            for i, u in enumerate(snapped)}  # fmt: skip
     candidates = []

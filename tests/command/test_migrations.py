@@ -34,6 +34,7 @@ TABLES = {
     "response_plan",
     "dispatch_decision",
     "plan_record",
+    "warning_zone",
 }
 
 
