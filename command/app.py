@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -148,6 +149,10 @@ def create_app(
             app.state.engine = await run_in_threadpool(
                 roads.open_engine, settings, app.state.sessionmaker
             )
+            # The road network is ~150,000 long-lived objects: keep them out of every
+            # garbage collection (a full sweep over them took 200-300 ms, the p95 tail).
+            gc.collect()
+            gc.freeze()
         yield
         if db is not None:
             db.dispose()

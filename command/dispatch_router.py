@@ -6,6 +6,7 @@ import logging
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, status
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from command import planning, plans, recommend, tasks, zones
@@ -83,12 +84,12 @@ def get_recommendations(
     limit: Annotated[int, Query(ge=0, le=200)] = 10,
     closed_edges: Annotated[str | None, Query(description="edge ids to avoid")] = None,
     stale_after_s: Annotated[float, Query(gt=0, le=86_400)] = 900.0,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """Units ranked by drive time to fill the incident's response plan, each explained;
     units left out say why."""
     require(principal, "read")
     engine = engine_of(request)
-    return recommend.recommend_for(
+    body = recommend.recommend_for(
         session,
         engine,
         incident_id,
@@ -96,6 +97,7 @@ def get_recommendations(
         closures=closures_of(None, closed_edges, "wgs84"),
         stale_after_s=stale_after_s,
     )
+    return JSONResponse(body)  # already JSON-safe: no second encoding pass
 
 
 @router.post(

@@ -4,12 +4,14 @@ the road engine, ranked and explained by the pure recommender in ``dispatch``.""
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import asdict
 from typing import Any
 
 import numpy as np
+import shapely
 from geoalchemy2.shape import to_shape
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from command import plans
@@ -22,21 +24,23 @@ from dispatch.recommend import Candidate, Recommendation, recommend
 from gis.engine import Closures, Engine, Route, Snap
 from resources.models import Station, Unit
 
+ROUTE_TOLERANCE_DEG = 1e-5
 ROUTES_FOR = 50  # route geometry for the recommended units (one shortest-path tree)
 
 
-def _positions(session: Session, units: list[Unit]) -> dict[int, tuple[float, float, bool]]:
-    """Each unit's last position, else its home station's: (lon, lat, is_reported)."""
-    stations = {s.id: to_shape(s.geom) for s in session.scalars(select(Station))}
-    out: dict[int, tuple[float, float, bool]] = {}
-    for u in units:
-        if u.geom is not None:
-            p = to_shape(u.geom)
-            out[u.id] = (p.x, p.y, True)
-        elif u.home_station_id in stations:
-            p = stations[u.home_station_id]
-            out[u.id] = (p.x, p.y, False)
-    return out
+def _unit_rows(session: Session) -> list[Any]:
+    """Every unit with where it is (its last position, else its home station), as plain
+    rows: a recommendation reads all units, so no ORM objects are built for them."""
+    where = func.coalesce(Unit.geom, Station.geom)
+    stmt = (
+        select(
+            Unit.id, Unit.callsign, Unit.status, Unit.type, Unit.capabilities, Unit.position_at,
+            func.ST_X(where).label("lon"), func.ST_Y(where).label("lat"),
+        )
+        .outerjoin(Station, Station.id == Unit.home_station_id)
+        .order_by(Unit.id)
+    )  # fmt: skip
+    return list(session.execute(stmt))
 
 
 def recommend_for(
@@ -53,11 +57,10 @@ def recommend_for(
     plan = plans.plan_for(session, incident.type, incident.severity)
     target = to_shape(incident.location)
     incident_snap = engine.snap(target.x, target.y)
-    units = list(session.scalars(select(Unit).order_by(Unit.id)))
-    positions = _positions(session, units)
+    units = _unit_rows(session)
     now = utcnow()
-    free = [u for u in units if u.id in positions and u.status in ("available", "returning")]
-    found = engine.snap_many([positions[u.id][0] for u in free], [positions[u.id][1] for u in free])
+    free = [u for u in units if u.lon is not None and u.status in ("available", "returning")]
+    found = engine.snap_many([u.lon for u in free], [u.lat for u in free])
     # A unit far from any road is left out here and reported as unreachable below.
     snapped = [u for u, s in zip(free, found, strict=True) if s is not None]
     snaps = [s for s in found if s is not None]
@@ -67,12 +70,11 @@ def recommend_for(
            for i, u in enumerate(snapped)}  # fmt: skip
     candidates = []
     for u in units:
-        pos = positions.get(u.id)
-        age = (now - u.position_at).total_seconds() if pos and pos[2] and u.position_at else None
+        age = (now - u.position_at).total_seconds() if u.position_at is not None else None
         t, d = eta.get(u.id, (math.inf, math.inf))
         candidates.append(
             Candidate(u.id, u.callsign, u.status, frozenset(u.capabilities), t, d,
-                      position_age_s=age, has_position=pos is not None)
+                      position_age_s=age, has_position=u.lon is not None)
         )  # fmt: skip
     result = recommend(plans.lines(plan), candidates, stale_after_s=stale_after_s, limit=limit)
     return _body(incident, plan, result, engine, snaps, snapped, incident_snap, closures, units)
@@ -84,10 +86,10 @@ def _body(
     result: Recommendation,
     engine: Engine,
     snaps: list[Snap],
-    snapped: list[Unit],
+    snapped: list[Any],
     incident_snap: Snap,
     closures: Closures | None,
-    units: list[Unit],
+    units: list[Any],
 ) -> dict[str, Any]:
     by_id = {u.id: u for u in units}
     snap_of = {u.id: s for u, s in zip(snapped, snaps, strict=True)}
@@ -109,7 +111,14 @@ def _body(
         "incident_id": incident.id,
         "response_plan": None if plan is None else plans.plan_dict(plan),
         "recommendations": entries,
-        "excluded": [asdict(e) for e in result.excluded],
+        # Units that could have filled the plan but are left out, each with its reason;
+        # the rest (no needed capability) as counts, not a thousand lines.
+        "excluded": [
+            {"unit_id": e.unit_id, "callsign": e.callsign, "reason": e.reason, "why": e.why}
+            for e in result.excluded
+            if e.reason != "lacks_capability"
+        ],
+        "excluded_counts": dict(Counter(e.reason for e in result.excluded)),
         "unmet": [asdict(s) for s in result.unmet],
         "computed_at": utcnow().isoformat(),
     }
@@ -118,7 +127,9 @@ def _body(
 def _line(route: Route | None) -> dict[str, Any] | None:
     if route is None:
         return None
-    coords = np.round(route.coords, 7).tolist()
+    # ~1 m tolerance: what a map shows, at a fraction of the points of the road polylines.
+    line = shapely.simplify(shapely.linestrings(route.coords), ROUTE_TOLERANCE_DEG)
+    coords = np.round(shapely.get_coordinates(line), 7).tolist()
     return {"type": "LineString", "coordinates": coords if len(coords) > 1 else coords * 2}
 
 

@@ -17,7 +17,7 @@ ELIGIBLE = frozenset({"available", "returning"})
 BUSY = frozenset({"assigned", "en_route", "on_scene"})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Candidate:
     """A unit as the recommender sees it.
 
@@ -36,7 +36,7 @@ class Candidate:
     has_position: bool = True
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Ranked:
     unit_id: int
     callsign: str
@@ -48,7 +48,7 @@ class Ranked:
     why: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Excluded:
     unit_id: int
     callsign: str
