@@ -28,9 +28,10 @@ ROUTE_TOLERANCE_DEG = 1e-5
 ROUTES_FOR = 50  # route geometry for the recommended units (one shortest-path tree)
 
 
-def _unit_rows(session: Session) -> list[Any]:
-    """Every unit with where it is (its last position, else its home station), as plain
-    rows: a recommendation reads all units, so no ORM objects are built for them."""
+def _unit_rows(session: Session, needed: set[str]) -> tuple[list[Any], int]:
+    """Units that have a capability the plan needs (all units without a plan), with where
+    they are (last position, else home station), as plain rows; and how many units lack
+    every needed capability (counted in the database, not loaded)."""
     where = func.coalesce(Unit.geom, Station.geom)
     stmt = (
         select(
@@ -40,7 +41,11 @@ def _unit_rows(session: Session) -> list[Any]:
         .outerjoin(Station, Station.id == Unit.home_station_id)
         .order_by(Unit.id)
     )  # fmt: skip
-    return list(session.execute(stmt))
+    if not needed:
+        return list(session.execute(stmt)), 0
+    useful = Unit.capabilities.overlap(sorted(needed))  # the GIN index answers this
+    lacking = session.scalar(select(func.count()).select_from(Unit).where(~useful)) or 0
+    return list(session.execute(stmt.where(useful))), int(lacking)
 
 
 def recommend_for(
@@ -57,7 +62,8 @@ def recommend_for(
     plan = plans.plan_for(session, incident.type, incident.severity)
     target = to_shape(incident.location)
     incident_snap = engine.snap(target.x, target.y)
-    units = _unit_rows(session)
+    lines = plans.lines(plan)
+    units, lacking = _unit_rows(session, {line.capability for line in lines})
     now = utcnow()
     free = [u for u in units if u.lon is not None and u.status in ("available", "returning")]
     found = engine.snap_many([u.lon for u in free], [u.lat for u in free])
@@ -76,8 +82,11 @@ def recommend_for(
             Candidate(u.id, u.callsign, u.status, frozenset(u.capabilities), t, d,
                       position_age_s=age, has_position=u.lon is not None)
         )  # fmt: skip
-    result = recommend(plans.lines(plan), candidates, stale_after_s=stale_after_s, limit=limit)
-    return _body(incident, plan, result, engine, snaps, snapped, incident_snap, closures, units)
+    result = recommend(lines, candidates, stale_after_s=stale_after_s, limit=limit)
+    body = _body(incident, plan, result, engine, snaps, snapped, incident_snap, closures, units)
+    if lacking:
+        body["excluded_counts"]["lacks_capability"] = lacking
+    return body
 
 
 def _body(
