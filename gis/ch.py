@@ -37,13 +37,12 @@ import numpy as np
 from numba import njit, prange
 
 from gis.graph import FloatArray, IntArray
+from gis.heap import SETTLED, UNSEEN, _pop, _sift_down, _sift_up
 
 Progress = Callable[[str, int], None]  # (stage, nodes contracted so far)
 Csr = tuple[IntArray, IntArray, FloatArray, FloatArray]  # indptr, other end, time s, length m
 
 INF = np.inf
-UNSEEN = -1  # heap positions: never queued
-SETTLED = -2  # ... and settled (final)
 CH_VERSION = 1
 
 # Witness searches stop after settling this many nodes (a stopped search may add a
@@ -54,51 +53,6 @@ BATCH = 2_048  # nodes contracted per kernel call (progress reports in between)
 
 # Indices into the build's scalar state array.
 _O_USED, _I_USED, _N_EDGES, _N_RANKED, _PQ_SIZE, _N_SHORTCUTS = range(6)
-
-
-# --- indexed binary heap (min, with decrease/increase-key through ``pos``) -----------------
-@njit(cache=True, nogil=True)
-def _sift_up(hc, hn, pos, i, cost, node):  # type: ignore[no-untyped-def]
-    while i > 0:
-        parent = (i - 1) >> 1
-        if hc[parent] <= cost:
-            break
-        hc[i] = hc[parent]
-        hn[i] = hn[parent]
-        pos[hn[i]] = i
-        i = parent
-    hc[i] = cost
-    hn[i] = node
-    pos[node] = i
-
-
-@njit(cache=True, nogil=True)
-def _sift_down(hc, hn, pos, i, size, cost, node):  # type: ignore[no-untyped-def]
-    while True:
-        child = 2 * i + 1
-        if child >= size:
-            break
-        if child + 1 < size and hc[child + 1] < hc[child]:
-            child += 1
-        if cost <= hc[child]:
-            break
-        hc[i] = hc[child]
-        hn[i] = hn[child]
-        pos[hn[i]] = i
-        i = child
-    hc[i] = cost
-    hn[i] = node
-    pos[node] = i
-
-
-@njit(cache=True, nogil=True)
-def _pop(hc, hn, pos, size):  # type: ignore[no-untyped-def]
-    """Remove the root (the caller read hc[0], hn[0] first); returns the new size."""
-    pos[hn[0]] = SETTLED
-    size -= 1
-    if size > 0:
-        _sift_down(hc, hn, pos, 0, size, hc[size], hn[size])
-    return size
 
 
 # --- contraction -------------------------------------------------------------------------

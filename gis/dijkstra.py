@@ -13,52 +13,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from gis.heap import SETTLED, UNSEEN, _pop, _sift_up
+
 INF = np.inf
-UNSEEN = -1  # heap positions: never queued
-SETTLED = -2  # ... and settled (final)
-
-
-@njit(cache=True, nogil=True)
-def _sift_up(hc, hn, pos, i, cost, node):  # type: ignore[no-untyped-def]
-    while i > 0:
-        parent = (i - 1) >> 1
-        if hc[parent] <= cost:
-            break
-        hc[i] = hc[parent]
-        hn[i] = hn[parent]
-        pos[hn[i]] = i
-        i = parent
-    hc[i] = cost
-    hn[i] = node
-    pos[node] = i
-
-
-@njit(cache=True, nogil=True)
-def _pop(hc, hn, pos, size):  # type: ignore[no-untyped-def]
-    """Remove the root; returns the new size. The caller read hc[0], hn[0] first."""
-    pos[hn[0]] = SETTLED
-    size -= 1
-    if size == 0:
-        return size
-    last_c = hc[size]
-    last_n = hn[size]
-    i = 0
-    while True:
-        child = 2 * i + 1
-        if child >= size:
-            break
-        if child + 1 < size and hc[child + 1] < hc[child]:
-            child += 1
-        if last_c <= hc[child]:
-            break
-        hc[i] = hc[child]
-        hn[i] = hn[child]
-        pos[hn[i]] = i
-        i = child
-    hc[i] = last_c
-    hn[i] = last_n
-    pos[last_n] = i
-    return size
 
 
 @njit(cache=True, nogil=True)
