@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from gis.engine import Closures, Engine, Snap
+from gis.network import load_network
+from tests.gis.conftest import extract_path
 
 
 def _snaps(engine: Engine, rng: np.random.Generator, k: int) -> list[Snap]:
@@ -69,8 +71,7 @@ def test_closures_bypass_the_hierarchy(small_network):
     assert fast.matrix(snaps[:1], snaps[1:2]).durations_s[0, 0] == pytest.approx(route.eta_s)
 
 
-def test_a_hierarchy_of_another_graph_is_refused(small_network, network):
-    if network.graph.n_nodes == small_network.graph.n_nodes:
-        pytest.skip("same graph")
+def test_a_hierarchy_of_another_graph_is_refused(small_network, graph_cache):
+    other = load_network(extract_path("osrm_monaco.osm.pbf"), cache_dir=graph_cache)
     with pytest.raises(ValueError, match="another graph"):
-        Engine(small_network.graph, ch=network.ch)
+        Engine(small_network.graph, ch=other.ch)
