@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 from numba import njit, prange
 
+from gis.dijkstra import read_targets
 from gis.graph import FloatArray, IntArray
 from gis.heap import SETTLED, UNSEEN, _pop, _sift_down, _sift_up
 
@@ -643,22 +644,10 @@ def _phast(  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, nogil=True)
-def _phast_all(  # type: ignore[no-untyped-def]
-    s_ptr,
-    s_nbr,
-    s_w,
-    s_len,
-    w_ptr,
-    w_nbr,
-    w_w,
-    w_len,
-    seed_node,
-    seed_cost,
-    seed_len,
-    position,
-    out_time,
-    out_len,
+def _tree(  # type: ignore[no-untyped-def]
+    s_ptr, s_nbr, s_w, s_len, w_ptr, w_nbr, w_w, w_len, seed_node, seed_cost, seed_len
 ):
+    """One PHAST run: times and lengths for every position, in its own work arrays."""
     n = s_ptr.shape[0] - 1
     dist = np.empty(n)
     dlen = np.empty(n)
@@ -666,93 +655,34 @@ def _phast_all(  # type: ignore[no-untyped-def]
     hc = np.empty(n)
     hn = np.empty(n, dtype=np.int64)
     _phast(
-        s_ptr,
-        s_nbr,
-        s_w,
-        s_len,
-        w_ptr,
-        w_nbr,
-        w_w,
-        w_len,
-        seed_node,
-        seed_cost,
-        seed_len,
-        dist,
-        dlen,
-        pos,
-        hc,
-        hn,
+        s_ptr, s_nbr, s_w, s_len, w_ptr, w_nbr, w_w, w_len, seed_node, seed_cost, seed_len,
+        dist, dlen, pos, hc, hn,
+    )  # fmt: skip
+    return dist, dlen
+
+
+@njit(cache=True, nogil=True)
+def _phast_all(  # type: ignore[no-untyped-def]
+    s_ptr, s_nbr, s_w, s_len, w_ptr, w_nbr, w_w, w_len, seed_node, seed_cost, seed_len,
+    position, out_time, out_len,
+):  # fmt: skip
+    dist, dlen = _tree(
+        s_ptr, s_nbr, s_w, s_len, w_ptr, w_nbr, w_w, w_len, seed_node, seed_cost, seed_len
     )
-    for i in range(n):
+    for i in range(dist.shape[0]):
         out_time[i] = dist[position[i]]
         out_len[i] = dlen[position[i]]
 
 
 @njit(cache=True, nogil=True)
-def _read(dist, dlen, target_ptr, target_node, target_cost, target_len, limit, out_t, out_l):  # type: ignore[no-untyped-def]
-    """Best cost to each target (several (position, extra cost, extra length) entries)."""
-    for t in range(target_ptr.shape[0] - 1):
-        best = INF
-        best_len = INF
-        for k in range(target_ptr[t], target_ptr[t + 1]):
-            c = dist[target_node[k]] + target_cost[k]
-            if c < best:
-                best = c
-                best_len = dlen[target_node[k]] + target_len[k]
-        if best <= limit:
-            out_t[t] = best
-            out_l[t] = best_len
-        else:
-            out_t[t] = INF
-            out_l[t] = INF
-
-
-@njit(cache=True, nogil=True)
 def _one_to_many(  # type: ignore[no-untyped-def]
-    s_ptr,
-    s_nbr,
-    s_w,
-    s_len,
-    w_ptr,
-    w_nbr,
-    w_w,
-    w_len,
-    seed_node,
-    seed_cost,
-    seed_len,
-    target_ptr,
-    target_node,
-    target_cost,
-    target_len,
-    limit,
-    out_t,
-    out_l,
-):
-    n = s_ptr.shape[0] - 1
-    dist = np.empty(n)
-    dlen = np.empty(n)
-    pos = np.empty(n, dtype=np.int64)
-    hc = np.empty(n)
-    hn = np.empty(n, dtype=np.int64)
-    _phast(
-        s_ptr,
-        s_nbr,
-        s_w,
-        s_len,
-        w_ptr,
-        w_nbr,
-        w_w,
-        w_len,
-        seed_node,
-        seed_cost,
-        seed_len,
-        dist,
-        dlen,
-        pos,
-        hc,
-        hn,
+    s_ptr, s_nbr, s_w, s_len, w_ptr, w_nbr, w_w, w_len, seed_node, seed_cost, seed_len,
+    target_ptr, target_node, target_cost, target_len, limit, out_t, out_l,
+):  # fmt: skip
+    dist, dlen = _tree(
+        s_ptr, s_nbr, s_w, s_len, w_ptr, w_nbr, w_w, w_len, seed_node, seed_cost, seed_len
     )
-    _read(dist, dlen, target_ptr, target_node, target_cost, target_len, limit, out_t, out_l)
+    read_targets(dist, dlen, target_ptr, target_node, target_cost, target_len, limit, out_t, out_l)
 
 
 @njit(cache=True, nogil=True, parallel=True)
