@@ -47,6 +47,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from bench.timing import percentile, timed
 from command import auth
 from command.incidents import create_incident as create_incident_service
 from command.incidents import list_incidents
@@ -307,14 +308,21 @@ def server_command(port: int) -> list[str]:
 
 
 @contextmanager
-def running_server(url: str, secret_key: str) -> Iterator[str]:
-    """The real server in a subprocess; yields its base URL; always stops it."""
+def running_server(
+    url: str,
+    secret_key: str,
+    *,
+    extra_env: dict[str, str] | None = None,
+    timeout_s: float = SERVER_START_TIMEOUT_S,
+) -> Iterator[str]:
+    """The real server in a subprocess; yields its base URL once healthy; always stops it."""
     port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": url,
         "EMERGENCY_ENV": "development",
         "EMERGENCY_SECRET_KEY": secret_key,
+        **(extra_env or {}),
     }
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryFile(mode="w+b") as log:
@@ -322,18 +330,18 @@ def running_server(url: str, secret_key: str) -> Iterator[str]:
             server_command(port), env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
         )
         try:
-            deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+            deadline = time.monotonic() + timeout_s
             while True:
                 if proc.poll() is not None:
-                    raise RuntimeError(f"server exited with {proc.returncode}:\n{_tail(log)}")
+                    raise RuntimeError(f"server exited with {proc.returncode}:\n{tail(log)}")
                 try:
                     if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
                         break
                 except httpx.TransportError:
                     pass
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"server not healthy in time:\n{_tail(log)}")
-                time.sleep(0.2)
+                    raise RuntimeError(f"server not healthy in time:\n{tail(log)}")
+                time.sleep(0.1)
             yield base
         finally:
             if proc.poll() is None:
@@ -345,24 +353,14 @@ def running_server(url: str, secret_key: str) -> Iterator[str]:
                     proc.wait(timeout=15)
 
 
-def _tail(log: Any, n: int = 4000) -> str:
+def tail(log: Any, n: int = 4000) -> str:
+    """The last ``n`` bytes of a server's log, for an error message."""
     log.flush()
     log.seek(0)
     return str(log.read()[-n:].decode(errors="replace"))
 
 
 # --- statistics and the measurement loop ------------------------------------------
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Linear-interpolated percentile (q in 0..100)."""
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    pos = (len(ordered) - 1) * q / 100
-    lo = int(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
 @dataclass
@@ -376,12 +374,6 @@ class Row:
     peer_p95_ms: float
     ratio: float
     number_matched: dict[str, float] | None = None
-
-
-def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
-    start = time.perf_counter_ns()
-    out = fn()
-    return (time.perf_counter_ns() - start) / 1e6, out
 
 
 def side_by_side(

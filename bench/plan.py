@@ -20,14 +20,11 @@ The target: matrix + solve under 1.5 s, and optimal on the candidate set.
 from __future__ import annotations
 
 import os
-import statistics
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 
+from bench.timing import median_time
 from dispatch.assign import (
     AssignPlan,
     AssignProblem,
@@ -61,18 +58,6 @@ COVER_TARGETS_S = (600.0, 150.0)
 TIME_LIMIT_S = 1.0
 RUNS = 3
 TARGET_S = 1.5
-
-T = TypeVar("T")
-
-
-def _median_time(fn: Callable[[], T], runs: int = RUNS) -> tuple[float, T]:
-    times, out = [], None
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    assert out is not None
-    return statistics.median(times), out
 
 
 def _demand(rng: np.random.Generator) -> tuple[tuple[UnitSupply, ...], tuple[IncidentDemand, ...]]:
@@ -145,23 +130,23 @@ def main() -> None:
         f"load {os.getloadavg()[0]:.2f}; median of {RUNS}"
     )
 
-    matrix_s, matrix = _median_time(lambda: engine.matrix(unit_snaps, incident_snaps))
+    matrix_s, matrix = median_time(lambda: engine.matrix(unit_snaps, incident_snaps))
     eta = matrix.durations_s
     print(f"unreachable unit-incident pairs: {np.isinf(eta).mean():.2%}")
     rows = []
     problem = AssignProblem(incidents, units, eta)
-    solve_s, plan = _median_time(lambda: solve(problem, time_limit_s=TIME_LIMIT_S, seed=SEED))
+    solve_s, plan = median_time(lambda: solve(problem, time_limit_s=TIME_LIMIT_S, seed=SEED))
     rows.append(_row("no coverage", matrix_s, solve_s, plan))
-    greedy_s, _ = _median_time(lambda: greedy(problem))
+    greedy_s, _ = median_time(lambda: greedy(problem))
     ok = matrix_s + solve_s < TARGET_S and plan.status == "optimal"
 
     district_ids, centres = _district_snaps(engine)
-    cover_s, cover_matrix = _median_time(lambda: engine.matrix(unit_snaps, centres))
+    cover_s, cover_matrix = median_time(lambda: engine.matrix(unit_snaps, centres))
     for target in COVER_TARGETS_S:
         covers = cover_matrix.durations_s <= target
         coverage = Coverage(district_ids, covers, target)
         problem = AssignProblem(incidents, units, eta, coverage=coverage)
-        solve_s, plan = _median_time(
+        solve_s, plan = median_time(
             lambda p=problem: solve(p, time_limit_s=TIME_LIMIT_S, seed=SEED)
         )
         rows.append(_row(f"coverage {target:.0f} s", matrix_s + cover_s, solve_s, plan))

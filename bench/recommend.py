@@ -51,9 +51,7 @@ import pstats
 import random
 import secrets
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -69,7 +67,9 @@ import yaml
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from bench.http_api import free_port, percentile, psycopg_url, server_command
+from bench import http_api
+from bench.http_api import psycopg_url
+from bench.timing import percentile
 from command import auth, plans
 from command.migrate import upgrade
 from command.recommend import recommend_for
@@ -340,50 +340,14 @@ class GcClock:
 
 @contextmanager
 def running_server(url: str, secret_key: str, cache_dir: Path) -> Iterator[tuple[str, float]]:
-    """The real server in a subprocess; yields its base URL and seconds to healthy."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "EMERGENCY_ENV": "development",
-        "EMERGENCY_SECRET_KEY": secret_key,
-        "EMERGENCY_OSM_FILE": str(OSM),
-        "EMERGENCY_GRAPH_CACHE_DIR": str(cache_dir),
-    }
-    base = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryFile(mode="w+b") as log:
-        started = time.monotonic()
-        proc = subprocess.Popen(  # noqa: S603 - fixed argv
-            server_command(port), env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
-        )
-        try:
-            deadline = started + SERVER_START_TIMEOUT_S
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"server exited with {proc.returncode}:\n{tail(log)}")
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"server not healthy in time:\n{tail(log)}")
-                time.sleep(0.1)
-            yield base, time.monotonic() - started
-        finally:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=15)
-
-
-def tail(log: Any, n: int = 4000) -> str:
-    log.flush()
-    log.seek(0)
-    return str(log.read()[-n:].decode(errors="replace"))
+    """The real server (routing on Porto, from the cache); yields its base URL and the
+    seconds it took to become healthy."""
+    started = time.monotonic()
+    extra = {"EMERGENCY_OSM_FILE": str(OSM), "EMERGENCY_GRAPH_CACHE_DIR": str(cache_dir)}
+    with http_api.running_server(
+        url, secret_key, extra_env=extra, timeout_s=SERVER_START_TIMEOUT_S
+    ) as base:
+        yield base, time.monotonic() - started
 
 
 # --- measurement -------------------------------------------------------------------

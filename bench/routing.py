@@ -54,6 +54,7 @@ import numpy as np
 import psycopg
 from sqlalchemy.engine import make_url
 
+from bench.timing import percentile, timed
 from gis.engine import Engine, Snap
 from gis.graph import RoadGraph
 from gis.network import load_network
@@ -118,17 +119,6 @@ print(json.dumps({"imports_s": t1 - t0, "load_s": t2 - t1, "prepare_s": t3 - t2,
 # --- statistics and rows -----------------------------------------------------------
 
 
-def percentile(values: list[float], q: float) -> float:
-    """Linear-interpolated percentile (q in 0..100)."""
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    pos = (len(ordered) - 1) * q / 100
-    lo = int(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-
 @dataclass
 class Row:
     operation: str
@@ -165,12 +155,6 @@ def row(
         r.target = f">= {min_ratio:g}x"
         r.status = "PASS" if r.ratio is not None and r.ratio >= min_ratio else "FAIL"
     return r
-
-
-def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
-    start = time.perf_counter_ns()
-    out = fn()
-    return (time.perf_counter_ns() - start) / 1e6, out
 
 
 # --- loading -----------------------------------------------------------------------

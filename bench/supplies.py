@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 
+from bench.timing import median_time
 from dispatch.supplies import (
     AllocationProblem,
     Demand,
@@ -52,18 +51,6 @@ ITEMS = ("water", "food", "blanket", "medkit")
 TIME_LIMIT_S = 5.0
 RUNS = 3
 FIRST_PLAN_TARGET_S = 1.0
-
-T = TypeVar("T")
-
-
-def _median_time(fn: Callable[[], T], runs: int = RUNS) -> tuple[float, T]:
-    times, out = [], None
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    assert out is not None
-    return statistics.median(times), out
 
 
 def _connected_nodes(engine: Engine, rng: np.random.Generator, need: int) -> list[int]:
@@ -132,10 +119,10 @@ def main() -> None:
     snaps: list[Snap] = [engine.snap_node(n) for n in nodes]
     wh, dem = snaps[:N_WAREHOUSES], snaps[N_WAREHOUSES:]
 
-    eta_time, eta_m = _median_time(lambda: engine.matrix(wh, dem))
+    eta_time, eta_m = median_time(lambda: engine.matrix(wh, dem))
     problem = _allocation_problem(rng, eta_m.durations_s)
-    alloc_time, alloc = _median_time(lambda: allocate(problem))
-    all_time, all_m = _median_time(lambda: engine.matrix(snaps, snaps))
+    alloc_time, alloc = median_time(lambda: allocate(problem))
+    all_time, all_m = median_time(lambda: engine.matrix(snaps, snaps))
     routes = _route_problem(problem, alloc.shipments, all_m.durations_s)
 
     plans: list[RoutePlan] = [

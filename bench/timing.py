@@ -1,0 +1,39 @@
+"""Timing helpers shared by the benchmarks (medians and percentiles, not single runs)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Linear-interpolated percentile (q in 0..100)."""
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return ordered[0]
+    pos = (len(ordered) - 1) * q / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    """Milliseconds one call of ``fn`` took, and its result."""
+    start = time.perf_counter_ns()
+    out = fn()
+    return (time.perf_counter_ns() - start) / 1e6, out
+
+
+def median_time(fn: Callable[[], T], runs: int = 3) -> tuple[float, T]:
+    """Median seconds over ``runs`` calls of ``fn``, and the last result."""
+    times, out = [], None
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    assert out is not None
+    return statistics.median(times), out
