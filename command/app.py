@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -20,10 +21,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from command import auth, roads
+from command import auth, live, roads
 from command.auth_router import router as auth_router
 from command.dispatch_router import router as dispatch_router
-from command.middleware import BodySizeLimit, Metrics, registry
+from command.middleware import BodySizeLimit, Metrics
 from command.router import router as command_router
 from command.zones import router as zones_router
 from core.config import Settings, get_settings
@@ -37,11 +38,16 @@ from core.errors import (
     Unauthenticated,
     Unavailable,
 )
+from core.metrics import registry
 from core.security import Principal
 from gis.engine import Engine
 from gis.graph import RoadGraph
 from gis.router import router as routing_router
 from gis.tiles import router as tiles_router
+from realtime.bus import PgBus
+from realtime.connection import endpoint as ws_endpoint
+from realtime.hub import Hub
+from realtime.protocol import Close
 from resources.router import router as resources_router
 
 log = logging.getLogger("emergency")
@@ -132,7 +138,6 @@ def create_app(
     settings: Settings | None = None,
     *,
     session_factory: sessionmaker[Session] | None = None,
-    bus: Any = None,
     graph: Engine | RoadGraph | None = None,
 ) -> FastAPI:
     """Build the app; tests pass their own settings, session factory and road graph
@@ -142,9 +147,22 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = None
+        jobs: asyncio.Task[None] | None = None
         if session_factory is None:
             db = make_engine(settings.database_url, pool_size=settings.db_pool_size)
             app.state.sessionmaker = make_sessionmaker(db)
+        if settings.realtime:
+            hub = Hub(
+                app.state.sessionmaker,
+                live.CommandActions(app.state.sessionmaker, settings),
+                live.hub_config(settings),
+            )
+            app.state.hub = hub
+            app.state.bus = PgBus(hub, settings.database_url)
+            await app.state.bus.start()
+            jobs = asyncio.create_task(
+                live.background_jobs(hub, app.state.sessionmaker, settings), name="live-jobs"
+            )
         if app.state.engine is None:
             app.state.engine = await run_in_threadpool(
                 roads.open_engine, settings, app.state.sessionmaker
@@ -154,6 +172,12 @@ def create_app(
             gc.collect()
             gc.freeze()
         yield
+        if app.state.hub is not None:
+            await app.state.hub.close_all(Close.RESTART, "server restarting")
+            await live.stop_task(jobs)
+            await app.state.bus.stop()
+            app.state.hub.shutdown()
+            app.state.hub = app.state.bus = None
         if db is not None:
             db.dispose()
 
@@ -169,7 +193,8 @@ def create_app(
     )
     app.state.settings = settings
     app.state.authenticator = authenticator
-    app.state.bus = bus
+    app.state.hub = None
+    app.state.bus = None
     app.state.engine = Engine(graph) if isinstance(graph, RoadGraph) else graph
     if session_factory is not None:
         app.state.sessionmaker = session_factory
@@ -189,6 +214,7 @@ def create_app(
     app.include_router(resources_router)
     app.include_router(tiles_router)
     app.include_router(routing_router)
+    app.add_api_websocket_route("/ws", ws_endpoint, name="realtime")
     _add_ops_routes(app)
     return app
 
@@ -196,14 +222,29 @@ def create_app(
 def _add_ops_routes(app: FastAPI) -> None:
     @app.get("/healthz", tags=["ops"])
     def healthz(request: Request) -> JSONResponse:
-        """Liveness and database readiness (PostGIS version)."""
+        """Liveness, database readiness (PostGIS version) and the realtime bus.
+
+        503 when the database is unreachable; 200 with status "degraded" when only the
+        bus's LISTEN connection is down (events then arrive by polling, a little later).
+        """
+        hub: Hub | None = request.app.state.hub
+        realtime = hub.status() if hub is not None else {"enabled": False}
         try:
             with request.app.state.sessionmaker() as session:
                 postgis = session.scalar(select(func.postgis_lib_version()))
                 session.execute(text("SELECT 1"))
         except Exception as exc:  # health must answer, whatever broke
-            return JSONResponse({"status": "degraded", "database": str(exc)[:200]}, 503)
-        return JSONResponse({"status": "ok", "database": "ok", "postgis": postgis})
+            body = {"status": "down", "database": str(exc)[:200], "realtime": realtime}
+            return JSONResponse(body, 503)
+        degraded = hub is not None and not hub.bus_status.listening
+        return JSONResponse(
+            {
+                "status": "degraded" if degraded else "ok",
+                "database": "ok",
+                "postgis": postgis,
+                "realtime": realtime,
+            }
+        )
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
     def metrics() -> Response:

@@ -114,6 +114,12 @@ def principal_from_token(session: Session, token: str, *, secret: str) -> Princi
     )
 
 
+def token_expiry(token: str) -> float:
+    """When an already verified token expires (unix seconds)."""
+    claims = jwt.decode(token, options={"verify_signature": False})
+    return float(claims["exp"])
+
+
 # --- machines -----------------------------------------------------------------------
 
 

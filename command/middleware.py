@@ -6,10 +6,11 @@ import json
 import time
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-registry = CollectorRegistry()
+from core.metrics import registry
+
 REQUESTS = Counter(
     "http_requests_total", "HTTP requests", ["method", "route", "status"], registry=registry
 )

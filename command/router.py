@@ -17,11 +17,18 @@ from command.schemas import (
     TaskRead,
     TaskStatusChange,
 )
-from core import crud
+from core import crud, idempotency
 from core.errors import InvalidInput
 from core.query import page_body
 from core.security import require
-from core.web import BBoxDep, GeoJSONResponse, PageDep, PrincipalDep, SessionDep
+from core.web import (
+    BBoxDep,
+    GeoJSONResponse,
+    IdempotencyKeyHeader,
+    PageDep,
+    PrincipalDep,
+    SessionDep,
+)
 from gis.features import FeatureCollectionOut, FeatureOut
 
 router = APIRouter(prefix="/api")
@@ -148,12 +155,26 @@ def get_task(task_id: int, session: SessionDep, principal: PrincipalDep) -> dict
 
 @router.post("/tasks/{task_id}/status", response_model=TaskRead, tags=["tasks"])
 def post_task_status(
-    task_id: int, body: TaskStatusChange, session: SessionDep, principal: PrincipalDep
+    task_id: int,
+    body: TaskStatusChange,
+    session: SessionDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> dict[str, Any]:
-    """A responder's report (accepted, en route, on scene, done); repeating it is harmless."""
+    """A responder's report (accepted, en route, on scene, done); repeating it is harmless.
+
+    With an ``Idempotency-Key`` header, a retry of the same request returns the first
+    answer and has no second effect (even if the task has moved on since).
+    """
     require(principal, "task.status")
-    task = tasks.change_task_status(
-        session, task_id, body.status, principal=principal, note=body.note
+    return idempotency.once(
+        session,
+        actor=principal.actor,
+        key=idempotency_key,
+        digest=idempotency.fingerprint("task.status", task_id, body.model_dump()),
+        work=lambda: tasks.task_dict(
+            tasks.change_task_status(
+                session, task_id, body.status, principal=principal, note=body.note
+            )
+        ),
     )
-    session.commit()
-    return tasks.task_dict(task)

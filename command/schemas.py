@@ -96,6 +96,9 @@ class TaskRead(BaseModel):
     on_scene_at: datetime | None
     done_at: datetime | None
     cancelled_at: datetime | None
+    acknowledged_at: datetime | None = Field(
+        default=None, description="when the unit's phone acknowledged the assignment"
+    )
 
 
 class TaskPage(BaseModel):

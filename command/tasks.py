@@ -51,6 +51,7 @@ TASK_FIELDS = (
     "on_scene_at",
     "done_at",
     "cancelled_at",
+    "acknowledged_at",
 )
 
 

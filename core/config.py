@@ -38,6 +38,17 @@ class Settings(BaseSettings):
     road_profile: Path | None = None
     graph_cache_dir: Path | None = None
     max_snap_m: float = Field(default=500.0, gt=0, le=10_000)
+    # Realtime hub (WebSocket /ws) and its PostgreSQL bus.
+    realtime: bool = True
+    ws_allowed_origins: tuple[str, ...] = Field(
+        default=(), description="browser origins allowed on /ws besides the page's own"
+    )
+    ws_queue_max: int = Field(default=1000, ge=10, le=100_000)
+    ws_heartbeat_s: float = Field(default=15.0, ge=1, le=300)
+    ws_ack_timeout_s: float = Field(default=5.0, ge=0.2, le=300)
+    ws_max_frame_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    bus_poll_interval_s: float = Field(default=2.0, ge=0.05, le=60)
+    event_retention_s: int = Field(default=7 * 24 * 3600, ge=60)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
 

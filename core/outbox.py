@@ -13,7 +13,17 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Identity, String, UniqueConstraint, func, select
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Identity,
+    Index,
+    String,
+    UniqueConstraint,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -26,7 +36,6 @@ class Event(Base):
     """An outbox row, written in the same transaction as the change it reports."""
 
     __tablename__ = "event"
-    __table_args__ = (UniqueConstraint("topic", "seq", name="uq_event_topic_seq"),)
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     topic: Mapped[str] = mapped_column(String(80))
@@ -34,6 +43,17 @@ class Event(Base):
     type: Mapped[str] = mapped_column(String(80))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    __table_args__ = (
+        UniqueConstraint("topic", "seq", name="uq_event_topic_seq"),
+        Index("ix_event_created_at", "created_at"),
+        # Task assignments to units, for the unacknowledged-task count.
+        Index(
+            "ix_event_task_assigned",
+            "topic",
+            "seq",
+            postgresql_where=text("type = 'task.assigned'"),
+        ),
+    )
 
 
 class TopicSeq(Base):
@@ -62,7 +82,15 @@ def publish(session: Session, *, topic: str, type: str, payload: dict[str, Any])
     """Add an event row for ``topic`` and notify listeners when the transaction commits."""
     # Round-trip through JSON so what is stored is exactly what a reader gets back.
     data = json.loads(json.dumps(payload, default=str))
-    event = Event(topic=topic, seq=next_seq(session, topic), type=type, payload=data)
+    event = Event(
+        topic=topic,
+        seq=next_seq(session, topic),
+        type=type,
+        payload=data,
+        # The moment of writing, just before commit (not the transaction's start, which
+        # now() gives): the hub measures commit-to-send lag from it.
+        created_at=func.clock_timestamp(),
+    )
     session.add(event)
     session.flush()
     # NOTIFY is transactional: listeners hear of the id only once the change is committed.

@@ -81,6 +81,10 @@ class Unit(Timestamps, Base):
     )
     geom: Mapped[WKBElement | None] = mapped_column(point(), nullable=True)
     position_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Positions reach the live map at most once a second per unit: the fix last
+    # published (its recorded_at) and when it was published.
+    position_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    position_sent_wall: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class UnitPosition(Base):

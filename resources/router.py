@@ -10,7 +10,14 @@ from core.crud import FeatureKind
 from core.errors import InvalidInput
 from core.query import page_body
 from core.security import require, require_unit
-from core.web import BBoxDep, GeoJSONResponse, PageDep, PrincipalDep, SessionDep
+from core.web import (
+    BBoxDep,
+    GeoJSONResponse,
+    IdempotencyKeyHeader,
+    PageDep,
+    PrincipalDep,
+    SessionDep,
+)
 from gis.features import FeatureCollectionOut, FeatureIn, FeatureOut, FeaturePatch
 from resources import service
 from resources.models import Station, Unit
@@ -143,13 +150,19 @@ def post_unit_status(
 
 @router.post("/units/{unit_id}/position", status_code=status.HTTP_202_ACCEPTED, tags=["units"])
 def post_unit_position(
-    unit_id: int, body: PositionReport, session: SessionDep, principal: PrincipalDep
+    unit_id: int,
+    body: PositionReport,
+    session: SessionDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> dict[str, Any]:
+    """Append a fix to the unit's track. The live map gets at most one per unit per
+    second; an ``Idempotency-Key`` makes a retried upload store the fix once."""
     require(principal, "unit.position")
     require_unit(principal, unit_id)
-    fix = service.report_position(session, unit_id, body, principal=principal)
-    session.commit()
-    return {"unit_id": unit_id, "position_id": fix.id, "recorded_at": fix.recorded_at.isoformat()}
+    return service.report_position_once(
+        session, unit_id, body, principal=principal, key=idempotency_key
+    )
 
 
 # --- shelters -----------------------------------------------------------------------

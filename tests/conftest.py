@@ -121,8 +121,14 @@ def session(session_factory: sessionmaker[Session]) -> Iterator[Session]:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
+    # The per-test app shares one rolled-back connection: no hub threads on it
+    # (tests/realtime runs the hub against databases of its own, with real commits).
     return Settings(
-        env="test", database_url=database_url, secret_key=TEST_SECRET, max_body_bytes=64 * 1024
+        env="test",
+        database_url=database_url,
+        secret_key=TEST_SECRET,
+        max_body_bytes=64 * 1024,
+        realtime=False,
     )
 
 

@@ -8,6 +8,7 @@ from sqlalchemy import engine_from_config, pool
 
 import command.models  # noqa: F401 - register tables on the metadata
 import core.audit
+import core.idempotency
 import core.outbox  # noqa: F401
 import gis.models  # noqa: F401
 import resources.models  # noqa: F401

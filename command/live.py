@@ -1,0 +1,237 @@
+"""The command side of the realtime hub: who may subscribe to what, snapshots for resyncs,
+acknowledgements of tasks, responders' actions over the socket, and the background jobs
+(held-back positions, gauges, pruning).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from command import auth, tasks
+from command.incidents import INCIDENTS
+from command.models import ACTIVE_TASK_STATUSES, Incident, Task, WarningZone
+from command.schemas import TaskStatusChange
+from command.zones import ZONES, active_clause
+from core import crud, idempotency
+from core.changes import SITUATION, record_change
+from core.config import Settings
+from core.errors import InvalidInput, NotFound
+from core.security import SYSTEM, Principal, require, require_unit
+from core.types import utcnow
+from realtime import store
+from realtime.hub import Hub, HubConfig
+from resources import service
+from resources.models import Shelter, Stock, Unit
+from resources.schemas import PositionReport
+
+log = logging.getLogger("emergency.live")
+ENDED = ("closed", "cancelled")
+
+
+def hub_config(settings: Settings) -> HubConfig:
+    return HubConfig(
+        queue_max=settings.ws_queue_max,
+        heartbeat_s=settings.ws_heartbeat_s,
+        ack_timeout_s=settings.ws_ack_timeout_s,
+        max_frame_bytes=settings.ws_max_frame_bytes,
+        poll_interval_s=settings.bus_poll_interval_s,
+        allowed_origins=tuple(settings.ws_allowed_origins),
+    )
+
+
+def _validation_message(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    return f"{'.'.join(str(p) for p in first.get('loc', ()))}: {first.get('msg', 'invalid')}"
+
+
+class CommandActions:
+    """:class:`realtime.hub.Actions` over this app's database."""
+
+    def __init__(self, sessions: sessionmaker[Session], settings: Settings) -> None:
+        self.sessions = sessions
+        self.settings = settings
+
+    def authenticate(self, token: str) -> tuple[Principal, float]:
+        with self.sessions() as session:
+            principal = auth.principal_from_token(session, token, secret=self.settings.secret_key)
+        return principal, auth.token_expiry(token)
+
+    def authorize(self, principal: Principal, topic: str) -> None:
+        require(principal, "read")
+        kind, _, ident = topic.partition(":")
+        if kind == "unit":
+            unit_id = int(ident)
+            require_unit(principal, unit_id)
+            with self.sessions() as session:
+                if session.get(Unit, unit_id) is None:
+                    raise NotFound(f"unit {unit_id} not found")
+        elif kind == "drill":
+            require(principal, "drill.watch")
+
+    def snapshot(self, topic: str) -> tuple[int, dict[str, Any]]:
+        with self.sessions() as session:
+            # One consistent view: the state and the seq it reflects come from the same
+            # snapshot, because events are written in the transactions that change state.
+            session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            seq = store.topic_head(session, topic)
+            if topic == SITUATION:
+                return seq, situation_snapshot(session)
+            if topic.startswith("unit:"):
+                return seq, unit_snapshot(session, int(topic.partition(":")[2]))
+            return seq, {"incidents": [], "tasks": []}  # drill topics: filled by drills
+
+    def acknowledge(self, principal: Principal, topic: str, seq: int) -> dict[str, Any]:
+        """Mark the tasks assigned up to ``seq`` as received by the phone, exactly once."""
+        with self.sessions() as session:
+            previous = store.record_ack(session, topic=topic, seq=seq, actor=principal.actor)
+            acknowledged: list[int] = []
+            ids = store.assigned_task_ids(session, topic, previous, seq) if seq > previous else []
+            if ids:
+                stmt = (
+                    select(Task)
+                    .where(Task.id.in_(ids), Task.acknowledged_at.is_(None))
+                    .order_by(Task.id)
+                    .with_for_update()
+                )
+                for task in session.scalars(stmt):
+                    before = tasks.task_dict(task)
+                    task.acknowledged_at = utcnow()
+                    record_change(
+                        session,
+                        actor=principal.actor,
+                        action="task.acknowledged",
+                        entity="task",
+                        entity_id=task.id,
+                        before=before,
+                        after=tasks.task_dict(task),
+                    )
+                    acknowledged.append(task.id)
+            session.commit()
+        return {"acknowledged_tasks": acknowledged}
+
+    def act(self, principal: Principal, message: dict[str, Any]) -> dict[str, Any]:
+        kind = message["type"]
+        key = str(message["key"])
+        body = {k: v for k, v in message.items() if k not in ("type", "key")}
+        with self.sessions() as session:
+            if kind == "status":
+                return self._status(session, principal, key, body)
+            return self._position(session, principal, key, body)
+
+    def _status(
+        self, session: Session, principal: Principal, key: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        require(principal, "task.status")
+        task_id = body.pop("task_id", None)
+        if not isinstance(task_id, int) or isinstance(task_id, bool) or task_id < 1:
+            raise InvalidInput("status: task_id must be a positive integer")
+        try:
+            change = TaskStatusChange.model_validate(body)
+        except ValidationError as exc:
+            raise InvalidInput(f"status: {_validation_message(exc)}") from None
+        return idempotency.once(
+            session,
+            actor=principal.actor,
+            key=key,
+            digest=idempotency.fingerprint("task.status", task_id, change.model_dump()),
+            work=lambda: tasks.task_dict(
+                tasks.change_task_status(
+                    session, task_id, change.status, principal=principal, note=change.note
+                )
+            ),
+        )
+
+    def _position(
+        self, session: Session, principal: Principal, key: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        require(principal, "unit.position")
+        unit_id = body.pop("unit_id", principal.unit_id)
+        if not isinstance(unit_id, int) or isinstance(unit_id, bool):
+            raise InvalidInput("position: unit_id is required (a responder's is implied)")
+        require_unit(principal, unit_id)
+        try:
+            report = PositionReport.model_validate(body)
+        except ValidationError as exc:
+            raise InvalidInput(f"position: {_validation_message(exc)}") from None
+        return service.report_position_once(session, unit_id, report, principal=principal, key=key)
+
+
+def situation_snapshot(session: Session) -> dict[str, Any]:
+    """Everything the live map shows: open incidents, units, active tasks, shelters,
+    stock and active warning zones."""
+    incidents = session.scalars(
+        select(Incident).where(Incident.status.not_in(ENDED)).order_by(Incident.id)
+    )
+    active = session.scalars(
+        select(Task).where(Task.status.in_(ACTIVE_TASK_STATUSES)).order_by(Task.id)
+    )
+    zones = session.scalars(select(WarningZone).where(active_clause()).order_by(WarningZone.id))
+    return {
+        "incidents": [crud.feature(INCIDENTS, i) for i in incidents],
+        "units": [crud.feature(service.UNITS, u) for u in session.scalars(select(Unit))],
+        "tasks": [tasks.task_dict(t) for t in active],
+        "shelters": [crud.feature(service.SHELTERS, s) for s in session.scalars(select(Shelter))],
+        "stock": [service.stock_dict(s) for s in session.scalars(select(Stock))],
+        "warning_zones": [crud.feature(ZONES, z) for z in zones],
+    }
+
+
+def unit_snapshot(session: Session, unit_id: int) -> dict[str, Any]:
+    """A unit's active tasks, each with its incident (what its phone shows)."""
+    active = session.scalars(
+        select(Task)
+        .where(Task.unit_id == unit_id, Task.status.in_(ACTIVE_TASK_STATUSES))
+        .order_by(Task.id)
+    )
+    out = []
+    for task in active:
+        item = tasks.task_dict(task)
+        item["incident"] = crud.feature(INCIDENTS, session.get(Incident, task.incident_id))
+        out.append(item)
+    return {"tasks": out}
+
+
+async def background_jobs(hub: Hub, sessions: sessionmaker[Session], settings: Settings) -> None:
+    """Once a second: held-back positions. Every ``housekeeping_s``: gauges and pruning."""
+    loop = asyncio.get_running_loop()
+    next_housekeeping = 0.0
+
+    def publish_positions() -> int:
+        with sessions() as session:
+            count = service.publish_held_positions(session, principal=SYSTEM)
+            session.commit()
+            return count
+
+    def prune() -> None:
+        with sessions() as session:
+            store.prune_events(session, older_than_s=settings.event_retention_s)
+            idempotency.prune(session, older_than_s=24 * 3600)
+            session.commit()
+
+    while True:
+        await asyncio.sleep(1.0)
+        try:
+            await hub.call(publish_positions)
+            if loop.time() >= next_housekeeping:
+                next_housekeeping = loop.time() + hub.config.housekeeping_s
+                await hub.refresh_gauges()
+                await hub.call(prune)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the database may be away; try again next round
+            log.warning("realtime background job failed: %s", exc)
+
+
+async def stop_task(task: asyncio.Task[Any] | None) -> None:
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task

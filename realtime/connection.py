@@ -1,0 +1,534 @@
+"""One WebSocket connection: hello, subscriptions, the ordered sender, acks and heartbeats.
+
+A connection has one writer, its sender task, fed by a queue: events from the hub (bounded),
+and replies, pings and replays (control items, unbounded but few). The sender keeps the
+last seq sent per topic, skips what it has sent and fills any gap from the event table,
+so what a client receives on a topic is exactly ``seq + 1, seq + 2, ...``.
+
+Task events on a responder's own ``unit:<id>`` topic are re-sent every ``ack_timeout_s``
+until acknowledged; the acknowledgement is stored, so the next connection starts after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from core.errors import DomainError, InvalidInput, Unauthenticated
+from core.security import Principal
+from realtime import protocol, store
+from realtime.hub import Hub
+from realtime.metrics import CONNECTIONS, EVENTS_SENT, LAG, REFUSED
+from realtime.protocol import Close
+from realtime.store import Frame, TopicState
+
+log = logging.getLogger("emergency.realtime")
+
+
+@dataclass(frozen=True, slots=True)
+class _Text:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class _CatchUp:
+    topic: str
+    resync: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Close:
+    code: int
+    reason: str
+
+
+_Item = Frame | _Text | _CatchUp | _Close
+
+
+def _dumps(message: dict[str, Any]) -> str:
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def origin_allowed(origin: str | None, host: str | None, allowed: tuple[str, ...]) -> bool:
+    """No Origin (a native app or a script): allowed. A browser page: its own origin or
+    one listed in ``allowed``."""
+    if origin is None:
+        return True
+    if origin in allowed or "*" in allowed:
+        return True
+    parts = urlsplit(origin)
+    return not allowed and parts.scheme in ("http", "https") and parts.netloc == host
+
+
+async def endpoint(websocket: WebSocket) -> None:
+    """``/ws``: refuse a wrong Origin before accepting; then run the connection."""
+    hub: Hub | None = getattr(websocket.app.state, "hub", None)
+    if hub is None:
+        await websocket.close(code=1013)  # try again later: the hub is not running
+        return
+    origin = websocket.headers.get("origin")
+    if not origin_allowed(origin, websocket.headers.get("host"), hub.config.allowed_origins):
+        REFUSED.labels("origin").inc()
+        await websocket.close(code=Close.FORBIDDEN)  # before accept: an HTTP 403
+        return
+    await websocket.accept()
+    await Connection(hub, websocket).run()
+
+
+class Connection:
+    def __init__(self, hub: Hub, websocket: WebSocket) -> None:
+        self.hub = hub
+        self.ws = websocket
+        self.config = hub.config
+        self.principal: Principal | None = None
+        self.expires_at = 0.0
+        self.topics: dict[str, int] = {}  # topic -> last seq sent
+        self.unacked: dict[str, dict[int, list[Any]]] = {}  # topic -> seq -> [sent_at, text]
+        self._items: deque[_Item] = deque()
+        self._frames = 0  # hub frames in the queue (the bounded part)
+        self._wake = asyncio.Event()
+        self._closing: _Close | None = None
+        self._heard = time.monotonic()
+        self._pinged = time.monotonic()
+        self._tokens = self.config.rate_burst
+        self._refilled = time.monotonic()
+        self._strikes = 0
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    # --- queue ----------------------------------------------------------------------
+    def offer(self, frame: Frame) -> None:
+        """From the hub's fan-out: queue a live event, or tell a laggard to resume."""
+        if self._closing is not None or frame.topic not in self.topics:
+            return
+        if self._frames >= self.config.queue_max:
+            self._overflow()
+            return
+        self._frames += 1
+        self._items.append(frame)
+        self._wake.set()
+
+    def push(self, message: dict[str, Any]) -> None:
+        if self._closing is None:
+            self._items.append(_Text(_dumps(message)))
+            self._wake.set()
+
+    def close(self, code: int, reason: str) -> None:
+        """Close after what is being sent now; nothing else queued is sent."""
+        if self._closing is not None:
+            return
+        self._closing = _Close(code, reason)
+        self._items.clear()
+        self._frames = 0
+        self._wake.set()
+
+    def _overflow(self) -> None:
+        """Too far behind: drop what is queued, say where to resume from, and close."""
+        REFUSED.labels("too_slow").inc()
+        resume = dict(self.topics)
+        self.hub.detach(self)
+        self._items.clear()
+        self._frames = 0
+        message = protocol.error(
+            "too_slow", "you fell behind; reconnect and resume from these seqs", resume=resume
+        )
+        self._items.append(_Text(_dumps(message)))
+        self._closing = _Close(Close.TOO_SLOW, "too slow: reconnect and resume")
+        self._wake.set()
+
+    # --- lifecycle ------------------------------------------------------------------
+    async def run(self) -> None:
+        self.hub.attach(self)
+        role = "unknown"
+        try:
+            hello = await self._hello()
+            if hello is None:
+                return
+            assert self.principal is not None
+            role = self.principal.role
+            CONNECTIONS.labels(role).inc()
+            sender = asyncio.create_task(self._send_loop())
+            ticker = asyncio.create_task(self._tick_loop())
+            receiver = asyncio.create_task(self._receive_loop(hello))
+            done, _ = await asyncio.wait(
+                {sender, ticker, receiver}, return_when=asyncio.FIRST_COMPLETED
+            )
+            if sender not in done:
+                if self._closing is None:  # the client left: nothing more to send
+                    self.close(Close.NORMAL, "bye")
+                await asyncio.wait({sender}, timeout=self.config.send_timeout_s)
+                done = done | ({sender} if sender.done() else set())
+            for task in (sender, ticker, receiver, *self._inflight):
+                task.cancel()
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    exc = task.exception()
+                    if isinstance(exc, TimeoutError):
+                        REFUSED.labels("send_timeout").inc()
+                    elif not isinstance(exc, WebSocketDisconnect | OSError | RuntimeError):
+                        log.error("websocket task failed", exc_info=exc)
+        finally:
+            if role != "unknown":
+                CONNECTIONS.labels(role).dec()
+            self.hub.detach(self)
+            if self.ws.application_state == WebSocketState.CONNECTED:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.ws.close(code=Close.NORMAL), 1.0)
+
+    async def _refuse(self, code: int, message: str, reason: str) -> None:
+        REFUSED.labels(reason).inc()
+        with contextlib.suppress(Exception):
+            await self.ws.send_text(_dumps(protocol.error(reason, message)))
+            await self.ws.close(code=code, reason=message[:120])
+
+    async def _hello(self) -> protocol.Hello | None:
+        """The first message must be a hello with a valid token, within the timeout."""
+        try:
+            raw = await asyncio.wait_for(self._receive_text(), self.config.hello_timeout_s)
+        except TimeoutError:
+            await self._refuse(Close.UNAUTHENTICATED, "no hello in time", "hello_timeout")
+            return None
+        except _TooBig:
+            await self._refuse(Close.TOO_BIG, "message too big", "too_big")
+            return None
+        if raw is None:
+            return None
+        try:
+            hello = protocol.parse(json.loads(raw))
+        except (ValueError, InvalidInput) as exc:
+            await self._refuse(Close.PROTOCOL, f"first message must be a hello: {exc}", "bad_hello")
+            return None
+        if not isinstance(hello, protocol.Hello):
+            await self._refuse(Close.PROTOCOL, "first message must be a hello", "bad_hello")
+            return None
+        try:
+            self.principal, self.expires_at = await self.hub.call(
+                self.hub.actions.authenticate, hello.token
+            )
+        except Unauthenticated as exc:
+            await self._refuse(Close.UNAUTHENTICATED, exc.message, "unauthenticated")
+            return None
+        return hello
+
+    async def _receive_text(self) -> str | None:
+        message = await self.ws.receive()
+        if message["type"] == "websocket.disconnect":
+            return None
+        text = message.get("text")
+        if text is None:
+            data = message.get("bytes") or b""
+            if len(data) > self.config.max_frame_bytes:
+                raise _TooBig
+            text = data.decode("utf-8", errors="replace")
+        if len(text) > self.config.max_frame_bytes:
+            raise _TooBig
+        self._heard = time.monotonic()
+        return str(text)
+
+    # --- receiving ------------------------------------------------------------------
+    async def _receive_loop(self, hello: protocol.Hello) -> None:
+        await self._subscribe(hello.subscribe, hello.resume, welcome=True)
+        while self._closing is None:
+            try:
+                raw = await self._receive_text()
+            except _TooBig:
+                REFUSED.labels("too_big").inc()
+                self.close(Close.TOO_BIG, "message too big")
+                return
+            if raw is None:
+                return
+            if not self._take_token():
+                REFUSED.labels("rate_limited").inc()
+                self.push(protocol.error("rate_limited", "too many messages; slow down"))
+                self.close(Close.RATE_LIMITED, "too many messages")
+                return
+            try:
+                message = protocol.parse(json.loads(raw))
+            except (ValueError, InvalidInput) as exc:
+                self._strike(exc)
+                continue
+            await self._handle(message)
+
+    def _strike(self, exc: Exception) -> None:
+        self._strikes += 1
+        text = exc.message if isinstance(exc, DomainError) else f"not JSON: {exc}"
+        self.push(protocol.error("invalid_message", text[:300]))
+        if self._strikes >= 20:
+            REFUSED.labels("protocol").inc()
+            self.close(Close.PROTOCOL, "too many malformed messages")
+
+    def _take_token(self) -> bool:
+        now = time.monotonic()
+        self._tokens = min(
+            self.config.rate_burst, self._tokens + (now - self._refilled) * self.config.rate_per_s
+        )
+        self._refilled = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+    async def _handle(self, message: Any) -> None:
+        if isinstance(message, protocol.Ping):
+            if message.type == "ping":
+                self.push({"type": "pong", "t": message.t})
+        elif isinstance(message, protocol.Subscribe):
+            await self._subscribe(message.topics, message.resume, welcome=True)
+        elif isinstance(message, protocol.Unsubscribe):
+            for topic in message.topics:
+                self.topics.pop(topic, None)
+                self.unacked.pop(topic, None)
+                self.hub.unsubscribe(self, topic)
+            self.push({"type": "unsubscribed", "topics": message.topics})
+        elif isinstance(message, protocol.Ack):
+            self._ack(message)
+        elif isinstance(message, protocol.Action):
+            self._spawn(self._act(message))
+        elif isinstance(message, protocol.Auth):
+            await self._reauth(message.token)
+        elif isinstance(message, protocol.Hello):
+            self.push(protocol.error("invalid_message", "already said hello"))
+
+    async def _reauth(self, token: str) -> None:
+        try:
+            principal, expires_at = await self.hub.call(self.hub.actions.authenticate, token)
+        except Unauthenticated as exc:
+            self.push(protocol.error(exc.code, exc.message))
+            return
+        assert self.principal is not None
+        if (principal.kind, principal.id) != (self.principal.kind, self.principal.id):
+            self.push(protocol.error("forbidden", "a new token must be for the same user"))
+            return
+        self.principal, self.expires_at = principal, expires_at
+        self.push({"type": "authenticated", "expires_at": expires_at})
+
+    def _spawn(self, coro: Any) -> None:
+        if len(self._inflight) >= self.config.max_inflight:
+            coro.close()
+            self.push(protocol.error("busy", "too many actions in flight; retry with the key"))
+            return
+        task = asyncio.create_task(coro)
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    # --- subscriptions --------------------------------------------------------------
+    def owns(self, topic: str) -> bool:
+        """Is this the phone of the unit the topic is for (the one that acknowledges)?"""
+        p = self.principal
+        return (
+            p is not None
+            and p.role == "responder"
+            and p.unit_id is not None
+            and topic == f"unit:{p.unit_id}"
+        )
+
+    async def _subscribe(self, topics: list[str], resume: dict[str, int], *, welcome: bool) -> None:
+        assert self.principal is not None
+        wanted = [t for t in dict.fromkeys(topics) if t not in self.topics]
+        if len(self.topics) + len(wanted) > protocol.MAX_TOPICS:
+            self.push(
+                protocol.error(
+                    "too_many_topics", f"at most {protocol.MAX_TOPICS} topics per connection"
+                )
+            )
+            return
+        states: dict[str, TopicState] = {}
+        for topic in wanted:
+            try:
+                states[topic] = await self.hub.topic_state(self.principal, topic)
+            except DomainError as exc:
+                self.push(protocol.error(exc.code, exc.message, topic=topic))
+        if self._closing is not None:
+            return
+        if welcome:
+            heads = {t: s.head for t, s in states.items()}
+            self.push({"type": "welcome", "topics": heads, "heartbeat_s": self.config.heartbeat_s})
+        # No await from here on: registration and catch-up are queued together, so every
+        # live event is either in the catch-up read or queued after it.
+        for topic, state in states.items():
+            start, resync = self._plan(topic, state, resume.get(topic))
+            self.topics[topic] = start
+            if self.owns(topic):
+                self.unacked[topic] = {}
+            self.hub.subscribe(self, topic, state.head)
+            self._items.append(_CatchUp(topic, resync))
+        self._wake.set()
+
+    def _plan(self, topic: str, state: TopicState, resume: int | None) -> tuple[int, bool]:
+        """Where a subscription starts, and whether it needs a snapshot instead of a replay.
+
+        A unit's own phone starts after what it acknowledged (or earlier, if it asks);
+        anyone else starts where they ask, or from a snapshot.
+        """
+        if self.owns(topic):
+            start = state.acked if resume is None else min(resume, state.acked)
+        elif resume is None:
+            return state.head, True
+        else:
+            start = resume
+        too_old = start < state.head and (state.oldest is None or start < state.oldest - 1)
+        if start > state.head or too_old or state.head - start > self.config.max_replay:
+            return start, True
+        return start, False
+
+    # --- acknowledgements and actions -----------------------------------------------
+    def _ack(self, message: protocol.Ack) -> None:
+        if not self.owns(message.topic) or message.topic not in self.topics:
+            self.push(
+                protocol.error(
+                    "forbidden", "only the unit's own phone acknowledges, on a subscribed topic"
+                )
+            )
+            return
+        if message.seq > self.topics[message.topic]:
+            self.push(
+                protocol.error(
+                    "invalid_input",
+                    f"seq {message.seq} of {message.topic} has not been sent to you",
+                )
+            )
+            return
+        pending = self.unacked.get(message.topic, {})
+        for seq in [s for s in pending if s <= message.seq]:
+            del pending[seq]
+        self._spawn(self._store_ack(message))
+
+    async def _store_ack(self, message: protocol.Ack) -> None:
+        assert self.principal is not None
+        try:
+            result = await self.hub.call(
+                self.hub.actions.acknowledge, self.principal, message.topic, message.seq
+            )
+        except DomainError as exc:
+            self.push(protocol.error(exc.code, exc.message, key=message.key))
+            return
+        except Exception:
+            log.exception("storing an ack failed")
+            self.push(protocol.error("unavailable", "ack not stored; send it again"))
+            return
+        self.push({"type": "acked", "topic": message.topic, "seq": message.seq, **result})
+
+    async def _act(self, message: protocol.Action) -> None:
+        assert self.principal is not None
+        try:
+            data = await self.hub.call(
+                self.hub.actions.act, self.principal, message.model_dump(mode="json")
+            )
+        except DomainError as exc:
+            self.push(protocol.error(exc.code, exc.message, key=message.key))
+            return
+        except Exception:
+            log.exception("websocket action failed")
+            self.push(
+                protocol.error("unavailable", "not done; retry with the same key", key=message.key)
+            )
+            return
+        self.push({"type": "result", "key": message.key, "ok": True, "data": data})
+
+    # --- sending --------------------------------------------------------------------
+    async def _send_loop(self) -> None:
+        while True:
+            while not self._items:
+                if self._closing is not None:
+                    await self._send_close(self._closing)
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+            item = self._items.popleft()
+            if isinstance(item, Frame):
+                self._frames -= 1
+                await self._send_event(item)
+            elif isinstance(item, _Text):
+                await self._send(item.text)
+            elif isinstance(item, _CatchUp):
+                await self._catch_up(item)
+            if self._closing is not None and not self._items:
+                await self._send_close(self._closing)
+                return
+
+    async def _send(self, text: str) -> None:
+        await asyncio.wait_for(self.ws.send_text(text), self.config.send_timeout_s)
+
+    async def _send_close(self, item: _Close) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.ws.close(code=item.code, reason=item.reason), 2.0)
+
+    async def _send_event(self, frame: Frame, *, live: bool = True) -> None:
+        last = self.topics.get(frame.topic)
+        if last is None or frame.seq <= last:
+            return
+        if frame.seq > last + 1:
+            await self._replay(frame.topic, upto=frame.seq - 1)
+            if self.topics.get(frame.topic, frame.seq) >= frame.seq:
+                return
+        await self._send(frame.text)
+        self.topics[frame.topic] = frame.seq
+        EVENTS_SENT.labels("live" if live else "replay").inc()
+        if live:
+            LAG.observe(max(0.0, time.time() - frame.created_at))
+        pending = self.unacked.get(frame.topic)
+        if pending is not None:
+            pending[frame.seq] = [time.monotonic(), frame.text]
+
+    async def _replay(self, topic: str, upto: int | None) -> None:
+        while topic in self.topics:
+            after = self.topics[topic]
+            if upto is not None and after >= upto:
+                return
+            frames = await self.hub.read(store.events_range, topic, after, upto)
+            for f in frames:
+                await self._send_event(f, live=False)
+            if len(frames) < 5000:
+                return
+
+    async def _catch_up(self, item: _CatchUp) -> None:
+        if item.topic not in self.topics:
+            return
+        if item.resync:
+            seq, text = await self.hub.snapshot_text(item.topic)
+            await self._send(text)
+            EVENTS_SENT.labels("resync").inc()
+            self.topics[item.topic] = seq
+            pending = self.unacked.get(item.topic)
+            if pending is not None:
+                pending.clear()
+                pending[seq] = [time.monotonic(), text]
+        await self._replay(item.topic, upto=None)
+
+    # --- heartbeats, expiry, re-sends -----------------------------------------------
+    async def _tick_loop(self) -> None:
+        tick = min(1.0, self.config.ack_timeout_s / 2, self.config.heartbeat_s / 2)
+        while self._closing is None:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            if time.time() >= self.expires_at:
+                REFUSED.labels("token_expired").inc()
+                self.push(protocol.error("token_expired", "the token has expired; log in again"))
+                self.close(Close.UNAUTHENTICATED, "token expired")
+                return
+            if now - self._heard > self.config.heartbeat_s * 2.5:
+                REFUSED.labels("heartbeat").inc()
+                self.close(Close.HEARTBEAT, "no heartbeat")
+                return
+            if now - self._pinged >= self.config.heartbeat_s:
+                self._pinged = now
+                self.push({"type": "ping", "t": time.time()})
+            for pending in self.unacked.values():
+                for entry in pending.values():
+                    if now - entry[0] >= self.config.ack_timeout_s:
+                        entry[0] = now
+                        EVENTS_SENT.labels("resend").inc()
+                        self._items.append(_Text(entry[1]))
+                        self._wake.set()
+
+
+class _TooBig(Exception):
+    pass
