@@ -254,4 +254,24 @@ def _add_ops_routes(app: FastAPI) -> None:
     def index() -> FileResponse:
         return FileResponse(FRONTEND / "index.html")
 
+    @app.get("/screen", include_in_schema=False)
+    def screen() -> FileResponse:
+        """The command centre's big-screen live situation map."""
+        return FileResponse(FRONTEND / "screen.html")
+
+    @app.get("/responder", include_in_schema=False)
+    def responder() -> FileResponse:
+        """The responder's phone app (a PWA)."""
+        return FileResponse(FRONTEND / "responder.html")
+
+    @app.get("/sw.js", include_in_schema=False)
+    def service_worker() -> FileResponse:
+        """The responder app's service worker, served from the root so it may control
+        /responder (and cache its shell for a flaky connection)."""
+        return FileResponse(
+            FRONTEND / "static" / "sw.js",
+            media_type="text/javascript",
+            headers={"Cache-Control": "no-cache", "Service-Worker-Allowed": "/"},
+        )
+
     app.mount("/static", StaticFiles(directory=FRONTEND / "static"), name="static")

@@ -59,6 +59,11 @@ def serve(
         host=host or settings.host,
         port=port or settings.port,
         proxy_headers=True,
+        # Oversized WebSocket frames are refused by the protocol layer (close 1009),
+        # before they are buffered; protocol pings find dead TCP connections.
+        ws_max_size=settings.ws_max_frame_bytes,
+        ws_ping_interval=settings.ws_heartbeat_s,
+        ws_ping_timeout=settings.ws_heartbeat_s,
     )
 
 

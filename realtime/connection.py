@@ -121,13 +121,15 @@ class Connection:
             self._items.append(_Text(_dumps(message)))
             self._wake.set()
 
-    def close(self, code: int, reason: str) -> None:
-        """Close after what is being sent now; nothing else queued is sent."""
+    def close(self, code: int, reason: str, farewell: dict[str, Any] | None = None) -> None:
+        """Close after what is being sent now and ``farewell``; nothing else queued is sent."""
         if self._closing is not None:
             return
-        self._closing = _Close(code, reason)
         self._items.clear()
         self._frames = 0
+        if farewell is not None:
+            self._items.append(_Text(_dumps(farewell)))
+        self._closing = _Close(code, reason)
         self._wake.set()
 
     def _overflow(self) -> None:
@@ -135,14 +137,10 @@ class Connection:
         REFUSED.labels("too_slow").inc()
         resume = dict(self.topics)
         self.hub.detach(self)
-        self._items.clear()
-        self._frames = 0
         message = protocol.error(
             "too_slow", "you fell behind; reconnect and resume from these seqs", resume=resume
         )
-        self._items.append(_Text(_dumps(message)))
-        self._closing = _Close(Close.TOO_SLOW, "too slow: reconnect and resume")
-        self._wake.set()
+        self.close(Close.TOO_SLOW, "too slow: reconnect and resume", message)
 
     # --- lifecycle ------------------------------------------------------------------
     async def run(self) -> None:
@@ -241,14 +239,23 @@ class Connection:
                 raw = await self._receive_text()
             except _TooBig:
                 REFUSED.labels("too_big").inc()
-                self.close(Close.TOO_BIG, "message too big")
+                self.close(
+                    Close.TOO_BIG,
+                    "message too big",
+                    protocol.error(
+                        "too_big", f"messages are limited to {self.config.max_frame_bytes} bytes"
+                    ),
+                )
                 return
             if raw is None:
                 return
             if not self._take_token():
                 REFUSED.labels("rate_limited").inc()
-                self.push(protocol.error("rate_limited", "too many messages; slow down"))
-                self.close(Close.RATE_LIMITED, "too many messages")
+                self.close(
+                    Close.RATE_LIMITED,
+                    "too many messages",
+                    protocol.error("rate_limited", "too many messages; slow down"),
+                )
                 return
             try:
                 message = protocol.parse(json.loads(raw))
@@ -260,10 +267,12 @@ class Connection:
     def _strike(self, exc: Exception) -> None:
         self._strikes += 1
         text = exc.message if isinstance(exc, DomainError) else f"not JSON: {exc}"
-        self.push(protocol.error("invalid_message", text[:300]))
+        message = protocol.error("invalid_message", text[:300])
         if self._strikes >= 20:
             REFUSED.labels("protocol").inc()
-            self.close(Close.PROTOCOL, "too many malformed messages")
+            self.close(Close.PROTOCOL, "too many malformed messages", message)
+        else:
+            self.push(message)
 
     def _take_token(self) -> bool:
         now = time.monotonic()
@@ -511,8 +520,11 @@ class Connection:
             now = time.monotonic()
             if time.time() >= self.expires_at:
                 REFUSED.labels("token_expired").inc()
-                self.push(protocol.error("token_expired", "the token has expired; log in again"))
-                self.close(Close.UNAUTHENTICATED, "token expired")
+                self.close(
+                    Close.UNAUTHENTICATED,
+                    "token expired",
+                    protocol.error("token_expired", "the token has expired; log in again"),
+                )
                 return
             if now - self._heard > self.config.heartbeat_s * 2.5:
                 REFUSED.labels("heartbeat").inc()

@@ -182,3 +182,143 @@ class Ws:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+# --- helpers for the fault and multi-process tests (additive) ----------------------------
+
+
+def incident_feature(title: str, *, vertices: int = 0, lon: float = 24.94) -> dict[str, Any]:
+    """A GeoJSON incident near the station; ``vertices`` > 0 makes a big polygon (big events)."""
+    if vertices <= 0:
+        geometry: dict[str, Any] = {"type": "Point", "coordinates": [lon, 60.17]}
+    else:
+        import math
+
+        ring = [
+            [
+                round(lon + 0.01 * math.cos(2 * math.pi * i / vertices), 7),
+                round(60.17 + 0.005 * math.sin(2 * math.pi * i / vertices), 7),
+            ]
+            for i in range(vertices)
+        ]
+        ring.append(ring[0])
+        geometry = {"type": "Polygon", "coordinates": [ring]}
+    return {
+        "type": "Feature",
+        "geometry": geometry,
+        "properties": {"title": title, "type": "fire", "severity": "moderate"},
+    }
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """The value of one Prometheus sample in ``text`` (0.0 when absent)."""
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith("#") or " " not in line:
+            continue
+        sample, _, value = line.rpartition(" ")
+        base, _, rest = sample.partition("{")
+        if base != name:
+            continue
+        have = ",".join(sorted(p for p in rest.rstrip("}").split(",") if p))
+        if have == want:
+            return float(value)
+    return 0.0
+
+
+class Feed:
+    """A socket kept reading in the background: every event applied once, in seq order.
+
+    ``last[topic]`` is the last seq applied (a ``resync`` sets it to the snapshot's seq);
+    a seq at or below it is a duplicate (counted, not applied), one above ``last + 1`` is a
+    gap (recorded: the tests assert there are none). Pings are answered; a responder's own
+    topic is acknowledged as events arrive (``ack=True``).
+    """
+
+    def __init__(self, ws: Ws, *, ack: bool = False) -> None:
+        self.ws = ws
+        self.ack = ack
+        self.last: dict[str, int] = {}
+        self.applied: dict[str, list[int]] = {}
+        self.arrivals: dict[str, dict[int, tuple[float, dict[str, Any]]]] = {}
+        self.duplicates = 0
+        self.gaps: list[tuple[str, int, int]] = []
+        self.errors: list[dict[str, Any]] = []
+        self.other: list[dict[str, Any]] = []
+        self.close_code: int | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def start(
+        cls, base: str, token: str, topics: list[str], *, ack: bool = False, **kwargs: Any
+    ) -> tuple[Feed, dict[str, Any]]:
+        ws = await Ws.open(base, **kwargs)
+        feed = cls(ws, ack=ack)
+        await ws.send({"type": "hello", "token": token, "subscribe": topics, "resume": {}})
+        welcome = await ws.recv_until(lambda m: m["type"] in ("welcome", "error"), timeout=30)
+        assert welcome["type"] == "welcome", welcome
+        feed._task = asyncio.create_task(feed._run())
+        return feed, welcome
+
+    async def _run(self) -> None:
+        try:
+            async for raw in self.ws.conn:
+                message = json.loads(raw)
+                kind = message.get("type")
+                if kind == "event":
+                    await self._event(message)
+                elif kind == "resync":
+                    topic = message["topic"]
+                    self.last[topic] = max(self.last.get(topic, 0), message["seq"])
+                elif kind == "ping":
+                    await self.ws.send({"type": "pong", "t": message.get("t")})
+                elif kind == "error":
+                    self.errors.append(message)
+                else:
+                    self.other.append(message)
+        except websockets.ConnectionClosed:
+            pass
+        self.close_code = self.ws.conn.close_code
+
+    async def _event(self, message: dict[str, Any]) -> None:
+        topic, seq = message["topic"], message["seq"]
+        last = self.last.get(topic)
+        if last is not None and seq <= last:
+            self.duplicates += 1
+        else:
+            if last is not None and seq != last + 1:
+                self.gaps.append((topic, last, seq))
+            self.last[topic] = seq
+            self.applied.setdefault(topic, []).append(seq)
+            self.arrivals.setdefault(topic, {})[seq] = (time.time(), message)
+        if self.ack:
+            await self.ws.send({"type": "ack", "topic": topic, "seq": seq})
+
+    async def wait_for(self, topic: str, seq: int, timeout: float = 30.0) -> float:
+        """Wait until ``topic`` is applied up to ``seq``; returns how long that took."""
+        start = time.monotonic()
+        while self.last.get(topic, 0) < seq:
+            if time.monotonic() - start > timeout:
+                raise TimeoutError(f"{topic} at {self.last.get(topic)}, wanted {seq}")
+            if self._task is not None and self._task.done():
+                raise AssertionError(f"feed closed ({self.close_code}) at {self.last}")
+            await asyncio.sleep(0.02)
+        return time.monotonic() - start
+
+    async def stop(self) -> None:
+        await self.ws.close()
+        if self._task is not None:
+            await asyncio.wait_for(self._task, 10)
+
+
+def topic_heads(sessions: sessionmaker[Session], prefix: str = "") -> dict[str, int]:
+    """Last committed seq per topic (those starting with ``prefix``)."""
+    from sqlalchemy import select
+
+    from core.outbox import TopicSeq
+
+    with sessions() as s:
+        rows = s.execute(
+            select(TopicSeq.topic, TopicSeq.last_seq).where(TopicSeq.topic.startswith(prefix))
+        )
+        return {t: int(n) for t, n in rows}

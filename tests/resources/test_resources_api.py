@@ -624,10 +624,11 @@ def test_position_report_moves_the_unit_and_appends_to_its_track(
     assert unit_point(session, uid) == (24.95, 60.175, t1)
     assert track(session, uid) == [(24.95, 60.175, t1)]
     payload = assert_recorded(session, since, "unit.position_reported", uid)
-    assert (payload["lon"], payload["lat"], payload["latest"]) == (24.95, 60.175, True)
+    assert (payload["lon"], payload["lat"]) == (24.95, 60.175)
     assert payload["speed_mps"] == 12.5
 
-    # An older fix arrives late: kept in the track, but the unit stays where it is.
+    # An older fix arrives late: kept in the track, but the unit stays where it is
+    # and the live map is not told (it only ever shows a unit's newest fix).
     t0 = t1 - timedelta(minutes=5)
     since = mark(session)
     r = client.post(
@@ -638,8 +639,7 @@ def test_position_report_moves_the_unit_and_appends_to_its_track(
     assert r.status_code == 202, r.text
     assert unit_point(session, uid) == (24.95, 60.175, t1)
     assert track(session, uid) == [(24.95, 60.175, t1), (24.90, 60.16, t0)]
-    payload = assert_recorded(session, since, "unit.position_reported", uid)
-    assert payload["latest"] is False
+    assert_nothing_recorded(session, since)
 
     # A newer fix moves it again; the API shows the new place.
     t2 = t1 + timedelta(seconds=30)
