@@ -23,7 +23,7 @@ from core import crud, idempotency
 from core.changes import SITUATION, record_change
 from core.config import Settings
 from core.errors import InvalidInput, NotFound
-from core.security import SYSTEM, Principal, require, require_unit
+from core.security import Principal, require, require_unit
 from core.types import utcnow
 from realtime import store
 from realtime.hub import Hub, HubConfig
@@ -33,6 +33,8 @@ from resources.schemas import PositionReport
 
 log = logging.getLogger("emergency.live")
 ENDED = ("closed", "cancelled")
+# The actor of what the hub's background jobs publish (held-back positions).
+LIVE = Principal(kind="system", id=0, name="realtime", role="admin")
 
 
 def hub_config(settings: Settings) -> HubConfig:
@@ -205,7 +207,7 @@ async def background_jobs(hub: Hub, sessions: sessionmaker[Session], settings: S
 
     def publish_positions() -> int:
         with sessions() as session:
-            count = service.publish_held_positions(session, principal=SYSTEM)
+            count = service.publish_held_positions(session, principal=LIVE)
             session.commit()
             return count
 

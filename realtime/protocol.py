@@ -14,6 +14,10 @@ Client to server::
 Server to client: ``welcome``, ``event``, ``resync`` (a snapshot instead of a replay),
 ``acked``, ``result`` (of a status or position, echoing its key), ``error``, ``ping``,
 ``pong``.
+
+A client applies events in seq order and ignores a seq it has applied; a unit's phone still
+acknowledges such a repeat (its earlier ack was lost), or the event keeps being re-sent.
+The full reference is docs/realtime.md.
 """
 
 from __future__ import annotations

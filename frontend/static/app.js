@@ -3,7 +3,7 @@ const STRINGS = {
   "zh-CN": {
     title: "智慧应急指挥调度", login: "登录", username: "用户名", password: "密码", signin: "登录",
     incidents: "事件", units: "救援力量", shelters: "避难场所", warehouses: "物资仓库",
-    api: "接口文档 (OpenAPI)", attribution: "地图数据", other: "English",
+    api: "接口文档 (OpenAPI)", screenLink: "实时态势大屏", responderLink: "救援终端", attribution: "地图数据", other: "English",
     total: "合计", capacity: "容量", occupancy: "已安置", badLogin: "用户名或密码错误",
     healthy: "系统正常", degraded: "数据库不可用", signedIn: "当前用户", items: "种物资",
     role: { commander: "指挥员", dispatcher: "调度员", responder: "救援队员", planner: "预案演练",
@@ -16,6 +16,7 @@ const STRINGS = {
     title: "Emergency Command & Dispatch", login: "Sign in", username: "Username",
     password: "Password", signin: "Sign in", incidents: "Incidents", units: "Units",
     shelters: "Shelters", warehouses: "Warehouses", api: "API docs (OpenAPI)",
+    screenLink: "Live situation screen", responderLink: "Responder app",
     attribution: "Map data", other: "中文", total: "Total", capacity: "Capacity",
     occupancy: "Occupancy", badLogin: "Wrong username or password", healthy: "System OK",
     degraded: "Database unavailable", signedIn: "Signed in as", items: "items",

@@ -1024,3 +1024,21 @@ def test_stock_refusals_write_nothing(
     assert_nothing_recorded(session, since)
     stored = session.execute(text("SELECT quantity FROM stock WHERE id = :id"), {"id": sid})
     assert stored.scalar_one() == 10
+
+
+def test_a_retried_position_upload_is_stored_once(
+    client: TestClient, world: World, session: Session
+):
+    uid = world.unit_a.id
+    headers = {**world.h("responder"), "Idempotency-Key": "fix-upload-000001"}
+    body = {"lon": 24.951, "lat": 60.176, "recorded_at": datetime.now(UTC).isoformat()}
+    first = client.post(f"/api/units/{uid}/position", json=body, headers=headers)
+    again = client.post(f"/api/units/{uid}/position", json=body, headers=headers)
+    assert first.status_code == again.status_code == 202
+    assert again.json() == first.json()
+    assert len(track(session, uid)) == 1
+    other = client.post(
+        f"/api/units/{uid}/position", json={**body, "lon": 24.952}, headers=headers
+    )
+    assert other.status_code == 409 and other.json()["error"] == "conflict"
+    assert len(track(session, uid)) == 1
