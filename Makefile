@@ -14,5 +14,6 @@ bench:          ## benchmarks in bench/, printing medians, p95 and ratios agains
 	uv run python -m bench.recommend
 	uv run python -m bench.plan
 	uv run python -m bench.supplies
+	uv run python -m bench.realtime
 fmt:            ## format and fix lint
 	uv run ruff format . && uv run ruff check --fix .

@@ -239,6 +239,7 @@ class Feed:
         self.ws = ws
         self.ack = ack
         self.last: dict[str, int] = {}
+        self.resynced: dict[str, int] = {}  # topic -> seq of the snapshot it started from
         self.applied: dict[str, list[int]] = {}
         self.arrivals: dict[str, dict[int, tuple[float, dict[str, Any]]]] = {}
         self.duplicates = 0
@@ -269,6 +270,7 @@ class Feed:
                     await self._event(message)
                 elif kind == "resync":
                     topic = message["topic"]
+                    self.resynced.setdefault(topic, message["seq"])
                     self.last[topic] = max(self.last.get(topic, 0), message["seq"])
                 elif kind == "ping":
                     await self.ws.send({"type": "pong", "t": message.get("t")})
@@ -294,11 +296,11 @@ class Feed:
         if self.ack:
             await self.ws.send({"type": "ack", "topic": topic, "seq": seq})
 
-    async def wait_for(self, topic: str, seq: int, timeout: float = 30.0) -> float:
+    async def wait_for(self, topic: str, seq: int, within: float = 30.0) -> float:
         """Wait until ``topic`` is applied up to ``seq``; returns how long that took."""
         start = time.monotonic()
         while self.last.get(topic, 0) < seq:
-            if time.monotonic() - start > timeout:
+            if time.monotonic() - start > within:
                 raise TimeoutError(f"{topic} at {self.last.get(topic)}, wanted {seq}")
             if self._task is not None and self._task.done():
                 raise AssertionError(f"feed closed ({self.close_code}) at {self.last}")
