@@ -64,6 +64,9 @@ def serve(
         ws_max_size=settings.ws_max_frame_bytes,
         ws_ping_interval=settings.ws_heartbeat_s,
         ws_ping_timeout=settings.ws_heartbeat_s,
+        # Events are small JSON; compressing each one again for every connection cost
+        # ~40% of the hub's send time with 2,000 clients.
+        ws_per_message_deflate=False,
     )
 
 

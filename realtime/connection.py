@@ -52,6 +52,7 @@ class _Close:
 
 
 _Item = Frame | _Text | _CatchUp | _Close
+MAX_BATCH = 500  # events per batch message
 
 
 def _dumps(message: dict[str, Any]) -> str:
@@ -104,6 +105,7 @@ class Connection:
         self._strikes = 0
         self._inflight: set[asyncio.Task[None]] = set()
         self._send_started: float | None = None
+        self.batch = False  # the client takes several events per message
 
     # --- queue ----------------------------------------------------------------------
     def offer(self, frame: Frame) -> None:
@@ -151,6 +153,7 @@ class Connection:
             hello = await self._hello()
             if hello is None:
                 return
+            self.batch = hello.batch
             assert self.principal is not None
             role = self.principal.role
             CONNECTIONS.labels(role).inc()
@@ -454,7 +457,10 @@ class Connection:
             item = self._items.popleft()
             if isinstance(item, Frame):
                 self._frames -= 1
-                await self._send_event(item)
+                if self.batch:
+                    await self._send_batch(item)
+                else:
+                    await self._send_event(item)
             elif isinstance(item, _Text):
                 await self._send(item.text)
             elif isinstance(item, _CatchUp):
@@ -476,6 +482,14 @@ class Connection:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.ws.close(code=item.code, reason=item.reason), 2.0)
 
+    def _mark(self, frame: Frame) -> None:
+        """Record ``frame`` as sent before its send is awaited: an ack racing the send's
+        completion is then accepted, and a ``too_slow`` resume point is never behind."""
+        self.topics[frame.topic] = frame.seq
+        pending = self.unacked.get(frame.topic)
+        if pending is not None:
+            pending[frame.seq] = [time.monotonic(), frame.text]
+
     async def _send_event(self, frame: Frame, *, live: bool = True) -> None:
         last = self.topics.get(frame.topic)
         if last is None or frame.seq <= last:
@@ -484,14 +498,45 @@ class Connection:
             await self._replay(frame.topic, upto=frame.seq - 1)
             if self.topics.get(frame.topic, frame.seq) >= frame.seq:
                 return
+        self._mark(frame)
         await self._send(frame.text)
-        self.topics[frame.topic] = frame.seq
         EVENTS_SENT.labels("live" if live else "replay").inc()
         if live:
             LAG.observe(max(0.0, time.time() - frame.created_at))
-        pending = self.unacked.get(frame.topic)
-        if pending is not None:
-            pending[frame.seq] = [time.monotonic(), frame.text]
+
+    async def _send_batch(self, first: Frame) -> None:
+        """A client that said ``"batch": true`` gets the live events waiting in its queue
+        as one ``batch`` message: under load, one send carries many events, so a busy
+        server sends fewer, bigger messages instead of falling behind."""
+        batch: list[Frame] = []
+        frame = first
+        while True:
+            last = self.topics.get(frame.topic)
+            if last is not None and frame.seq == last + 1:
+                self._mark(frame)
+                batch.append(frame)
+            elif last is not None and frame.seq > last + 1:  # a gap: replay it first
+                self._items.appendleft(frame)
+                self._frames += 1
+                break
+            head = self._items[0] if self._items else None
+            if len(batch) >= MAX_BATCH or not isinstance(head, Frame):
+                break
+            self._items.popleft()
+            self._frames -= 1
+            frame = head
+        if not batch:
+            return
+        if len(batch) == 1:
+            await self._send(batch[0].text)
+        else:
+            await self._send(
+                '{"type":"batch","messages":[' + ",".join(f.text for f in batch) + "]}"
+            )
+        now = time.time()
+        EVENTS_SENT.labels("live").inc(len(batch))
+        for f in batch:
+            LAG.observe(max(0.0, now - f.created_at))
 
     async def _replay(self, topic: str, upto: int | None) -> None:
         while topic in self.topics:
@@ -537,12 +582,19 @@ class Connection:
                 )
                 return
             if now - self._heard > self.config.heartbeat_s * 2.5:
-                REFUSED.labels("heartbeat").inc()
-                self.close(Close.HEARTBEAT, "no heartbeat")
-                return
+                if self._items or self._send_started is not None:
+                    # The client may be waiting behind our own backlog for the ping:
+                    # its silence is not its fault (stuck sends are caught above).
+                    self._heard = now - self.config.heartbeat_s
+                else:
+                    REFUSED.labels("heartbeat").inc()
+                    self.close(Close.HEARTBEAT, "no heartbeat")
+                    return
             if now - self._pinged >= self.config.heartbeat_s:
                 self._pinged = now
-                self.push({"type": "ping", "t": time.time()})
+                # Ahead of queued events, so a busy connection still answers in time.
+                self._items.appendleft(_Text(_dumps({"type": "ping", "t": time.time()})))
+                self._wake.set()
             for pending in self.unacked.values():
                 for entry in pending.values():
                     if now - entry[0] >= self.config.ack_timeout_s:

@@ -81,6 +81,10 @@ class BusStatus:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def _screens_last(frame: Frame) -> bool:
+    return not frame.topic.startswith("unit:")
+
+
 class Hub:
     def __init__(
         self,
@@ -171,7 +175,9 @@ class Hub:
         caller fetches what follows from the event table and delivers again.
         """
         gaps: dict[str, int] = {}
-        for f in frames:
+        # Phones first: a unit's task must not wait behind the big screens' fan-out.
+        # (Stable sort: each topic keeps its seq order.)
+        for f in sorted(frames, key=_screens_last):
             if f.topic in gaps:
                 continue
             subs = self.subscribers.get(f.topic)

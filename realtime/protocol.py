@@ -11,7 +11,10 @@ Client to server::
     {"type":"auth","token":"..."}          a fresh token before the old one expires
     {"type":"ping"} / {"type":"pong"}
 
-Server to client: ``welcome``, ``event``, ``resync`` (a snapshot instead of a replay),
+A hello may say ``"batch": true``: then events waiting together come as one
+``{"type":"batch","messages":[{"type":"event",...}, ...]}`` (in order).
+
+Server to client: ``welcome``, ``event``, ``batch``, ``resync`` (a snapshot instead of a replay),
 ``acked``, ``result`` (of a status or position, echoing its key), ``error``, ``ping``,
 ``pong``.
 
@@ -63,6 +66,8 @@ class Hello(_Message):
     resume: dict[Topic, Annotated[int, Field(ge=0)]] = Field(
         default_factory=dict, max_length=MAX_TOPICS
     )
+    # Take {"type":"batch","messages":[event, ...]} when several events are waiting.
+    batch: bool = False
 
 
 class Subscribe(_Message):

@@ -57,7 +57,7 @@ export class LiveClient {
     ws.onopen = () => {
       const resume = {};
       for (const t of this.topics) if (Number.isInteger(this.seqs[t])) resume[t] = this.seqs[t];
-      ws.send(JSON.stringify({ type: "hello", token, subscribe: this.topics, resume }));
+      ws.send(JSON.stringify({ type: "hello", token, subscribe: this.topics, resume, batch: true }));
     };
     ws.onmessage = (ev) => { if (ws === this.ws) this._onMessage(ev.data); };
     ws.onclose = (ev) => { if (ws === this.ws) this._onClose(ev.code); };
@@ -107,7 +107,14 @@ export class LiveClient {
     let msg;
     try { msg = JSON.parse(text); } catch { return; }
     this.lastHeard = Date.now();
+    this._handle(msg);
+  }
+
+  _handle(msg) {
     switch (msg.type) {
+      case "batch":  // several events that were waiting together, in order
+        for (const m of msg.messages || []) this._handle(m);
+        break;
       case "welcome":
         this.attempt = 0;
         this.heartbeatS = msg.heartbeat_s || 15;

@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -136,3 +137,39 @@ def test_a_connection_that_falls_behind_is_told_where_to_resume_and_closed():
     c.offer(f("situation", 9))  # nothing more is queued once closing
     assert len(c._items) == 1
     h.shutdown()
+
+
+# --- batches -------------------------------------------------------------------------------
+
+
+class FakeSocket:
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    async def send_text(self, text: str) -> None:
+        self.sent.append(json.loads(text))
+
+
+async def _drain(c: Connection) -> list[dict[str, Any]]:
+    import asyncio
+
+    sender = asyncio.create_task(c._send_loop())
+    await asyncio.sleep(0.05)
+    sender.cancel()
+    return c.ws.sent  # type: ignore[attr-defined, no-any-return]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("batch", [True, False])
+async def test_events_waiting_together_go_out_as_one_batch_when_asked(batch: bool):
+    c = Connection(hub(), FakeSocket())  # type: ignore[arg-type]
+    c.principal, c.batch = SCREEN, batch
+    c.topics = {"situation": 4}
+    for seq in (5, 6, 7, 6):  # the second 6 is a repeat: dropped
+        c.offer(f("situation", seq))
+    sent = await _drain(c)
+    events = [m for s in sent for m in (s["messages"] if s["type"] == "batch" else [s])]
+    assert [(m["type"], m["seq"]) for m in events] == [("event", 5), ("event", 6), ("event", 7)]
+    assert len(sent) == (1 if batch else 3)
+    assert c.topics == {"situation": 7}
+    c.hub.shutdown()
