@@ -45,6 +45,7 @@ def hub_config(settings: Settings) -> HubConfig:
         max_frame_bytes=settings.ws_max_frame_bytes,
         poll_interval_s=settings.bus_poll_interval_s,
         allowed_origins=tuple(settings.ws_allowed_origins),
+        batch_linger_s=settings.ws_batch_linger_s,
     )
 
 

@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     ws_heartbeat_s: float = Field(default=15.0, ge=1, le=300)
     ws_ack_timeout_s: float = Field(default=5.0, ge=0.2, le=300)
     ws_max_frame_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    ws_batch_linger_s: float = Field(default=0.1, ge=0, le=5)
     bus_poll_interval_s: float = Field(default=2.0, ge=0.05, le=60)
     event_retention_s: int = Field(default=7 * 24 * 3600, ge=60)
     host: str = "127.0.0.1"

@@ -66,6 +66,9 @@ class HubConfig:
     rate_per_s: float = 20.0  # client messages per second, sustained
     rate_burst: float = 200.0
     max_inflight: int = 8  # actions (status, position, ack) running per connection
+    # A screen that asked for batches gets at most one message per this many seconds
+    # under load (events meanwhile go out together); phones are never held back.
+    batch_linger_s: float = 0.1
     poll_interval_s: float = 2.0  # the bus's catch-up poll, in case a notification is lost
     allowed_origins: tuple[str, ...] = ()  # empty: the page's own origin only
     housekeeping_s: float = 10.0

@@ -26,7 +26,8 @@ EVENTS_SENT = Counter(
 )
 LAG = Histogram(
     "emergency_ws_event_lag_seconds",
-    "From the event's commit to its send on a socket (live events only)",
+    "From the event's commit to its send on a socket (live events; per message, so a "
+    "batch counts its oldest event)",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
     registry=registry,
 )
