@@ -6,12 +6,14 @@ Run with ``uv run python -m bench.realtime`` (or ``make bench``); small runs for
 1. creates a committed throwaway database (``tests.realtime.conftest.make_live_db``) with
    ``--phones`` units, a responder user bound to each, and a few open incidents to
    dispatch to; starts the real server (``emergency serve``) in a subprocess;
-2. starts a SECOND process (this module with ``--swarm``): an asyncio swarm of ``--clients``
-   WebSocket clients (``websockets``): ``clients - phones`` big screens on ``situation``
-   (resuming from the current head, so no snapshot) and ``phones`` responders on their
-   ``unit:<id>`` topics, which acknowledge every task; plus, as peers, a bare psycopg
-   ``LISTEN emergency_events`` connection (the floor: commit -> NOTIFY arrival) and a naive
-   REST poller (GET /api/incidents every second);
+2. starts TWO more processes (this module with ``--swarm``), asyncio swarms of
+   ``--clients`` WebSocket clients (``websockets``) in all: one runs the ``clients - phones``
+   big screens on ``situation`` (resuming from the current head, so no snapshot); the other
+   the ``phones`` responders on their ``unit:<id>`` topics, which acknowledge every task,
+   plus, as peers, a bare psycopg ``LISTEN emergency_events`` connection (the floor:
+   commit -> NOTIFY arrival) and a naive REST poller (GET /api/incidents every second).
+   The screens receive ~1,700 messages per situation event and saturate their event loop;
+   in their own process they do not delay the phones' and the floor's receive timestamps;
 3. measures, side by side:
    - connect: the time until every client has its ``welcome``;
    - fan-out: ``--events`` incidents created at ``--event-rate``/s through the service
@@ -22,12 +24,12 @@ Run with ``uv run python -m bench.realtime`` (or ``make bench``); small runs for
      so the event load is exactly what dispatching writes); latency = phone receive - ``at``;
      the big screens stay subscribed and receive the situation events dispatching writes;
    - the floor (NOTIFY arrival - ``created_at`` of the same events) and the hub's added
-     latency; CPU seconds of the server, the swarm and PostgreSQL in each phase;
+     latency; CPU seconds of the server, the two swarms and PostgreSQL in each phase;
 4. prints a table, writes bench/results/realtime.json; exits 1 if events were lost (a
    client that never got an event it was subscribed to), 2 without PostGIS. Targets
    (fan-out p99 < 250 ms, task to phone p99 < 100 ms) are reported, never asserted.
 
-Server, swarm and PostgreSQL share this machine's cores: read the CPU columns with the
+Server, swarms and PostgreSQL share this machine's cores: read the CPU columns with the
 latencies (a saturated swarm shows up as latency it adds itself).
 """
 
@@ -145,6 +147,7 @@ class Swarm:
         self.welcomed = 0
         self.all_welcomed = asyncio.Event()
         self.stopping = False
+        self.peers = bool(cfg.get("peers", True))  # the LISTEN peer and the REST poller
         sit_head = int(cfg["situation_head"])
         for i, token in enumerate(cfg["screen_tokens"]):
             self.clients.append(Client(i, token, "situation", False, sit_head, sit_head))
@@ -285,7 +288,7 @@ class Swarm:
                 await asyncio.sleep(max(0.0, 1.0 - (time.perf_counter() - t0)))
 
     def reached(self, heads: dict[str, int]) -> bool:
-        sit = heads["situation"]
+        sit = heads.get("situation", 0)
         return all(c.last >= (heads.get(c.topic, 0) if c.phone else sit) for c in self.clients)
 
     async def drain(self, heads: dict[str, int], limit_s: float) -> float:
@@ -342,6 +345,7 @@ class Swarm:
         }
         connect = [c.connect_s for c in self.clients if c.welcomed]
         out["connect_each"] = stats_ms(connect)
+        out["connect_s"] = connect  # the driver merges the two swarms' connect times
         out["duplicates"] = sum(c.duplicates for c in self.clients)
         out["reconnects"] = sum(c.reconnects for c in self.clients)
         out["errors"] = self.errors
@@ -360,8 +364,10 @@ class Swarm:
     async def main(self) -> None:
         loop = asyncio.get_running_loop()
         self.listening = asyncio.Event()
-        bg = [asyncio.create_task(self.listen()), asyncio.create_task(self.poll())]
-        await asyncio.wait_for(self.listening.wait(), 30)
+        bg = []
+        if self.peers:
+            bg = [asyncio.create_task(self.listen()), asyncio.create_task(self.poll())]
+            await asyncio.wait_for(self.listening.wait(), 30)
         sem = asyncio.Semaphore(CONNECT_CONCURRENCY)
         t0 = time.perf_counter()
         tasks = [asyncio.create_task(self.run_client(c, sem)) for c in self.clients]
@@ -460,16 +466,18 @@ class CpuMark:
     wall: float
     driver: float
     server: float
-    swarm: float
+    screens: float  # the screens' swarm process
+    phones: float  # the phones' swarm process (with the LISTEN peer and the REST poller)
     postgres: dict[int, float]
     machine_busy: float
     machine_total: float
 
 
 class Cpu:
-    def __init__(self, server_pid: int | None, swarm_pid: int) -> None:
+    def __init__(self, server_pid: int | None, screens_pid: int, phones_pid: int) -> None:
         self.server_pid = server_pid
-        self.swarm_pid = swarm_pid
+        self.screens_pid = screens_pid
+        self.phones_pid = phones_pid
 
     def mark(self) -> CpuMark:
         busy, total = machine_busy_s()
@@ -478,7 +486,8 @@ class Cpu:
             time.perf_counter(),
             me.ru_utime + me.ru_stime,
             proc_cpu_s(self.server_pid) if self.server_pid else 0.0,
-            proc_cpu_s(self.swarm_pid),
+            proc_cpu_s(self.screens_pid),
+            proc_cpu_s(self.phones_pid),
             postgres_cpu_s(),
             busy,
             total,
@@ -490,14 +499,21 @@ class Cpu:
         cores = os.cpu_count() or 1
         # Backends that exited in between are missed; new ones count from zero.
         pg = sum(cpu - a.postgres.get(pid, 0.0) for pid, cpu in b.postgres.items())
+        screens = b.screens - a.screens
+        phones = b.phones - a.phones
         return {
             "wall_s": round(wall, 2),
             "driver_cpu_s": round(b.driver - a.driver, 2),
             "driver_util": round((b.driver - a.driver) / wall, 2),
             "server_cpu_s": round(b.server - a.server, 2),
             "server_util": round((b.server - a.server) / wall, 2),
-            "swarm_cpu_s": round(b.swarm - a.swarm, 2),
-            "swarm_util": round((b.swarm - a.swarm) / wall, 2),
+            # Both swarm processes together, then each.
+            "swarm_cpu_s": round(screens + phones, 2),
+            "swarm_util": round((screens + phones) / wall, 2),
+            "swarm_screens_cpu_s": round(screens, 2),
+            "swarm_screens_util": round(screens / wall, 2),
+            "swarm_phones_cpu_s": round(phones, 2),
+            "swarm_phones_util": round(phones / wall, 2),
             "postgres_cpu_s": round(pg, 2),
             "postgres_util": round(pg / wall, 2),
             "machine_util": round(
@@ -510,10 +526,11 @@ class Cpu:
 
 
 class SwarmProcess:
-    def __init__(self, cfg: dict[str, Any], workdir: Path) -> None:
-        path = workdir / "swarm.json"
+    def __init__(self, cfg: dict[str, Any], workdir: Path, name: str = "swarm") -> None:
+        self.name = name
+        path = workdir / f"{name}.json"
         path.write_text(json.dumps(cfg), encoding="utf-8")
-        self.stderr = (workdir / "swarm.err").open("w+b")
+        self.stderr = (workdir / f"{name}.err").open("w+b")
         self.proc = subprocess.Popen(  # noqa: S603 - fixed argv
             [sys.executable, "-m", "bench.realtime", "--swarm", str(path)],
             cwd=ROOT,
@@ -535,7 +552,7 @@ class SwarmProcess:
             self.stderr.flush()
             self.stderr.seek(0)
             err = self.stderr.read()[-4000:].decode(errors="replace")
-            raise RuntimeError(f"the swarm exited ({self.proc.poll()}):\n{err}")
+            raise RuntimeError(f"the {self.name} exited ({self.proc.poll()}):\n{err}")
         return dict(json.loads(line))
 
     def close(self) -> None:
@@ -547,6 +564,83 @@ class SwarmProcess:
                 self.proc.kill()
                 self.proc.wait(timeout=15)
         self.stderr.close()
+
+
+def merge_counts(*tables: dict[str, int]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for table in tables:
+        for key, n in table.items():
+            out[key] = out.get(key, 0) + n
+    return out
+
+
+class Swarms:
+    """The two swarm processes: the screens, and the phones with the two peers.
+
+    Both speak the same line protocol (a reply per command); every command goes to both
+    before either reply is read, so they wait (connect, drain) side by side, and the
+    replies and summaries are merged into what a single swarm would have answered.
+    """
+
+    def __init__(self, cfg: dict[str, Any], workdir: Path) -> None:
+        self.workdir = workdir
+        self.screens = SwarmProcess({**cfg, "phones": [], "peers": False}, workdir, "swarm-screens")
+        try:
+            self.phones = SwarmProcess(
+                {**cfg, "screen_tokens": [], "peers": True}, workdir, "swarm-phones"
+            )
+        except BaseException:
+            self.screens.close()
+            raise
+        self.procs = (self.screens, self.phones)
+
+    def send(self, cmd: str, body: dict[str, Any] | None = None) -> None:
+        for p in self.procs:
+            p.send(cmd, body)
+
+    def ready(self) -> dict[str, Any]:
+        a, b = (p.read() for p in self.procs)
+        return {
+            "ready": a["ready"] + b["ready"],
+            "connect_s": max(a["connect_s"], b["connect_s"]),
+            "errors": merge_counts(a["errors"], b["errors"]),
+        }
+
+    def drain(self, heads: dict[str, int], timeout: float) -> dict[str, Any]:
+        self.send("DRAIN", {"heads": heads, "timeout": timeout})
+        a, b = (p.read() for p in self.procs)
+        return {
+            "drained": a["drained"] and b["drained"],
+            "waited_s": max(a["waited_s"], b["waited_s"]),
+        }
+
+    def stop(self, ranges: dict[str, list[int]], heads: dict[str, int]) -> dict[str, Any]:
+        for p in self.procs:
+            out = self.workdir / f"{p.name}-result.json"
+            p.send("STOP", {"ranges": ranges, "heads": heads, "out": str(out)})
+        for p in self.procs:
+            p.read()  # the summary is written; the swarm is stopped by close()
+        scr, pho = (
+            json.loads((self.workdir / f"{p.name}-result.json").read_text(encoding="utf-8"))
+            for p in self.procs
+        )
+        return {
+            **{k: v for k, v in scr.items() if k.startswith("situation_")},
+            "phones": pho["phones"],
+            "connect_each": stats_ms(scr["connect_s"] + pho["connect_s"]),
+            "duplicates": scr["duplicates"] + pho["duplicates"],
+            "reconnects": scr["reconnects"] + pho["reconnects"],
+            "errors": merge_counts(scr["errors"], pho["errors"]),
+            "closes": merge_counts(scr["closes"], pho["closes"]),
+            "notifies": pho["notifies"],
+            "polled": pho["polled"],
+            "poll_request": pho["poll_request"],
+            "at_parsed": scr["at_parsed"] + pho["at_parsed"],
+        }
+
+    def close(self) -> None:
+        for p in self.procs:
+            p.close()
 
 
 def heads(conn: Any, topics: list[str]) -> dict[str, int]:
@@ -664,12 +758,12 @@ def run_benchmark(args: argparse.Namespace, workdir: Path) -> tuple[dict[str, An
             server_pid = find_server_pid(port)
             cfg["base"] = base
             cfg["ws_url"] = base.replace("http://", "ws://", 1) + "/ws"
-            swarm = SwarmProcess(cfg, workdir)
-            cpu = Cpu(server_pid, swarm.proc.pid)
+            swarm = Swarms(cfg, workdir)
+            cpu = Cpu(server_pid, swarm.screens.proc.pid, swarm.phones.proc.pid)
             try:
                 m0 = cpu.mark()
                 print(f"connecting {args.clients} clients ...", file=sys.stderr)
-                ready = swarm.read()
+                ready = swarm.ready()
                 m1 = cpu.mark()
                 if ready["ready"] != args.clients:
                     ok = False
@@ -697,8 +791,7 @@ def run_benchmark(args: argparse.Namespace, workdir: Path) -> tuple[dict[str, An
                 fan_rate, fan_durations, fan_failed = paced(args.events, args.event_rate, create, 2)
                 m3 = cpu.mark()
                 h1 = heads(raw, ["situation"])["situation"]
-                swarm.send("DRAIN", {"heads": {"situation": h1}, "timeout": args.drain})
-                drain1 = swarm.read()
+                drain1 = swarm.drain({"situation": h1}, args.drain)
                 m4 = cpu.mark()
 
                 # --- phase 2: tasks to phones ---------------------------------------------
@@ -737,23 +830,11 @@ def run_benchmark(args: argparse.Namespace, workdir: Path) -> tuple[dict[str, An
                 rate = call_rate * args.batch
                 m6 = cpu.mark()
                 final = heads(raw, ["situation", *phone_topics])
-                swarm.send("DRAIN", {"heads": final, "timeout": args.drain})
-                drain2 = swarm.read()
+                drain2 = swarm.drain(final, args.drain)
                 m7 = cpu.mark()
-                out = workdir / "swarm-result.json"
-                swarm.send(
-                    "STOP",
-                    {
-                        "ranges": {
-                            "fanout": [h0 + 1, h1],
-                            "dispatch": [h1 + 1, final["situation"]],
-                        },
-                        "heads": final,
-                        "out": str(out),
-                    },
+                sw = swarm.stop(
+                    {"fanout": [h0 + 1, h1], "dispatch": [h1 + 1, final["situation"]]}, final
                 )
-                swarm.read()  # the summary is written; the swarm is stopped below
-                sw = json.loads(out.read_text(encoding="utf-8"))
             finally:
                 swarm.close()
 
@@ -834,7 +915,8 @@ def run_benchmark(args: argparse.Namespace, workdir: Path) -> tuple[dict[str, An
             "targets": args.targets,
             "units_created_s": round(units_s, 2),
             "server": "emergency serve (uvicorn, one process) in a subprocess",
-            "swarm": "one asyncio process, websockets client, + LISTEN peer + REST poller",
+            "swarm": "two asyncio processes, websockets client: the screens; the phones "
+            "+ LISTEN peer + REST poller",
             "writer": "service layer in the bench process (create_incident, tasks.dispatch)",
             "latency": "receive time.time() - event 'at' (clock_timestamp() before commit)",
         },
@@ -908,8 +990,9 @@ def render(r: dict[str, Any]) -> str:
         f"Realtime hub benchmark ({r['when']}): {m['cpus']} CPUs, {m['postgresql']}, "
         f"Python {m['python']}",
         f"{s['clients']} clients ({s['screens']} screens on situation, {s['phones']} phones on "
-        f"unit:<id>), permessage-deflate {'on' if s['deflate'] else 'off'}; server, swarm and "
-        "PostgreSQL share the machine",
+        f"unit:<id>), permessage-deflate {'on' if s['deflate'] else 'off'}; screens and phones "
+        "(+ floor, poller) run in separate swarm processes; server, swarms and PostgreSQL share "
+        "the machine",
         f"connect: all {r['connect']['clients']} welcomed in {r['connect']['all_s']:.2f} s "
         f"(each: p50 {r['connect']['each'].get('p50_ms')} ms, p99 "
         f"{r['connect']['each'].get('p99_ms')} ms)",
@@ -978,7 +1061,7 @@ def render(r: dict[str, Any]) -> str:
     lines.append("")
     lines.append(
         f"{'CPU (util = cores busy)':<26} {'wall s':>7} {'server':>7} {'swarm':>7} "
-        f"{'writer':>7} {'postgres':>9} {'machine':>8}"
+        f"{'=screens':>8} {'+phones':>8} {'writer':>7} {'postgres':>9} {'machine':>8}"
     )
     for label, c in (
         ("connect", r["connect"]["cpu"]),
@@ -988,6 +1071,7 @@ def render(r: dict[str, Any]) -> str:
     ):
         lines.append(
             f"{label:<26} {c['wall_s']:>7.1f} {c['server_util']:>7.2f} {c['swarm_util']:>7.2f} "
+            f"{c['swarm_screens_util']:>8.2f} {c['swarm_phones_util']:>8.2f} "
             f"{c['driver_util']:>7.2f} {c['postgres_util']:>9.2f} {c['machine_util']:>8.2f}"
         )
     sw = r["swarm"]

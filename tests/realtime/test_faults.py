@@ -45,8 +45,9 @@ from tests.realtime.conftest import (
 
 pytestmark = pytest.mark.db
 
-# 1,000 tasks take ~5 min on a loaded 2-core machine (measured): FAULTS_N_TASKS=1000
-N_TASKS = int(os.environ.get("FAULTS_N_TASKS", "300"))
+# As the issue asks: 1,000 tasks (about 200 s on a quiet 2-core machine; the database's
+# serialised commits, ~40 a second, set the pace). FAULTS_N_TASKS=300 for a quicker run.
+N_TASKS = int(os.environ.get("FAULTS_N_TASKS", "1000"))
 STEPS = ("accepted", "en_route", "on_scene", "done")
 TASK_EVENTS = ("task.assigned", "task.acknowledged", *(f"task.{s}" for s in STEPS))
 
