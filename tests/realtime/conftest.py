@@ -146,17 +146,17 @@ class Ws:
     async def send(self, message: dict[str, Any]) -> None:
         await self.conn.send(json.dumps(message))
 
-    async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
-        data = json.loads(await asyncio.wait_for(self.conn.recv(), timeout))
+    async def recv(self, within: float = 5.0) -> dict[str, Any]:
+        data = json.loads(await asyncio.wait_for(self.conn.recv(), within))
         if data.get("type") == "event":
             self.seen.setdefault(data["topic"], []).append(data["seq"])
         return dict(data)
 
     async def recv_until(
-        self, predicate: Any, timeout: float = 10.0, skip_pings: bool = True
+        self, predicate: Any, within: float = 10.0, skip_pings: bool = True
     ) -> dict[str, Any]:
         """The first message for which ``predicate(message)`` holds (others are dropped)."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -256,7 +256,7 @@ class Feed:
         ws = await Ws.open(base, **kwargs)
         feed = cls(ws, ack=ack)
         await ws.send({"type": "hello", "token": token, "subscribe": topics, "resume": {}})
-        welcome = await ws.recv_until(lambda m: m["type"] in ("welcome", "error"), timeout=30)
+        welcome = await ws.recv_until(lambda m: m["type"] in ("welcome", "error"), within=30)
         assert welcome["type"] == "welcome", welcome
         feed._task = asyncio.create_task(feed._run())
         return feed, welcome

@@ -682,12 +682,12 @@ async def _until_closed(ws: Ws, within: float = 15.0) -> tuple[list[dict[str, An
 
 async def _still_open(ws: Ws) -> None:
     await ws.send({"type": "ping", "t": 1.5})
-    pong = await ws.recv_until(lambda m: m["type"] == "pong", timeout=15)
+    pong = await ws.recv_until(lambda m: m["type"] == "pong", within=15)
     assert pong["t"] == 1.5
 
 
 async def _error(ws: Ws, code: str) -> dict[str, Any]:
-    message = await ws.recv_until(lambda m: m["type"] == "error", timeout=15)
+    message = await ws.recv_until(lambda m: m["type"] == "error", within=15)
     assert message["code"] == code, message
     return message
 

@@ -160,7 +160,7 @@ async def test_resume_replays_every_later_event_in_order_once(live_db: LiveDb, b
         live = await ws.recv_until(lambda m: m["type"] == "event")
         assert live["seq"] == start + 6
         with pytest.raises(TimeoutError):  # nothing twice
-            await ws.recv_until(lambda m: m["type"] == "event", timeout=1.0)
+            await ws.recv_until(lambda m: m["type"] == "event", within=1.0)
     finally:
         await ws.close()
 
@@ -260,7 +260,7 @@ async def test_an_expired_token_closes_the_socket(live_db: LiveDb, base: str):
         token = auth.issue_token(user, secret=SECRET, ttl_s=2)
     ws = await Ws.open(base)
     assert (await ws.hello(token, ["situation"], {"situation": 0}))["type"] == "welcome"
-    expired = await ws.recv_until(lambda m: m["type"] == "error", timeout=10)
+    expired = await ws.recv_until(lambda m: m["type"] == "error", within=10)
     assert expired["code"] == "token_expired"
     with pytest.raises(websockets.ConnectionClosed) as closed:
         await ws.recv(10)  # the error was the last message: then the close
@@ -294,7 +294,7 @@ async def test_a_task_is_resent_until_acknowledged_and_not_after(live_db: LiveDb
         task_id = dispatch(live_db, base, unit)
         first = await phone.recv_until(lambda m: m["type"] == "event")
         assert (first["seq"], first["event"], first["data"]["id"]) == (1, "task.assigned", task_id)
-        again = await phone.recv_until(lambda m: m["type"] == "event", timeout=ACK_TIMEOUT_S * 5)
+        again = await phone.recv_until(lambda m: m["type"] == "event", within=ACK_TIMEOUT_S * 5)
         assert again["seq"] == 1  # not acknowledged: sent again
         await phone.send({"type": "ack", "topic": topic, "seq": 1})
         acked = await phone.recv_until(lambda m: m["type"] == "acked")
@@ -302,7 +302,7 @@ async def test_a_task_is_resent_until_acknowledged_and_not_after(live_db: LiveDb
         # No re-send after the ack (a re-send already queued may still arrive once).
         await asyncio.sleep(ACK_TIMEOUT_S * 1.5)
         with pytest.raises(TimeoutError):
-            await phone.recv_until(lambda m: m["type"] == "event", timeout=ACK_TIMEOUT_S * 2.5)
+            await phone.recv_until(lambda m: m["type"] == "event", within=ACK_TIMEOUT_S * 2.5)
         await phone.send({"type": "ack", "topic": topic, "seq": 1})  # acking twice: no effect
         assert (await phone.recv_until(lambda m: m["type"] == "acked"))["acknowledged_tasks"] == []
     finally:
@@ -312,7 +312,7 @@ async def test_a_task_is_resent_until_acknowledged_and_not_after(live_db: LiveDb
     try:
         await phone.hello(token, [topic])
         with pytest.raises(TimeoutError):
-            await phone.recv_until(lambda m: m["type"] in ("event", "resync"), timeout=2)
+            await phone.recv_until(lambda m: m["type"] in ("event", "resync"), within=2)
     finally:
         await phone.close()
     with live_db.sessions() as s:
