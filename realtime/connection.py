@@ -470,6 +470,10 @@ class Connection:
                     await asyncio.sleep(wait)
                     if not self._items:
                         continue
+            if not self.unacked and isinstance(self._items[0], Frame):
+                await self.hub.turns.turn()  # screens take turns; a unit's phone never waits
+                if not self._items:
+                    continue
             item = self._items.popleft()
             if isinstance(item, Frame):
                 self._frames -= 1
