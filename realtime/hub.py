@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections import OrderedDict, defaultdict, deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.security import Principal
 from realtime import store
-from realtime.metrics import EVENTS_IN, UNACKED, UNACKED_AGE
+from realtime.metrics import BUS_LAG, EVENTS_IN, UNACKED, UNACKED_AGE
 from realtime.store import Frame, TopicState
 
 if TYPE_CHECKING:
@@ -208,6 +209,7 @@ class Hub:
         caller fetches what follows from the event table and delivers again.
         """
         gaps: dict[str, int] = {}
+        now = time.time()
         # Phones first: a unit's task must not wait behind the big screens' fan-out.
         # (Stable sort: each topic keeps its seq order.)
         for f in sorted(frames, key=_screens_last):
@@ -224,6 +226,7 @@ class Hub:
                 continue
             self.heads[f.topic] = f.seq
             EVENTS_IN.inc()
+            BUS_LAG.observe(max(0.0, now - f.created_at))
             for conn in list(subs):
                 conn.offer(f)
         return gaps

@@ -54,3 +54,9 @@ UNACKED_AGE = Gauge(
     "Age of the oldest unacknowledged task assignment",
     registry=registry,
 )
+BUS_LAG = Histogram(
+    "emergency_bus_lag_seconds",
+    "From an event's commit to the hub's fan-out of it (the bus's share of the lag)",
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+    registry=registry,
+)
