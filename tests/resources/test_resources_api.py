@@ -1037,8 +1037,6 @@ def test_a_retried_position_upload_is_stored_once(
     assert first.status_code == again.status_code == 202
     assert again.json() == first.json()
     assert len(track(session, uid)) == 1
-    other = client.post(
-        f"/api/units/{uid}/position", json={**body, "lon": 24.952}, headers=headers
-    )
+    other = client.post(f"/api/units/{uid}/position", json={**body, "lon": 24.952}, headers=headers)
     assert other.status_code == 409 and other.json()["error"] == "conflict"
     assert len(track(session, uid)) == 1
