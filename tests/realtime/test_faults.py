@@ -52,9 +52,10 @@ STEPS = ("accepted", "en_route", "on_scene", "done")
 TASK_EVENTS = ("task.assigned", "task.acknowledged", *(f"task.{s}" for s in STEPS))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def server(live_db: LiveDb) -> Iterator[str]:
-    """One server for the dropped-sockets test: quick re-sends, quick polls."""
+    """One server for the dropped-sockets test: quick re-sends, quick polls (stopped after
+    it, so the bus tests below find only their own server's listener)."""
     env = {"EMERGENCY_WS_ACK_TIMEOUT_S": "1", "EMERGENCY_BUS_POLL_INTERVAL_S": "0.5"}
     with running_server(live_db.url, SECRET, extra_env=env) as base:
         yield base
