@@ -23,7 +23,6 @@ import json
 import math
 import platform
 import random
-import socket
 import statistics
 import sys
 import threading
@@ -46,7 +45,7 @@ from gis.graph import RoadGraph
 from gis.network import load_network
 from gis.roads_db import road_tile, write_roads
 from gis.tiles import tile_cache
-from tests.conftest import create_database, drop_database
+from tests.conftest import create_database, drop_database, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PORTO = ROOT.parent / "shared" / "data" / "osm" / "r5_porto_portugal.osm.pbf"
@@ -125,12 +124,6 @@ def bench_sql(sessions: Any, tiles: dict[int, list[tuple[int, int]]]) -> dict[in
         for z, xys in tiles.items():
             out[z] = [timed(build, z, x, y) for x, y in xys]
     return out
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def bench_http(url: str, graph: RoadGraph, tiles: dict[int, list[tuple[int, int]]]) -> Any:

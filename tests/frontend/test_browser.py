@@ -8,19 +8,11 @@ languages at big-screen (1920x1080) and phone (390x844) size go to tests/screens
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import httpx2 as httpx
 import pytest
-import uvicorn
-import yaml
 from shapely.geometry import Point
 
 from command.app import create_app
@@ -30,41 +22,16 @@ from command.seed import DATA_DIR, seed_demo
 from core.config import Settings
 from core.db import make_engine, make_sessionmaker, session_scope
 from core.security import SYSTEM
-from tests.conftest import create_database, drop_database
+from tests.conftest import _unavailable, create_database, drop_database, serve_in_thread
+from tests.frontend.conftest import BIG_SCREEN, PHONE, SCREENSHOTS, demo_units
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "screenshots"
 DEMO_PASSWORD = "demo-browser-" + secrets.token_hex(6)
-BIG_SCREEN = {"width": 1920, "height": 1080}
-PHONE = {"width": 390, "height": 844}
 TIMEOUT_MS = 15_000
 
 ZH_TITLE = "智慧应急指挥调度"
 EN_TITLE = "Emergency Command & Dispatch"
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() == "true"
-
-
-def _unavailable(reason: str) -> None:
-    if _in_ci():
-        pytest.fail(f"required in CI: {reason}")
-    pytest.skip(reason)
-
-
-def _demo_units() -> int:
-    return len(yaml.safe_load((DATA_DIR / "units.yaml").read_text(encoding="utf-8")))
 
 
 def _demo_shelter_capacity() -> int:
@@ -72,20 +39,7 @@ def _demo_shelter_capacity() -> int:
     return sum(int(f["properties"]["capacity"]) for f in data["features"])
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 # --- fixtures ----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def chromium_path() -> Path:
-    if not CHROMIUM.exists():
-        _unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium fonts-noto-cjk)")
-    return CHROMIUM
 
 
 @pytest.fixture(scope="module")
@@ -126,41 +80,8 @@ def live_server(demo_database: str) -> Iterator[str]:
     settings = Settings(
         env="test", database_url=demo_database, secret_key=secrets.token_urlsafe(48)
     )
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="live-server", daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if not thread.is_alive() or time.monotonic() > deadline:
-                pytest.fail("live server did not become healthy")
-            time.sleep(0.1)
+    with serve_in_thread(create_app(settings)) as base:
         yield base
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-
-
-@pytest.fixture(scope="module")
-def browser(chromium_path: Path) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(chromium_path), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture
@@ -223,7 +144,7 @@ def test_dispatcher_login_shows_overview_of_the_demo_city(page_at):
     page.wait_for_selector("#overview:not([hidden])")
     assert page.locator("#login-panel").is_hidden()
     assert "dispatcher" in page.locator("#whoami").inner_text()
-    assert card_number(page, "units", "合计") == _demo_units()
+    assert card_number(page, "units", "合计") == demo_units()
     assert card_number(page, "shelters", "容量") == _demo_shelter_capacity()
     assert card_number(page, "incidents", "合计") == 3
     assert card_number(page, "incidents", "已报告") == 3
@@ -267,14 +188,14 @@ def test_english_overview_after_login(page_at):
     page.click("#lang")
     login(page, "dispatcher", DEMO_PASSWORD)
     page.wait_for_selector("#overview:not([hidden])")
-    assert card_number(page, "units", "Total") == _demo_units()
+    assert card_number(page, "units", "Total") == demo_units()
     assert card_number(page, "shelters", "Capacity") == _demo_shelter_capacity()
     # Switching language after login redraws the cards in the other language.
     page.click("#lang")
     page.wait_for_function(
         "[...document.querySelectorAll('#units li span')].some(s => s.textContent === '合计')"
     )
-    assert card_number(page, "units", "合计") == _demo_units()
+    assert card_number(page, "units", "合计") == demo_units()
 
 
 @pytest.mark.parametrize(

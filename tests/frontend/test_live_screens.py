@@ -9,70 +9,31 @@ PostGIS, fails when CI=true. Screenshots go to tests/screenshots/ (looked at by 
 
 from __future__ import annotations
 
-import os
 import secrets
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
 import pytest
-import uvicorn
-import yaml
 from sqlalchemy import text
 
 from command import roads
 from command.app import create_app
 from command.migrate import upgrade
-from command.seed import DATA_DIR, seed_demo
+from command.seed import seed_demo
 from core.config import Settings
 from core.db import make_engine, make_sessionmaker, session_scope
 from gis.roads_db import write_roads
-from tests.conftest import create_database, drop_database
+from tests.conftest import _unavailable, create_database, drop_database, serve_in_thread
+from tests.frontend.conftest import BIG_SCREEN, PHONE, SCREENSHOTS, demo_units
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--use-gl=angle",
-    "--use-angle=swiftshader",
-    "--enable-unsafe-swiftshader",
-]
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "screenshots"
 DEMO_PASSWORD = "demo-live-" + secrets.token_hex(6)
-BIG_SCREEN = {"width": 1920, "height": 1080}
-PHONE = {"width": 390, "height": 844}
 TIMEOUT_MS = 20_000
 CENTRE = (24.9443, 60.1716)  # lon, lat of the demo city
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() == "true"
-
-
-def _unavailable(reason: str) -> None:
-    if _in_ci():
-        pytest.fail(f"required in CI: {reason}")
-    pytest.skip(reason)
-
-
-def _demo_units() -> int:
-    return len(yaml.safe_load((DATA_DIR / "units.yaml").read_text(encoding="utf-8")))
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _eventually(check: Callable[[], Any], what: str, timeout_s: float = 15.0) -> Any:
@@ -88,13 +49,6 @@ def _eventually(check: Callable[[], Any], what: str, timeout_s: float = 15.0) ->
 
 
 # --- fixtures ----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def chromium_path() -> Path:
-    if not CHROMIUM.exists():
-        _unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium fonts-noto-cjk)")
-    return CHROMIUM
 
 
 @pytest.fixture(scope="module")
@@ -145,45 +99,8 @@ def live_server(demo_database: tuple[str, Any]) -> Iterator[str]:
         ws_ack_timeout_s=2.0,
         bus_poll_interval_s=0.5,
     )
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(settings, graph=graph),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="on",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="live-server", daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if not thread.is_alive() or time.monotonic() > deadline:
-                pytest.fail("live server did not become healthy")
-            time.sleep(0.1)
+    with serve_in_thread(create_app(settings, graph=graph)) as base:
         yield base
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-
-
-@pytest.fixture(scope="module")
-def browser(chromium_path: Path) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(chromium_path), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture
@@ -310,12 +227,12 @@ def test_screen_shows_the_live_situation(open_page, live_server, database_url):
         "window.__live.state === 'live' && Number.isInteger(window.__live.topics.situation)"
     )
     # The resync snapshot: every demo unit, counted on the panel and in the chart.
-    page.wait_for_function(f"window.__live.counts.units_total === {_demo_units()}")
-    assert page.locator("#k-units").inner_text() == str(_demo_units())
+    page.wait_for_function(f"window.__live.counts.units_total === {demo_units()}")
+    assert page.locator("#k-units").inner_text() == str(demo_units())
     chart_total = page.evaluate(
         "window.__chart.getOption().series[0].data.reduce((a, d) => a + d.value, 0)"
     )
-    assert chart_total == _demo_units()
+    assert chart_total == demo_units()
     assert page.locator("#conn").get_attribute("data-state") == "live"
     assert page.locator("#conn-text").inner_text() == "实时"
 
@@ -325,7 +242,7 @@ def test_screen_shows_the_live_situation(open_page, live_server, database_url):
     page.wait_for_function(
         "window.__map.querySourceFeatures('roads', {sourceLayer: 'roads'}).length > 100"
     )
-    assert len(source_ids(page, "units")) == _demo_units()
+    assert len(source_ids(page, "units")) == demo_units()
     assert "OpenStreetMap contributors" in page.locator(".maplibregl-ctrl-attrib").inner_text()
     assert "© OpenStreetMap contributors" in page.locator("footer").inner_text()
 

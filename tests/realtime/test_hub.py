@@ -9,24 +9,21 @@ from __future__ import annotations
 import asyncio
 import itertools
 import secrets
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx2 as httpx
 import pytest
-import uvicorn
 import websockets
 from sqlalchemy import func, select, text
 
-from bench.http_api import free_port
 from command.app import create_app
 from command.models import Task
 from core.config import Settings
 from core.outbox import Event
 from realtime import store
 from resources.models import UnitPosition
+from tests.conftest import serve_in_thread
 from tests.realtime.conftest import SECRET, LiveDb, Ws, ws_url
 
 pytestmark = [pytest.mark.db, pytest.mark.anyio]
@@ -46,27 +43,8 @@ def server(live_db: LiveDb) -> Iterator[tuple[str, Any]]:
         ws_heartbeat_s=30,
     )
     app = create_app(settings)
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, name="hub-server", daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("server did not start")
-        time.sleep(0.1)
-    try:
+    with serve_in_thread(app, name="hub-server", start_s=60) as base:
         yield base, app
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=20)
 
 
 @pytest.fixture
