@@ -139,16 +139,8 @@ class CommandActions:
             change = TaskStatusChange.model_validate(body)
         except ValidationError as exc:
             raise InvalidInput(f"status: {_validation_message(exc)}") from None
-        return idempotency.once(
-            session,
-            actor=principal.actor,
-            key=key,
-            digest=idempotency.fingerprint("task.status", task_id, change.model_dump()),
-            work=lambda: tasks.task_dict(
-                tasks.change_task_status(
-                    session, task_id, change.status, principal=principal, note=change.note
-                )
-            ),
+        return tasks.change_task_status_once(
+            session, task_id, change.status, principal=principal, note=change.note, key=key
         )
 
     def _position(

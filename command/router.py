@@ -17,7 +17,7 @@ from command.schemas import (
     TaskRead,
     TaskStatusChange,
 )
-from core import crud, idempotency
+from core import crud
 from core.errors import InvalidInput
 from core.query import page_body
 from core.security import require
@@ -167,14 +167,6 @@ def post_task_status(
     answer and has no second effect (even if the task has moved on since).
     """
     require(principal, "task.status")
-    return idempotency.once(
-        session,
-        actor=principal.actor,
-        key=idempotency_key,
-        digest=idempotency.fingerprint("task.status", task_id, body.model_dump()),
-        work=lambda: tasks.task_dict(
-            tasks.change_task_status(
-                session, task_id, body.status, principal=principal, note=body.note
-            )
-        ),
+    return tasks.change_task_status_once(
+        session, task_id, body.status, principal=principal, note=body.note, key=idempotency_key
     )

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from command.incidents import DISPATCHABLE, INCIDENTS, move_incident
 from command.models import ACTIVE_TASK_STATUSES, DispatchDecision, Incident, Task
-from core import crud
+from core import crud, idempotency
 from core.changes import SITUATION, record_change
 from core.db import flush
 from core.errors import Conflict, Forbidden, InvalidTransition, NotFound
@@ -214,6 +214,28 @@ def change_task_status(
     session.refresh(task, with_for_update=True)
     crud.get(session, UNITS, task.unit_id, for_update=True)
     return move_task(session, task, status, principal=principal, note=note)
+
+
+def change_task_status_once(
+    session: Session,
+    task_id: int,
+    status: str,
+    *,
+    principal: Principal,
+    note: str | None,
+    key: str | None,
+) -> dict[str, Any]:
+    """A task step, committed; with ``key``, a retry returns the first answer and has no
+    second effect (even if the task has moved on since)."""
+    return idempotency.once(
+        session,
+        actor=principal.actor,
+        key=key,
+        digest=idempotency.fingerprint("task.status", task_id, {"status": status, "note": note}),
+        work=lambda: task_dict(
+            change_task_status(session, task_id, status, principal=principal, note=note)
+        ),
+    )
 
 
 def active_tasks(session: Session, *, incident_id: int) -> list[Task]:
