@@ -22,11 +22,9 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import random
 import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -47,7 +45,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from bench.timing import percentile, timed
+from bench.timing import machine, percentile, timed
 from command import auth
 from command.incidents import create_incident as create_incident_service
 from command.incidents import list_incidents
@@ -56,7 +54,7 @@ from core import crud
 from core.db import make_engine, make_sessionmaker, session_scope
 from core.security import Principal
 from resources import service
-from tests.conftest import create_database, drop_database
+from tests.conftest import create_database, drop_database, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "http_api.json"
@@ -290,12 +288,6 @@ def bulk_load(url: str, city: Box, rng: random.Random) -> dict[str, int]:
 
 
 # --- the server --------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def server_command(port: int) -> list[str]:
@@ -547,9 +539,7 @@ def run_benchmark(url: str) -> dict[str, Any]:
     secret_key = secrets.token_urlsafe(36)  # 48 characters
     rows: list[Row] = []
     try:
-        with raw.cursor() as cur:
-            cur.execute("SELECT version(), postgis_lib_version()")
-            pg_version, postgis_version = cur.fetchone()  # type: ignore[misc]
+        host = machine(raw)
         with (
             running_server(url, secret_key) as base,
             httpx.Client(base_url=base, timeout=HTTP_TIMEOUT_S) as client,
@@ -602,13 +592,7 @@ def run_benchmark(url: str) -> dict[str, Any]:
     return {
         "benchmark": "http_api",
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "postgresql": str(pg_version).split(" on ")[0],
-            "postgis": postgis_version,
-        },
+        "machine": host,
         "data": {
             **counts,
             "city_bbox": asdict(city),

@@ -41,7 +41,6 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import re
 import resource
 import subprocess
@@ -693,6 +692,7 @@ def run_benchmark(args: argparse.Namespace, workdir: Path) -> tuple[dict[str, An
 
     import bench.http_api
     from bench.http_api import psycopg_url, running_server
+    from bench.timing import machine
     from command import tasks
     from command.incidents import create_incident
     from command.models import User
@@ -739,9 +739,7 @@ def run_benchmark(args: argparse.Namespace, workdir: Path) -> tuple[dict[str, An
                 targets.append(inc.id)
             s.commit()
         raw = psycopg.connect(psycopg_url(db.url), autocommit=True)
-        with raw.cursor() as cur:
-            cur.execute("SELECT version(), postgis_lib_version()")
-            pg_version, postgis_version = cur.fetchone()  # type: ignore[misc]
+        host = machine(raw)
         phone_topics = [f"unit:{u}" for u in unit_ids]
         viewers = ["dispatcher", "commander", "auditor", "planner"]
         cfg = {
@@ -898,11 +896,7 @@ def run_benchmark(args: argparse.Namespace, workdir: Path) -> tuple[dict[str, An
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "ok": ok,
         "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "postgresql": str(pg_version).split(" on ")[0],
-            "postgis": postgis_version,
+            **host,
             "loadavg_at_end": os.getloadavg(),
             "nofile": raise_nofile(),
         },

@@ -46,7 +46,6 @@ import inspect
 import io
 import json
 import os
-import platform
 import pstats
 import random
 import secrets
@@ -69,7 +68,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bench import http_api
 from bench.http_api import psycopg_url
-from bench.timing import percentile
+from bench.timing import machine, percentile
 from command import auth, plans
 from command.migrate import upgrade
 from command.recommend import recommend_for
@@ -553,9 +552,8 @@ def run_benchmark(url: str, *, profile: bool) -> dict[str, Any]:
         t0 = time.perf_counter()
         engine = server_like_engine(net)
         engine_warm_s = time.perf_counter() - t0
-        with psycopg.connect(psycopg_url(url), autocommit=True) as raw, raw.cursor() as cur:
-            cur.execute("SELECT version(), postgis_lib_version()")
-            pg_version, postgis_version = cur.fetchone()  # type: ignore[misc]
+        with psycopg.connect(psycopg_url(url), autocommit=True) as raw:
+            host = machine(raw)
 
         secret_key = secrets.token_urlsafe(36)  # 48 characters
         with (
@@ -620,13 +618,7 @@ def run_benchmark(url: str, *, profile: bool) -> dict[str, Any]:
     return {
         "benchmark": "recommend",
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "postgresql": str(pg_version).split(" on ")[0],
-            "postgis": postgis_version,
-        },
+        "machine": host,
         "network": {
             "file": OSM.name,
             "nodes": int(g.n_nodes),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -37,3 +39,18 @@ def median_time(fn: Callable[[], T], runs: int = 3) -> tuple[float, T]:
         times.append(time.perf_counter() - t0)
     assert out is not None
     return statistics.median(times), out
+
+
+def machine(conn: Any) -> dict[str, Any]:
+    """Where a benchmark ran: CPUs, platform, Python, PostgreSQL and PostGIS versions
+    (``conn``: a psycopg connection to the benchmark's database)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT version(), postgis_lib_version()")
+        pg_version, postgis_version = cur.fetchone()
+    return {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "postgresql": str(pg_version).split(" on ")[0],
+        "postgis": postgis_version,
+    }
