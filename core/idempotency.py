@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import DateTime, Integer, String, delete, func, update
+from sqlalchemy import DateTime, String, delete, func, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -34,7 +34,6 @@ class IdempotencyKey(Base):
     actor: Mapped[str] = mapped_column(String(160), primary_key=True)
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     fingerprint: Mapped[str] = mapped_column(String(64))
-    status_code: Mapped[int] = mapped_column(Integer, default=0)
     response: Mapped[Any] = mapped_column(JSONB, nullable=True)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), index=True
@@ -64,7 +63,7 @@ def claim(session: Session, *, actor: str, key: str, digest: str) -> Idempotency
     check_key(key)
     inserted = session.execute(
         insert(IdempotencyKey)
-        .values(actor=actor, key=key, fingerprint=digest, status_code=0)
+        .values(actor=actor, key=key, fingerprint=digest)
         .on_conflict_do_nothing()
         .returning(IdempotencyKey.key)
     ).first()
@@ -77,12 +76,12 @@ def claim(session: Session, *, actor: str, key: str, digest: str) -> Idempotency
     return stored
 
 
-def remember(session: Session, *, actor: str, key: str, status_code: int, response: Any) -> None:
+def remember(session: Session, *, actor: str, key: str, response: Any) -> None:
     """Store the outcome of the request that claimed ``key``."""
     session.execute(
         update(IdempotencyKey)
         .where(IdempotencyKey.actor == actor, IdempotencyKey.key == key)
-        .values(status_code=status_code, response=json.loads(json.dumps(response, default=str)))
+        .values(response=json.loads(json.dumps(response, default=str)))
     )
 
 
@@ -100,7 +99,7 @@ def once(session: Session, *, actor: str, key: str | None, digest: str, work: Ca
         session.rollback()
         return cast(T, stored.response)
     result = work()
-    remember(session, actor=actor, key=key, status_code=200, response=result)
+    remember(session, actor=actor, key=key, response=result)
     session.commit()
     return result
 

@@ -46,7 +46,6 @@ class PgBus:
         self._wake = asyncio.Event()
         self._poll_now = True
         self._tasks: list[asyncio.Task[None]] = []
-        self._listener_pid: int | None = None
         self._last_poll = 0.0
         self._reader: psycopg.AsyncConnection[Any] | None = None
 
@@ -65,11 +64,6 @@ class PgBus:
         if self._reader is not None:
             await self._reader.close()
         BUS_LISTENING.set(0)
-
-    @property
-    def listener_pid(self) -> int | None:
-        """The backend pid of the LISTEN connection (tests kill it to prove recovery)."""
-        return self._listener_pid
 
     def poll_soon(self) -> None:
         self._poll_now = True
@@ -93,7 +87,6 @@ class PgBus:
                 )
                 async with conn:
                     await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                    self._listener_pid = conn.info.backend_pid
                     status.listening = True
                     status.last_error = None
                     BUS_LISTENING.set(1)
@@ -112,7 +105,6 @@ class PgBus:
                 status.reconnects += 1
                 BUS_RECONNECTS.inc()
             status.listening = False
-            self._listener_pid = None
             BUS_LISTENING.set(0)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)

@@ -18,7 +18,7 @@ import time
 from collections import OrderedDict, defaultdict, deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -82,7 +82,6 @@ class BusStatus:
     last_error: str | None = None
     last_poll_at: float | None = None
     last_event_at: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Turns:
