@@ -11,6 +11,7 @@ import core.audit
 import core.idempotency
 import core.outbox  # noqa: F401
 import gis.models  # noqa: F401
+import realtime.store  # noqa: F401 - topic_ack
 import resources.models  # noqa: F401
 from core.db import Base
 
