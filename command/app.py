@@ -22,7 +22,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from command import auth, live, roads
+from command.alerts_router import router as alerts_router
 from command.auth_router import router as auth_router
+from command.cap import Unreadable, UnsupportedMedia
 from command.dispatch_router import router as dispatch_router
 from command.middleware import BodySizeLimit, Metrics
 from command.router import router as command_router
@@ -59,6 +61,8 @@ FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
 ERROR_STATUS: tuple[tuple[type[DomainError], int], ...] = (
     (NotFound, 404),
     (Conflict, 409),
+    (Unreadable, 400),
+    (UnsupportedMedia, 415),
     (InvalidInput, 422),
     (Unauthenticated, 401),
     (Forbidden, 403),
@@ -212,13 +216,18 @@ def create_app(
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(OperationalError, _database_down)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        paths={"/api/alerts": settings.alert_max_bytes},
+    )
     app.add_middleware(Metrics)
 
     app.include_router(auth_router)
     app.include_router(command_router)
     app.include_router(dispatch_router)
     app.include_router(zones_router)
+    app.include_router(alerts_router)
     app.include_router(resources_router)
     app.include_router(tiles_router)
     app.include_router(routing_router)

@@ -13,10 +13,11 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from command.models import ApiKey, User
+from command.models import ApiKey, ApiNonce, User
 from core.changes import record_change
 from core.db import flush
 from core.errors import Conflict, InvalidInput, NotFound, Unauthenticated
@@ -186,7 +187,25 @@ def principal_from_api_key(
         raise Unauthenticated("API key cannot be checked with this server's secret") from None
     if not hmac.compare_digest(sign(secret, timestamp, body), signature):
         raise Unauthenticated("bad signature")
+    # A signature is good once: kept (in its own committed transaction, whatever the
+    # request then does) for the skew window, after which the timestamp refuses it anyway.
+    fresh = session.scalar(
+        insert(ApiNonce)
+        .values(signature=signature.removeprefix("sha256="), key_id=key.key_id)
+        .on_conflict_do_nothing()
+        .returning(ApiNonce.signature)
+    )
+    session.commit()
+    if fresh is None:
+        raise Unauthenticated("replayed request: this signature was used already; sign again")
     return Principal(kind="apikey", id=key.id, name=key.name, role="machine")
+
+
+def prune_nonces(session: Session, *, skew_s: int) -> int:
+    """Forget signatures older than the window (their timestamps are refused anyway)."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=skew_s + 60)
+    result = session.execute(delete(ApiNonce).where(ApiNonce.seen_at < cutoff))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def get_user(session: Session, user_id: int) -> User:

@@ -593,9 +593,9 @@ def _check_range(lat: float, lon: float) -> None:
 
 def _polygonal(geom: Geometry) -> Polygon | MultiPolygon | None:
     if geom.geom_type in ("Polygon", "MultiPolygon"):
-        return None if geom.is_empty else geom  # type: ignore[return-value]
+        return None if geom.is_empty else geom
     if geom.geom_type == "GeometryCollection":
-        polys = [g for g in geom.geoms if g.geom_type in ("Polygon", "MultiPolygon")]  # type: ignore[attr-defined]
+        polys = [g for g in geom.geoms if g.geom_type in ("Polygon", "MultiPolygon")]
         flat: list[Polygon] = []
         for g in polys:
             flat.extend(g.geoms if g.geom_type == "MultiPolygon" else [g])

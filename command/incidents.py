@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from command.models import Incident
 from core import crud
+from core.changes import SITUATION
 from core.crud import FeatureKind
 from core.errors import InvalidTransition
 from core.query import Page
@@ -30,6 +31,9 @@ INCIDENTS = FeatureKind(
         "source",
         "reported_by",
         "drill",
+        "alert_id",
+        "needs_review",
+        "review_reason",
         "reported_at",
         "verified_at",
         "dispatched_at",
@@ -77,6 +81,8 @@ def update_incident(
     incident: Incident = crud.get(session, INCIDENTS, incident_id, for_update=True)
     if incident.status in ("closed", "cancelled"):
         raise InvalidTransition(f"incident {incident_id} is {incident.status}; it cannot change")
+    if geom is not None and incident.geom is None and incident.needs_review:
+        changes = {**changes, "needs_review": False, "review_reason": None}  # located now
     updated: Incident = crud.update(
         session, INCIDENTS, incident_id, changes=changes, geom=geom, principal=principal
     )
@@ -84,7 +90,13 @@ def update_incident(
 
 
 def move_incident(
-    session: Session, incident: Incident, status: str, *, principal: Principal, note: str | None
+    session: Session,
+    incident: Incident,
+    status: str,
+    *,
+    principal: Principal,
+    note: str | None,
+    topics: tuple[str, ...] = (SITUATION,),
 ) -> Incident:
     """Move a (locked) incident along its lifecycle, stamping ``<status>_at``."""
     if status == incident.status:
@@ -104,6 +116,7 @@ def move_incident(
         action=f"incident.{status}",
         principal=principal,
         note=note,
+        topics=topics,
     )
     return incident
 

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from command import auth, tasks
+from command import alerts, auth, tasks
 from command.incidents import INCIDENTS
 from command.models import ACTIVE_TASK_STATUSES, Incident, Task, WarningZone
 from command.schemas import TaskStatusChange
@@ -194,7 +194,8 @@ def unit_snapshot(session: Session, unit_id: int) -> dict[str, Any]:
 
 
 async def background_jobs(hub: Hub, sessions: sessionmaker[Session], settings: Settings) -> None:
-    """Once a second: held-back positions. Every ``housekeeping_s``: gauges and pruning."""
+    """Once a second: held-back positions. Every ``housekeeping_s``: gauges, ending
+    expired warning zones, and pruning."""
     loop = asyncio.get_running_loop()
     next_housekeeping = 0.0
 
@@ -206,8 +207,11 @@ async def background_jobs(hub: Hub, sessions: sessionmaker[Session], settings: S
 
     def prune() -> None:
         with sessions() as session:
+            alerts.end_expired_zones(session, LIVE)
+            session.commit()
             store.prune_events(session, older_than_s=settings.event_retention_s)
             idempotency.prune(session, older_than_s=24 * 3600)
+            auth.prune_nonces(session, skew_s=settings.api_key_clock_skew_s)
             session.commit()
 
     while True:

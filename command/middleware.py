@@ -40,18 +40,22 @@ async def _send_413(send: Send, max_bytes: int) -> None:
 class BodySizeLimit:
     """413 for a body over ``max_bytes``, by Content-Length or by counting a chunked body."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int, paths: dict[str, int] | None = None
+    ) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_max = max_bytes
+        self.paths = paths or {}  # exact path -> its own limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.paths.get(scope.get("path", ""), self.default_max)
         headers = dict(scope.get("headers", ()))
         length = headers.get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            await _send_413(send, self.max_bytes)
+        if length is not None and (not length.isdigit() or int(length) > max_bytes):
+            await _send_413(send, max_bytes)
             return
         seen = 0
         too_large = False
@@ -62,7 +66,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > max_bytes:
                     too_large = True
                     raise _TooLarge
             return message
@@ -74,7 +78,7 @@ class BodySizeLimit:
             if too_large:
                 if message["type"] == "http.response.start" and not started:
                     started = True
-                    await _send_413(send, self.max_bytes)
+                    await _send_413(send, max_bytes)
                 return
             if message["type"] == "http.response.start":
                 started = True
@@ -84,7 +88,7 @@ class BodySizeLimit:
             await self.app(scope, counted_receive, guarded_send)
         except _TooLarge:
             if not started:
-                await _send_413(send, self.max_bytes)
+                await _send_413(send, max_bytes)
 
 
 class Metrics:

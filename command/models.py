@@ -168,7 +168,7 @@ class Alert(Base):
     referenced: Mapped[list[dict[str, str]]] = mapped_column(JSONB, default=list)
     thread_id: Mapped[int | None] = mapped_column(ForeignKey("alert.id"))
     drill: Mapped[bool] = mapped_column(Boolean, default=False)
-    raw: Mapped[str] = mapped_column(Text)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)  # the body exactly as posted
     content_type: Mapped[str] = mapped_column(String(60))
     received_by: Mapped[str] = mapped_column(String(160))
     warnings: Mapped[list[dict[str, str]]] = mapped_column(JSONB, default=list)

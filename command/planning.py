@@ -58,7 +58,8 @@ def plan_dispatch(
     if incident_ids:
         stmt = stmt.where(Incident.id.in_(incident_ids))
     else:
-        stmt = stmt.where(Incident.status.in_(OPEN))
+        # An alert's incident without a usable location waits for a person (needs_review).
+        stmt = stmt.where(Incident.status.in_(OPEN), Incident.location.is_not(None))
     incidents = list(session.scalars(stmt))
     if incident_ids and len(incidents) != len(set(incident_ids)):
         missing = sorted(set(incident_ids) - {i.id for i in incidents})
@@ -71,7 +72,7 @@ def plan_dispatch(
         if u.geom is not None
     ]
     started = time.perf_counter()
-    inc_snaps = [_snap(engine, *_point(i.location), f"incident {i.id}") for i in incidents]
+    inc_snaps = [_snap(engine, *_located(i), f"incident {i.id}") for i in incidents]
     unit_snaps, kept = [], []
     for u in units:
         try:
@@ -147,6 +148,12 @@ def _demand_point(session: Session, target: str) -> tuple[float, float]:
     incident = session.get(Incident, int(raw))
     if incident is None:
         raise NotFound(f"incident {raw} not found")
+    return _located(incident)
+
+
+def _located(incident: Incident) -> tuple[float, float]:
+    if incident.location is None:
+        raise InvalidInput(f"incident {incident.id} has no location yet; set one first")
     return _point(incident.location)
 
 

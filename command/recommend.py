@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import shapely
 from geoalchemy2.shape import to_shape
+from shapely import Geometry
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -19,6 +20,7 @@ from command.incidents import INCIDENTS
 from command.models import Incident
 from command.zones import road_closures
 from core import crud
+from core.errors import InvalidInput
 from core.types import utcnow
 from dispatch.recommend import Candidate, Recommendation, recommend
 from gis.engine import Closures, Engine, Route, Snap
@@ -59,11 +61,39 @@ def recommend_for(
 ) -> dict[str, Any]:
     """Rank every unit for ``incident_id`` against its response plan; explain each."""
     incident: Incident = crud.get(session, INCIDENTS, incident_id)
+    if incident.location is None:
+        raise InvalidInput(f"incident {incident_id} has no location yet; set one first")
     plan = plans.plan_for(session, incident.type, incident.severity)
     target = to_shape(incident.location)
-    incident_snap = engine.snap(target.x, target.y)
+    body = rank_units(
+        session, engine, engine.snap(target.x, target.y), plan=plan, limit=limit,
+        closures=closures, stale_after_s=stale_after_s,
+    )  # fmt: skip
+    return {"incident_id": incident.id, **body}
+
+
+def rank_units(
+    session: Session,
+    engine: Engine,
+    target: Snap,
+    *,
+    plan: Any,
+    limit: int,
+    closures: Closures | None,
+    stale_after_s: float,
+    outside: Geometry | None = None,
+) -> dict[str, Any]:
+    """Rank units by drive time to ``target`` to fill ``plan``; explain each. Units inside
+    ``outside`` (a warning zone being staged around) are left out as ``inside_zone``."""
     lines = plans.lines(plan)
     units, lacking = _unit_rows(session, {line.capability for line in lines})
+    inside = []
+    if outside is not None:
+        located = [u for u in units if u.lon is not None]
+        hit = shapely.contains_xy(outside, [u.lon for u in located], [u.lat for u in located])
+        inside = [u for u, h in zip(located, hit, strict=True) if h]
+        skip = {u.id for u in inside}
+        units = [u for u in units if u.id not in skip]
     now = utcnow()
     free = [u for u in units if u.lon is not None and u.status in ("available", "returning")]
     found = engine.snap_many([u.lon for u in free], [u.lat for u in free])
@@ -71,7 +101,7 @@ def recommend_for(
     snapped = [u for u, s in zip(free, found, strict=True) if s is not None]
     snaps = [s for s in found if s is not None]
     closures = road_closures(session, closures)
-    matrix = engine.matrix(snaps, [incident_snap], closures=closures)
+    matrix = engine.matrix(snaps, [target], closures=closures)
     eta = {u.id: (float(matrix.durations_s[i, 0]), float(matrix.distances_m[i, 0]))
            for i, u in enumerate(snapped)}  # fmt: skip
     candidates = []
@@ -83,14 +113,18 @@ def recommend_for(
                       position_age_s=age, has_position=u.lon is not None)
         )  # fmt: skip
     result = recommend(lines, candidates, stale_after_s=stale_after_s, limit=limit)
-    body = _body(incident, plan, result, engine, snaps, snapped, incident_snap, closures, units)
+    body = _body(plan, result, engine, snaps, snapped, target, closures, units)
     if lacking:
         body["excluded_counts"]["lacks_capability"] = lacking
+    for u in inside:
+        body["excluded"].append({"unit_id": u.id, "callsign": u.callsign, "reason": "inside_zone",
+                                 "why": "inside the warning zone"})  # fmt: skip
+    if inside:
+        body["excluded_counts"]["inside_zone"] = len(inside)
     return body
 
 
 def _body(
-    incident: Incident,
     plan: Any,
     result: Recommendation,
     engine: Engine,
@@ -117,7 +151,6 @@ def _body(
         entry["route"] = _line(routes.get(r.unit_id))
         entries.append(entry)
     return {
-        "incident_id": incident.id,
         "response_plan": None if plan is None else plans.plan_dict(plan),
         "recommendations": entries,
         # Units that could have filled the plan but are left out, each with its reason;

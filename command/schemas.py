@@ -56,6 +56,9 @@ class IncidentRead(BaseModel):
     source: str
     reported_by: str | None
     drill: bool
+    alert_id: int | None = Field(description="the warning-system alert it came from")
+    needs_review: bool = Field(description="a person must check it (see review_reason)")
+    review_reason: str | None
     reported_at: datetime
     verified_at: datetime | None
     dispatched_at: datetime | None

@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     token_ttl_s: int = Field(default=12 * 3600, ge=60, le=7 * 24 * 3600)
     api_key_clock_skew_s: int = Field(default=300, ge=1, le=3600)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # CAP alerts may carry long area lists and inline resources: their own limit.
+    alert_max_bytes: int = Field(default=2_097_152, ge=1024)
     page_limit_default: int = Field(default=100, ge=1)
     page_limit_max: int = Field(default=1000, ge=1)
     demo_password: str = "demo-pass-2026"  # noqa: S105 - demo users exist only in development

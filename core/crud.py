@@ -16,7 +16,7 @@ from shapely.geometry import mapping
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from core.changes import record_change
+from core.changes import SITUATION, record_change
 from core.db import Base, flush
 from core.errors import NotFound
 from core.query import Page, paginate, within_bbox
@@ -80,6 +80,7 @@ def create(
     props: Mapping[str, Any],
     geom: Geometry | None,
     principal: Principal,
+    topics: tuple[str, ...] = (SITUATION,),
 ) -> Any:
     """Insert one row from validated properties and geometry; record the change."""
     obj = kind.model(**props)
@@ -95,6 +96,7 @@ def create(
         entity_id=obj.id,  # type: ignore[attr-defined]
         before=None,
         after=feature(kind, obj),
+        topics=topics,
     )
     return obj
 
@@ -108,6 +110,7 @@ def update(
     geom: Geometry | None,
     principal: Principal,
     action: str | None = None,
+    topics: tuple[str, ...] = (SITUATION,),
 ) -> Any:
     """Apply changes to one row under a row lock; record before and after."""
     obj = get(session, kind, obj_id, for_update=True)
@@ -123,6 +126,7 @@ def update(
         before=before,
         action=action or f"{kind.entity}.updated",
         principal=principal,
+        topics=topics,
     )
     return obj
 
@@ -136,6 +140,7 @@ def record_update(
     action: str,
     principal: Principal,
     note: str | None = None,
+    topics: tuple[str, ...] = (SITUATION,),
 ) -> bool:
     """Flush a changed row and record it against ``before``; False if nothing changed."""
     flush(session)
@@ -153,6 +158,7 @@ def record_update(
         entity_id=obj.id,
         before=before,
         after=after,
+        topics=topics,
     )
     return True
 

@@ -1,0 +1,580 @@
+"""Alert intake: a parsed CAP alert becomes stored rows, incidents and warning zones.
+
+Rules (docs/alerts.md says the same for operators):
+
+* **Duplicates.** The same (sender, identifier, sent) again creates nothing and gets the
+  first answer back (``duplicate: true``); concurrent duplicates are serialised by the
+  unique key, so exactly one does the work.
+* **Threads.** An alert that references alerts we hold joins their thread (the first
+  alert's id). The incidents and zones of a thread are what later Updates change and
+  Cancels end. References to alerts we never received are warned about; an Update of an
+  unknown alert is taken as a new alert, so a missed first message never hides a warning.
+* **Alert** (and an Update of nothing we hold): one incident per distinct area of the
+  primary-language info blocks (Chinese if present, else the first block's language; the
+  others are translations and only stored). An area with a polygon or circle also becomes
+  a warning zone for its time window; an area with no usable shape gives an incident with
+  no location, flagged ``needs_review`` for a person to place it.
+* **Update**: the thread's open incidents and active zones are changed in place, paired by
+  position with the update's areas; new areas add incidents and zones; zones no longer
+  named end, incidents no longer named are flagged for review (never silently closed).
+* **Cancel**: the thread's active zones end; its incidents still waiting for units are
+  cancelled; those with units out are flagged for a person to stand them down.
+* **Expired**: an info block already expired when it arrives (or with no ``expires`` and
+  sent over 24 h before) creates nothing live: it is stored and warned about. Zones end
+  when their ``expires`` passes (``end_expired_zones``, run every housekeeping round).
+* **Exercise / Test** alerts are drill data: marked ``drill``, published only to the
+  ``drill:<thread>`` topic, and a drill incident can never be dispatched to a real unit.
+  **System**, **Draft**, **Ack** and **Error** messages are stored and change nothing.
+* A zone closes its roads to routing when the alert says so with a parameter
+  ``blocks_roads`` (or ``roadClosure``, ``impassable``, ``道路封闭``) set to true/yes/1/是;
+  staff may also mark any zone later (``PATCH /api/warning-zones/{id}``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from geoalchemy2.shape import from_shape
+from shapely import Geometry
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from command.cap import Area, Info, ParsedAlert
+from command.incidents import INCIDENTS, move_incident
+from command.models import (
+    ACTIVE_TASK_STATUSES,
+    Alert,
+    AlertArea,
+    AlertInfo,
+    Incident,
+    Task,
+    WarningZone,
+)
+from command.zones import ZONES
+from core import crud
+from core.changes import SITUATION, record_change
+from core.db import flush
+from core.security import Principal
+from core.types import utcnow
+
+DRILL_STATUSES = ("Exercise", "Test")
+INERT_STATUSES = ("System", "Draft")
+INERT_TYPES = ("Ack", "Error")
+CLOSED_INCIDENT = ("resolved", "closed", "cancelled")
+CANCELLABLE = ("reported", "verified")
+# An info block with no `expires` that is older than this when it arrives is history.
+STALE_WITHOUT_EXPIRY = timedelta(hours=24)
+ROAD_PARAMETERS = ("blocks_roads", "roadclosure", "road_closure", "impassable", "道路封闭")
+TRUE = ("true", "yes", "1", "y", "是", "封闭")
+
+# --- mapping (pure) -------------------------------------------------------------------
+
+# Event words first (the event says more than the category), then the category.
+_EVENT_TYPES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("tsunami", ("tsunami", "海啸")),
+    ("earthquake", ("earthquake", "quake", "地震", "séisme")),
+    ("flood", ("flood", "洪", "涝", "暴雨", "inondation", "reservoir", "dam ", "水库",
+               "storm surge")),
+    ("fire", ("fire", "火", "incendie", "bushfire", "wildfire")),
+    ("landslide", ("landslide", "mudslide", "debris flow", "滑坡", "泥石流", "崩塌")),
+    ("hazmat", ("hazmat", "chemical", "radiolog", "nuclear", "toxic", "泄漏", "危化", "gas leak")),
+    ("typhoon", ("typhoon", "hurricane", "cyclone", "台风", "飓风")),
+    ("storm", ("storm", "thunder", "wind", "tornado", "blizzard", "snow", "hail", "ice", "orage",
+               "雷", "风", "雪", "冰雹", "weather", "météo")),
+    ("heat", ("heat", "高温")),
+    ("medical", ("epidemic", "outbreak", "pandemic", "疫情", "传染")),
+    ("missing_person", ("abduction", "amber", "missing", "走失", "失踪")),
+    ("public_security", ("terror", "shooter", "civil", "police", "security", "恐怖", "治安")),
+)  # fmt: skip
+# Latin words match at a word start ("flood" in "flooding", not "ice" in "police").
+_EVENT_PATTERNS = tuple(
+    (kind, re.compile("|".join(rf"\b{re.escape(w.strip())}" if w.isascii() else re.escape(w)
+                               for w in words)))
+    for kind, words in _EVENT_TYPES
+)  # fmt: skip
+_CATEGORY_TYPES = {
+    "Fire": "fire", "Geo": "geological", "Met": "storm", "Safety": "public_safety",
+    "Security": "public_security", "Rescue": "rescue", "Health": "medical", "Env": "environment",
+    "Transport": "traffic", "Infra": "infrastructure", "CBRNE": "hazmat", "Other": "other",
+}  # fmt: skip
+_SEVERITY = {"Extreme": 3, "Severe": 2, "Moderate": 1, "Minor": 0, "Unknown": 1}
+_LEVELS = ("minor", "moderate", "severe", "extreme")
+
+
+def incident_type(categories: list[str], event: str) -> str:
+    """Our incident type for a CAP info's categories and event text."""
+    text = event.lower()
+    for kind, pattern in _EVENT_PATTERNS:
+        if pattern.search(text):
+            return kind
+    for category in categories:
+        if category in _CATEGORY_TYPES:
+            return _CATEGORY_TYPES[category]
+    return "other"
+
+
+def incident_severity(severity: str, urgency: str, certainty: str) -> str:
+    """CAP severity, one level up when it is happening now (Immediate and Observed or
+    Likely), one level down when it is over (Past); Unknown counts as moderate."""
+    level = _SEVERITY.get(severity, 1)
+    if urgency == "Immediate" and certainty in ("Observed", "Likely"):
+        level += 1
+    elif urgency == "Past":
+        level -= 1
+    return _LEVELS[max(0, min(3, level))]
+
+
+def primary_infos(infos: list[Info]) -> list[Info]:
+    """The info blocks in the working language: Chinese if any, else the first block's."""
+    if not infos:
+        return []
+    chinese = [i for i in infos if i.language.lower().startswith("zh")]
+    lang = (chinese or infos)[0].language.lower()
+    return [i for i in infos if i.language.lower() == lang]
+
+
+def blocks_roads(alert: ParsedAlert) -> bool:
+    for name in ROAD_PARAMETERS:
+        value = alert.parameter(name)
+        if value is not None and value.strip().lower() in TRUE:
+            return True
+    return False
+
+
+@dataclass
+class Target:
+    """One thing the alert asks us to watch: an info block's area (or the info itself)."""
+
+    info: Info
+    area: Area | None
+    type: str
+    severity: str
+
+    @property
+    def shape(self) -> Geometry | None:
+        return None if self.area is None else self.area.shape
+
+    @property
+    def is_zone(self) -> bool:
+        return self.area is not None and self.area.is_zone
+
+
+def targets(alert: ParsedAlert, now: datetime) -> tuple[list[Target], list[dict[str, str]]]:
+    """The distinct areas to act on (expired info blocks skipped), and warnings."""
+    out: list[Target] = []
+    warnings: list[dict[str, str]] = []
+    seen: set[tuple[str, str, bytes | None]] = set()
+    for n, info in enumerate(primary_infos(alert.infos), start=1):
+        ends = info.expires or (info.effective or alert.sent) + STALE_WITHOUT_EXPIRY
+        if ends <= now:
+            why = "expired at" if info.expires else "has no expiry and was sent before"
+            warnings.append(
+                {"field": f"alert.info[{n}].expires",
+                 "message": f"{why} {ends.isoformat()}: stored, nothing shown live"}
+            )  # fmt: skip
+            continue
+        kind = incident_type(info.categories, info.event)
+        level = incident_severity(info.severity, info.urgency, info.certainty)
+        areas: list[Area | None] = list(info.areas) or [None]
+        for area in areas:
+            shape = None if area is None else area.shape
+            key = (kind, area.desc if area else "", None if shape is None else shape.wkb)
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append(Target(info, area, kind, level))
+    return out, warnings
+
+
+# --- storage --------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    alert_id: int
+    thread_id: int
+    action: str
+    incident_ids: list[int] = field(default_factory=list)
+    zone_ids: list[int] = field(default_factory=list)
+    updated_incident_ids: list[int] = field(default_factory=list)
+    updated_zone_ids: list[int] = field(default_factory=list)
+    cancelled_incident_ids: list[int] = field(default_factory=list)
+    ended_zone_ids: list[int] = field(default_factory=list)
+    review_incident_ids: list[int] = field(default_factory=list)
+    warnings: list[dict[str, str]] = field(default_factory=list)
+
+
+def intake(
+    session: Session,
+    alert: ParsedAlert,
+    *,
+    raw: bytes,
+    content_type: str,
+    principal: Principal,
+    now: datetime | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """Store ``alert`` and apply it; returns (the answer, created). The caller commits.
+
+    A duplicate (same sender, identifier, sent) returns the first answer and False."""
+    now = now or utcnow()
+    drill = alert.status in DRILL_STATUSES
+    row_id = session.scalar(
+        insert(Alert)
+        .values(
+            identifier=alert.identifier, sender=alert.sender, sent=alert.sent,
+            status=alert.status, msg_type=alert.msg_type, scope=alert.scope,
+            version=alert.version, source=alert.source, note=alert.note, codes=alert.codes,
+            references=alert.references_text,
+            referenced=[{"sender": r.sender, "identifier": r.identifier,
+                         "sent": r.sent.isoformat()} for r in alert.references],
+            drill=drill, raw=raw, content_type=content_type[:60],
+            received_by=principal.actor[:160], warnings=[], result={},
+        )
+        .on_conflict_do_nothing(constraint="uq_alert_key")
+        .returning(Alert.id)
+    )  # fmt: skip
+    if row_id is None:  # already received (or received concurrently and now committed)
+        first = session.scalar(
+            select(Alert).where(
+                Alert.sender == alert.sender,
+                Alert.identifier == alert.identifier,
+                Alert.sent == alert.sent,
+            )
+        )
+        assert first is not None
+        return {**first.result, "duplicate": True}, False
+    row = session.get(Alert, row_id)
+    assert row is not None
+    warnings = [w.as_dict() for w in alert.warnings]
+    _store_parts(session, row, alert)
+    referenced = _referenced(session, alert)
+    missing = len(alert.references) - len(referenced)
+    if missing:
+        warnings.append(
+            {"field": "alert.references",
+             "message": f"{missing} referenced alert(s) never received here"}
+        )  # fmt: skip
+    threads = sorted({r.thread_id or r.id for r in referenced})
+    row.thread_id = threads[0] if threads else row.id
+    out = Outcome(row.id, row.thread_id, "stored", warnings=warnings)
+    topics = (f"drill:{row.thread_id}",) if drill else (SITUATION,)
+    live = _Live(session, row, principal, topics, drill, blocks_roads(alert), now, out)
+    if alert.status in INERT_STATUSES or alert.msg_type in INERT_TYPES:
+        warnings.append(
+            {"field": "alert.status" if alert.status in INERT_STATUSES else "alert.msgType",
+             "message": f"a {alert.status} {alert.msg_type} message changes nothing"}
+        )  # fmt: skip
+    elif alert.msg_type == "Cancel":
+        if threads:
+            live.cancel(threads)
+        else:
+            warnings.append({"field": "alert.references", "message": "nothing here to cancel"})
+    else:
+        found, expired = targets(alert, now)
+        warnings.extend(expired)
+        if alert.msg_type == "Update" and threads:
+            live.update(threads, found)
+        else:
+            if alert.msg_type == "Update":
+                warnings.append(
+                    {"field": "alert.msgType",
+                     "message": "an Update of alerts never received here: taken as a new alert"}
+                )  # fmt: skip
+            live.create(found)
+    if out.action == "stored" and (out.incident_ids or out.zone_ids):
+        out.action = "created"
+    row.warnings = warnings
+    row.result = _answer(row, alert, out)
+    flush(session)
+    record_change(
+        session,
+        actor=principal.actor,
+        action="alert.received",
+        entity="alert",
+        entity_id=row.id,
+        before=None,
+        after=row.result,
+        topics=topics,
+    )
+    return {**row.result, "duplicate": False}, True
+
+
+def _answer(row: Alert, alert: ParsedAlert, out: Outcome) -> dict[str, Any]:
+    first = primary_infos(alert.infos)[:1]
+    return {
+        "alert_id": row.id,
+        "thread_id": row.thread_id,
+        "sender": row.sender,
+        "identifier": row.identifier,
+        "sent": row.sent.isoformat(),
+        "status": row.status,
+        "msg_type": row.msg_type,
+        "drill": row.drill,
+        "event": first[0].event if first else None,
+        "headline": first[0].headline if first else None,
+        "action": out.action,
+        "incident_ids": out.incident_ids,
+        "zone_ids": out.zone_ids,
+        "updated_incident_ids": out.updated_incident_ids,
+        "updated_zone_ids": out.updated_zone_ids,
+        "cancelled_incident_ids": out.cancelled_incident_ids,
+        "ended_zone_ids": out.ended_zone_ids,
+        "review_incident_ids": out.review_incident_ids,
+        "warnings": out.warnings,
+    }
+
+
+def _store_parts(session: Session, row: Alert, alert: ParsedAlert) -> None:
+    for position, info in enumerate(alert.infos, start=1):
+        info_row = AlertInfo(
+            alert_id=row.id, position=position, language=info.language[:40],
+            categories=info.categories, event=info.event, response_types=info.response_types,
+            urgency=info.urgency, severity=info.severity, certainty=info.certainty,
+            audience=info.audience, event_codes=info.event_codes, effective=info.effective,
+            onset=info.onset, expires=info.expires, sender_name=info.sender_name,
+            headline=info.headline, description=info.description,
+            instruction=info.instruction, web=info.web, contact=info.contact,
+            parameters=info.parameters, resources=info.resources,
+        )  # fmt: skip
+        session.add(info_row)
+        flush(session)
+        for k, area in enumerate(info.areas, start=1):
+            session.add(
+                AlertArea(
+                    alert_id=row.id, info_id=info_row.id, position=k, area_desc=area.desc,
+                    polygons=area.polygons, circles=area.circles, geocodes=area.geocodes,
+                    altitude=area.altitude, ceiling=area.ceiling,
+                    geom=None if area.shape is None else from_shape(area.shape, srid=4326),
+                )
+            )  # fmt: skip
+
+
+def _referenced(session: Session, alert: ParsedAlert) -> list[Alert]:
+    if not alert.references:
+        return []
+    keys = [(r.sender, r.identifier, r.sent) for r in alert.references]
+    return list(
+        session.scalars(
+            select(Alert).where(tuple_(Alert.sender, Alert.identifier, Alert.sent).in_(keys))
+        )
+    )
+
+
+class _Live:
+    """Creates, updates and ends the incidents and zones of one alert's thread."""
+
+    def __init__(
+        self,
+        session: Session,
+        row: Alert,
+        principal: Principal,
+        topics: tuple[str, ...],
+        drill: bool,
+        closes_roads: bool,
+        now: datetime,
+        out: Outcome,
+    ) -> None:
+        self.session = session
+        self.row = row
+        self.principal = principal
+        self.topics = topics
+        self.drill = drill
+        self.closes_roads = closes_roads
+        self.now = now
+        self.out = out
+
+    # incidents
+
+    def _incident_props(self, t: Target) -> dict[str, Any]:
+        info = t.info
+        text = "\n\n".join(p for p in (info.description, info.instruction) if p)
+        props: dict[str, Any] = {
+            "title": (info.headline or info.event)[:200],
+            "type": t.type,
+            "severity": t.severity,
+            "description": text[:10_000] or None,
+            "address": (t.area.desc[:300] or None) if t.area else None,
+            "reported_by": self.row.sender[:120],
+            "drill": self.drill,
+            "alert_id": self.row.id,
+        }
+        if t.shape is None:
+            props["needs_review"] = True
+            codes = [] if t.area is None else t.area.geocodes
+            shown = ", ".join(f"{g['valueName']} {g['value']}" for g in codes[:5])
+            props["review_reason"] = "no usable location in the alert" + (
+                f" (geocodes {shown})" if shown else ""
+            )
+        return props
+
+    def _create_incident(self, t: Target) -> int:
+        props = {**self._incident_props(t), "source": "alert", "status": "reported"}
+        incident = crud.create(
+            self.session, INCIDENTS, props=props, geom=t.shape, principal=self.principal,
+            topics=self.topics,
+        )  # fmt: skip
+        self.out.incident_ids.append(incident.id)
+        return int(incident.id)
+
+    # zones
+
+    def _zone_props(self, t: Target) -> dict[str, Any]:
+        info = t.info
+        starts = info.onset or info.effective or self.row.sent
+        ends = info.expires
+        if ends is not None and starts > ends:
+            starts = ends
+        name = (t.area.desc if t.area and t.area.desc else info.headline or info.event)[:200]
+        return {
+            "name": name, "kind": t.type, "severity": t.severity, "status": "active",
+            "blocks_roads": self.closes_roads, "drill": self.drill, "alert_id": self.row.id,
+            "starts_at": starts, "ends_at": ends,
+        }  # fmt: skip
+
+    def _create_zone(self, t: Target) -> None:
+        zone = crud.create(
+            self.session, ZONES, props=self._zone_props(t), geom=t.shape,
+            principal=self.principal, topics=self.topics,
+        )  # fmt: skip
+        self.out.zone_ids.append(zone.id)
+
+    def create(self, found: list[Target]) -> None:
+        for t in found:
+            self._create_incident(t)
+            if t.is_zone:
+                self._create_zone(t)
+
+    # the thread
+
+    def _thread_alerts(self, threads: list[int]) -> Any:
+        return select(Alert.id).where(
+            func.coalesce(Alert.thread_id, Alert.id).in_(threads), Alert.id != self.row.id
+        )
+
+    def _open_incidents(self, threads: list[int]) -> list[Incident]:
+        stmt = (
+            select(Incident)
+            .where(
+                Incident.alert_id.in_(self._thread_alerts(threads)),
+                Incident.status.not_in(CLOSED_INCIDENT),
+            )
+            .order_by(Incident.id)
+            .with_for_update()
+        )
+        return list(self.session.scalars(stmt))
+
+    def _active_zones(self, threads: list[int]) -> list[WarningZone]:
+        stmt = (
+            select(WarningZone)
+            .where(
+                WarningZone.alert_id.in_(self._thread_alerts(threads)),
+                WarningZone.status == "active",
+            )
+            .order_by(WarningZone.id)
+            .with_for_update()
+        )
+        return list(self.session.scalars(stmt))
+
+    def _flag(self, incident: Incident, reason: str) -> None:
+        before = crud.feature(INCIDENTS, incident)
+        incident.needs_review = True
+        incident.review_reason = reason[:1000]
+        crud.record_update(
+            self.session, INCIDENTS, incident, before=before, action="incident.flagged",
+            principal=self.principal, topics=self.topics,
+        )  # fmt: skip
+        self.out.review_incident_ids.append(incident.id)
+
+    def _end_zone(self, zone: WarningZone, why: str) -> None:
+        before = crud.feature(ZONES, zone)
+        zone.status = "ended"
+        ends = self.now if zone.ends_at is None or zone.ends_at > self.now else zone.ends_at
+        zone.ends_at = max(ends, zone.starts_at)
+        crud.record_update(
+            self.session, ZONES, zone, before=before, action="warning_zone.ended",
+            principal=self.principal, note=why, topics=self.topics,
+        )  # fmt: skip
+        self.out.ended_zone_ids.append(zone.id)
+
+    def update(self, threads: list[int], found: list[Target]) -> None:
+        self.out.action = "updated"
+        incidents = self._open_incidents(threads)
+        for n, t in enumerate(found):
+            if n >= len(incidents):
+                self._create_incident(t)
+                continue
+            incident = incidents[n]
+            changes = self._incident_props(t)
+            if t.shape is not None:
+                changes.update(needs_review=False, review_reason=None)
+            crud.update(
+                self.session, INCIDENTS, incident.id, changes=changes, geom=t.shape,
+                principal=self.principal, action="incident.updated", topics=self.topics,
+            )  # fmt: skip
+            self.out.updated_incident_ids.append(incident.id)
+        for incident in incidents[len(found) :]:
+            self._flag(incident, f"no longer named by alert {self.row.identifier}")
+        zones = self._active_zones(threads)
+        shaped = [t for t in found if t.is_zone]
+        for n, t in enumerate(shaped):
+            if n >= len(zones):
+                self._create_zone(t)
+                continue
+            crud.update(
+                self.session, ZONES, zones[n].id, changes=self._zone_props(t), geom=t.shape,
+                principal=self.principal, topics=self.topics,
+            )  # fmt: skip
+            self.out.updated_zone_ids.append(zones[n].id)
+        for zone in zones[len(shaped) :]:
+            self._end_zone(zone, f"not in update {self.row.identifier}")
+
+    def cancel(self, threads: list[int]) -> None:
+        self.out.action = "cancelled"
+        for zone in self._active_zones(threads):
+            self._end_zone(zone, f"cancelled by {self.row.identifier}")
+        for incident in self._open_incidents(threads):
+            busy = self.session.scalar(
+                select(func.count())
+                .select_from(Task)
+                .where(Task.incident_id == incident.id, Task.status.in_(ACTIVE_TASK_STATUSES))
+            )
+            if incident.status in CANCELLABLE and not busy:
+                move_incident(
+                    self.session, incident, "cancelled", principal=self.principal,
+                    note=f"alert cancelled by the sender ({self.row.identifier})",
+                    topics=self.topics,
+                )  # fmt: skip
+                self.out.cancelled_incident_ids.append(incident.id)
+            else:
+                self._flag(
+                    incident,
+                    f"the alert was cancelled by the sender ({self.row.identifier}) while "
+                    "units are assigned: decide whether to stand them down",
+                )
+
+
+def end_expired_zones(session: Session, principal: Principal, now: datetime | None = None) -> int:
+    """End zones whose time has passed, so they leave the live map (history keeps them)."""
+    now = now or utcnow()
+    zones = session.scalars(
+        select(WarningZone)
+        .where(WarningZone.status == "active", WarningZone.ends_at <= now)
+        .order_by(WarningZone.id)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for zone in zones:
+        before = crud.feature(ZONES, zone)
+        zone.status = "ended"
+        thread = session.scalar(
+            select(func.coalesce(Alert.thread_id, Alert.id)).where(Alert.id == zone.alert_id)
+        )
+        topics = (f"drill:{thread}",) if zone.drill and thread else (SITUATION,)
+        crud.record_update(
+            session, ZONES, zone, before=before, action="warning_zone.ended",
+            principal=principal, note="expired", topics=topics,
+        )  # fmt: skip
+    return len(zones)

@@ -1,0 +1,218 @@
+"""HTTP for the warning system: post CAP alerts; read them back; pre-positioning proposals."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.responses import JSONResponse
+from geoalchemy2.shape import to_shape
+from shapely.geometry import mapping
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from command import alerts, cap, prepositions
+from command.models import Alert, AlertArea, AlertInfo
+from core.errors import NotFound
+from core.security import Principal, require
+from core.web import PageDep, PrincipalDep, SessionDep
+from gis.router import engine_of
+
+router = APIRouter(prefix="/api", tags=["alerts"])
+
+CAP_EXAMPLE = """<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">
+  <identifier>GD-2026-0042</identifier><sender>warning@gd.gov.cn</sender>
+  <sent>2026-11-22T08:00:00+08:00</sent><status>Actual</status><msgType>Alert</msgType>
+  <scope>Public</scope>
+  <info><language>zh-CN</language><category>Met</category><event>暴雨红色预警</event>
+    <urgency>Immediate</urgency><severity>Extreme</severity><certainty>Observed</certainty>
+    <expires>2026-11-22T20:00:00+08:00</expires><headline>暴雨红色预警</headline>
+    <parameter><valueName>blocks_roads</valueName><value>true</value></parameter>
+    <area><areaDesc>天河区</areaDesc>
+      <polygon>23.10,113.30 23.10,113.40 23.20,113.40 23.20,113.30 23.10,113.30</polygon>
+    </area></info></alert>"""
+
+_POST_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/cap+xml": {"schema": {"type": "string"}, "example": CAP_EXAMPLE},
+            "application/xml": {"schema": {"type": "string"}},
+            "application/json": {
+                "schema": {"type": "object"},
+                "example": {
+                    "identifier": "GD-2026-0043", "sender": "warning@gd.gov.cn",
+                    "sent": "2026-11-22T09:00:00+08:00", "status": "Actual",
+                    "msgType": "Cancel", "scope": "Public",
+                    "references": "warning@gd.gov.cn,GD-2026-0042,2026-11-22T08:00:00+08:00",
+                },
+            },
+        },
+    },
+    "parameters": [
+        {"name": h, "in": "header", "required": True, "schema": {"type": "string"},
+         "description": d}
+        for h, d in (
+            ("X-Api-Key", "the key id from `emergency apikey add`"),
+            ("X-Timestamp", "unix seconds; within 5 minutes of the server's clock"),
+            ("X-Signature", 'sha256=<hex HMAC-SHA256(secret, timestamp + "." + raw body)>'),
+        )
+    ],
+}  # fmt: skip
+
+
+def _intake(
+    session: Session, body: bytes, content_type: str, principal: Principal
+) -> tuple[dict[str, Any], bool]:
+    parsed = cap.parse(body, content_type)
+    answer, created = alerts.intake(
+        session, parsed, raw=body, content_type=content_type, principal=principal
+    )
+    session.commit()
+    return answer, created
+
+
+@router.post(
+    "/alerts",
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=_POST_DOC,
+    responses={
+        200: {"description": "a duplicate: the first answer again, `duplicate: true`"},
+        400: {"description": "unreadable: not XML/JSON, a DTD or entity, unknown encoding"},
+        401: {"description": "bad key, signature or timestamp, or a replayed signature"},
+        415: {"description": "not application/cap+xml, application/xml or application/json"},
+        422: {"description": "a required CAP field missing or malformed; `details` name them"},
+    },
+)
+async def post_alert(request: Request, session: SessionDep, principal: PrincipalDep) -> Response:
+    """Take a CAP 1.2 (or 1.1) alert, or its JSON form, from the warning system.
+
+    201 with what it did (incidents and zones created, updated, cancelled, ended) and any
+    warnings about parts that were skipped; a refused alert stores nothing."""
+    require(principal, "alert.post")
+    body = await request.body()
+    content_type = request.headers.get("content-type", "")
+    answer, created = await run_in_threadpool(_intake, session, body, content_type, principal)
+    return JSONResponse(answer, status_code=201 if created else 200)
+
+
+def _summary(row: Alert) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "sender": row.sender,
+        "identifier": row.identifier,
+        "sent": row.sent.isoformat(),
+        "status": row.status,
+        "msg_type": row.msg_type,
+        "scope": row.scope,
+        "version": row.version,
+        "drill": row.drill,
+        "thread_id": row.thread_id,
+        "references": row.references,
+        "received_at": row.received_at.isoformat(),
+        "received_by": row.received_by,
+        "warnings": row.warnings,
+        "result": row.result,
+    }
+
+
+@router.get("/alerts")
+def list_alerts(
+    session: SessionDep,
+    principal: PrincipalDep,
+    page: PageDep,
+    status_: Annotated[str | None, Query(alias="status", max_length=20)] = None,
+    drill: bool | None = None,
+) -> dict[str, Any]:
+    """Alerts received, newest first, each with what intake did and its warnings."""
+    require(principal, "read")
+    stmt = select(Alert)
+    if status_:
+        stmt = stmt.where(Alert.status == status_)
+    if drill is not None:
+        stmt = stmt.where(Alert.drill.is_(drill))
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = session.scalars(
+        stmt.order_by(Alert.id.desc()).limit(page.limit).offset(page.offset)
+    ).all()
+    return {"alerts": [_summary(r) for r in rows], "total": total}
+
+
+def _get(session: Session, alert_id: int) -> Alert:
+    row = session.get(Alert, alert_id)
+    if row is None:
+        raise NotFound(f"alert {alert_id} not found")
+    return row
+
+
+@router.get("/alerts/{alert_id}")
+def get_alert(alert_id: int, session: SessionDep, principal: PrincipalDep) -> dict[str, Any]:
+    """One alert as parsed: header, info blocks, and areas with their geometry (GeoJSON)."""
+    require(principal, "read")
+    row = _get(session, alert_id)
+    infos = session.scalars(
+        select(AlertInfo).where(AlertInfo.alert_id == alert_id).order_by(AlertInfo.position)
+    ).all()
+    areas = session.scalars(
+        select(AlertArea).where(AlertArea.alert_id == alert_id).order_by(AlertArea.id)
+    ).all()
+    out = _summary(row)
+    out["info"] = []
+    for info in infos:
+        item = {
+            c: getattr(info, c)
+            for c in ("language", "categories", "event", "response_types", "urgency",
+                      "severity", "certainty", "audience", "event_codes", "sender_name",
+                      "headline", "description", "instruction", "web", "contact",
+                      "parameters", "resources")
+        }  # fmt: skip
+        for c in ("effective", "onset", "expires"):
+            value = getattr(info, c)
+            item[c] = None if value is None else value.isoformat()
+        item["areas"] = [
+            {
+                "area_desc": a.area_desc,
+                "polygons": a.polygons,
+                "circles": a.circles,
+                "geocodes": a.geocodes,
+                "altitude": a.altitude,
+                "ceiling": a.ceiling,
+                "geometry": None if a.geom is None else mapping(to_shape(a.geom)),
+            }
+            for a in areas
+            if a.info_id == info.id
+        ]
+        out["info"].append(item)
+    return out
+
+
+@router.get(
+    "/alerts/{alert_id}/raw",
+    response_class=Response,
+    responses={200: {"content": {"application/cap+xml": {}, "application/json": {}}}},
+)
+def get_alert_raw(alert_id: int, session: SessionDep, principal: PrincipalDep) -> Response:
+    """The alert exactly as it was posted."""
+    require(principal, "read")
+    row = _get(session, alert_id)
+    return Response(row.raw, media_type=row.content_type or "application/octet-stream")
+
+
+@router.get("/warning-zones/{zone_id}/suggestions", tags=["warning zones"])
+def zone_suggestions(
+    zone_id: int,
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    units: Annotated[int, Query(ge=1, le=50)] = 5,
+    shelters: Annotated[int, Query(ge=0, le=50)] = 5,
+) -> JSONResponse:
+    """A proposal, not an action: units to pre-position (nearest available by road, outside
+    the zone, filling the zone type's response plan) at a staging point just outside it, and
+    open shelters outside it with room, nearest first."""
+    require(principal, "read")
+    body = prepositions.suggest(
+        session, engine_of(request), zone_id, units=units, shelters=shelters
+    )
+    return JSONResponse(body)
