@@ -17,6 +17,10 @@ Rules (docs/alerts.md says the same for operators):
 * **Update**: the thread's open incidents and active zones are changed in place, paired by
   position with the update's areas; new areas add incidents and zones; zones no longer
   named end, incidents no longer named are flagged for review (never silently closed).
+* **Order**: messages of one thread are applied one at a time (the thread's first alert
+  row is locked); one sent before a message already applied is stored as ``stale`` and
+  changes nothing, so a late Update cannot revive what a Cancel ended, nor a late
+  original Alert duplicate what its Update already created.
 * **Cancel**: the thread's active zones end; its incidents still waiting for units are
   cancelled; those with units out are flagged for a person to stand them down.
 * **Expired**: an info block already expired when it arrives (or with no ``expires`` and
@@ -34,7 +38,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from geoalchemy2.shape import from_shape
@@ -229,8 +233,8 @@ def intake(
             status=alert.status, msg_type=alert.msg_type, scope=alert.scope,
             version=alert.version, source=alert.source, note=alert.note, codes=alert.codes,
             references=alert.references_text,
-            referenced=[{"sender": r.sender, "identifier": r.identifier,
-                         "sent": r.sent.isoformat()} for r in alert.references],
+            referenced=[{"sender": r.sender, "identifier": r.identifier, "sent": _utc(r.sent)}
+                        for r in alert.references],
             drill=drill, raw=raw, content_type=content_type[:60],
             received_by=principal.actor[:160], warnings=[], result={},
         )
@@ -259,11 +263,21 @@ def intake(
              "message": f"{missing} referenced alert(s) never received here"}
         )  # fmt: skip
     threads = sorted({r.thread_id or r.id for r in referenced})
+    later = _superseded_by(session, row, alert, threads)
+    if later is not None:
+        threads = threads or [later.thread_id or later.id]
     row.thread_id = threads[0] if threads else row.id
     out = Outcome(row.id, row.thread_id, "stored", warnings=warnings)
     topics = (f"drill:{row.thread_id}",) if drill else (SITUATION,)
     live = _Live(session, row, principal, topics, drill, blocks_roads(alert), now, out)
-    if alert.status in INERT_STATUSES or alert.msg_type in INERT_TYPES:
+    if later is not None:
+        warnings.append(
+            {"field": "alert.sent",
+             "message": f"older than {later.msg_type} {later.identifier} ({later.sent.isoformat()})"
+                        " already applied: stored, nothing changed"}
+        )  # fmt: skip
+        out.action = "stale"
+    elif alert.status in INERT_STATUSES or alert.msg_type in INERT_TYPES:
         warnings.append(
             {"field": "alert.status" if alert.status in INERT_STATUSES else "alert.msgType",
              "message": f"a {alert.status} {alert.msg_type} message changes nothing"}
@@ -351,6 +365,38 @@ def _store_parts(session: Session, row: Alert, alert: ParsedAlert) -> None:
                     geom=None if area.shape is None else from_shape(area.shape, srid=4326),
                 )
             )  # fmt: skip
+
+
+def _superseded_by(
+    session: Session, row: Alert, alert: ParsedAlert, threads: list[int]
+) -> Alert | None:
+    """A message of this thread sent after ``alert`` and already applied, if any: then
+    ``alert`` arrived out of order and must not undo it (CAP: the later message wins).
+
+    The thread's first alert is locked first, so two messages of one thread are applied
+    one after the other, each seeing the other's committed effects."""
+    if threads:
+        session.execute(select(Alert.id).where(Alert.id.in_(threads)).with_for_update())
+        return session.scalar(
+            select(Alert)
+            .where(
+                func.coalesce(Alert.thread_id, Alert.id).in_(threads),
+                Alert.id != row.id,
+                Alert.msg_type.in_(("Alert", "Update", "Cancel")),
+                Alert.sent > alert.sent,
+            )
+            .order_by(Alert.sent.desc())
+            .limit(1)
+        )
+    # Nothing referenced: has a later message already named this one (it came first)?
+    key = [{"sender": alert.sender, "identifier": alert.identifier, "sent": _utc(alert.sent)}]
+    return session.scalar(
+        select(Alert).where(Alert.referenced.contains(key), Alert.id != row.id).limit(1)
+    )
+
+
+def _utc(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
 
 
 def _referenced(session: Session, alert: ParsedAlert) -> list[Alert]:

@@ -572,3 +572,24 @@ def test_json_and_xml_forms_agree(post, session):
     zone = to_shape(session.get(WarningZone, r.json()["zone_ids"][0]).geom)
     assert zone.centroid.x == pytest.approx(CENTRE[0], abs=1e-3)
     assert zone.contains(Point(*CENTRE))
+
+
+def test_messages_arriving_out_of_order_change_nothing(post, session):
+    sent = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+    # The Update arrives before the Alert it updates: taken as new; the late Alert is stale.
+    u = post(alert_xml("OO-2", sent=sent + timedelta(minutes=5), msg_type="Update",
+                       references=ref("OO-1", sent))).json()  # fmt: skip
+    assert u["action"] == "created" and len(u["incident_ids"]) == 1
+    late = post(alert_xml("OO-1", sent=sent)).json()
+    assert late["action"] == "stale" and late["incident_ids"] == []
+    assert late["thread_id"] == u["thread_id"]
+    # A Cancel, then an Update sent before it (delivered late): the zone stays ended.
+    c = post(alert_xml("OO-3", sent=sent + timedelta(minutes=10), msg_type="Cancel",
+                       references=ref("OO-2", sent + timedelta(minutes=5)))).json()  # fmt: skip
+    assert c["ended_zone_ids"] == u["zone_ids"]
+    old = post(alert_xml("OO-4", sent=sent + timedelta(minutes=7), msg_type="Update",
+                         references=ref("OO-2", sent + timedelta(minutes=5)))).json()  # fmt: skip
+    assert old["action"] == "stale" and old["zone_ids"] == old["updated_zone_ids"] == []
+    assert "nothing changed" in old["warnings"][-1]["message"]
+    session.expire_all()
+    assert session.get(WarningZone, u["zone_ids"][0]).status == "ended"
