@@ -28,6 +28,7 @@ from command.cap import Unreadable, UnsupportedMedia
 from command.dispatch_router import router as dispatch_router
 from command.middleware import BodySizeLimit, Metrics
 from command.router import router as command_router
+from command.zones import road_closures
 from command.zones import router as zones_router
 from core import gcstats
 from core.config import Settings, get_settings
@@ -43,7 +44,7 @@ from core.errors import (
 )
 from core.metrics import registry
 from core.security import Principal
-from gis.engine import Engine
+from gis.engine import Closures, Engine
 from gis.graph import RoadGraph
 from gis.router import router as routing_router
 from gis.tiles import router as tiles_router
@@ -210,6 +211,13 @@ def create_app(
     app.state.engine = Engine(graph) if isinstance(graph, RoadGraph) else graph
     if session_factory is not None:
         app.state.sessionmaker = session_factory
+
+    def standing_closures() -> Closures:
+        """Roads closed by active warning zones, for the routing endpoints (gis/)."""
+        with app.state.sessionmaker() as session:
+            return road_closures(session)
+
+    app.state.standing_closures = standing_closures
 
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

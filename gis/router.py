@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -29,6 +30,12 @@ router = APIRouter(prefix="/api", tags=["routing"])
 CrsParam = Annotated[Crs, Query(description="datum of the input coordinates")]
 PointParam = Annotated[str, Query(description="LON,LAT", max_length=100)]
 EdgesParam = Annotated[str | None, Query(description="edge ids to avoid, comma-separated")]
+ZonesParam = Annotated[
+    bool,
+    Query(description="honour the roads closed by active warning zones (false: as if open)"),
+]
+# Set by the app: the standing closures (roads closed by active warning zones) right now.
+StandingClosures = Callable[[], Closures]
 
 
 class NetworkUnavailable(Unavailable):
@@ -85,6 +92,15 @@ def closures_of(body: ClosuresIn | None, edges: str | None, crs: Crs) -> Closure
     return Closures(tuple(ids), tuple(polygons))
 
 
+def with_standing(request: Request, closures: Closures, zones: bool) -> Closures:
+    """``closures`` plus the roads closed by active warning zones, unless ``zones`` is off."""
+    source: StandingClosures | None = getattr(request.app.state, "standing_closures", None)
+    if not zones or source is None:
+        return closures
+    extra = source()
+    return Closures(closures.edge_ids + extra.edge_ids, closures.polygons + extra.polygons)
+
+
 def snap_read(s: Snap) -> dict[str, Any]:
     return {
         "lon": round(s.lon, 7),
@@ -131,20 +147,23 @@ def get_route(
     to: PointParam,
     crs: CrsParam = "wgs84",
     closed_edges: EdgesParam = None,
+    zones: ZonesParam = True,
 ) -> dict[str, Any]:
     """The fastest drive between two points: LineString, `eta_s`, `length_m`."""
     require(principal, "read")
     engine = engine_of(request)
-    closures = closures_of(None, closed_edges, crs)
+    closures = with_standing(request, closures_of(None, closed_edges, crs), zones)
     return _route(engine, parse_point(from_, crs), parse_point(to, crs), closures)
 
 
 @router.post("/route", response_model=RouteFeature)
-def post_route(request: Request, body: RouteRequest, principal: PrincipalDep) -> dict[str, Any]:
+def post_route(
+    request: Request, body: RouteRequest, principal: PrincipalDep, zones: ZonesParam = True
+) -> dict[str, Any]:
     """As GET /api/route, with closures (edge ids and polygons) for this request."""
     require(principal, "read")
     engine = engine_of(request)
-    closures = closures_of(body.closures, None, body.crs)
+    closures = with_standing(request, closures_of(body.closures, None, body.crs), zones)
     a = checked(*body.from_, body.crs)
     b = checked(*body.to, body.crs)
     return _route(engine, a, b, closures)
@@ -174,31 +193,33 @@ def get_isochrone(
     seconds: Annotated[float, Query(gt=0, le=7200)],
     crs: CrsParam = "wgs84",
     closed_edges: EdgesParam = None,
+    zones: ZonesParam = True,
 ) -> dict[str, Any]:
     """The area reachable within `seconds` of driving from `at` (Polygon/MultiPolygon)."""
     require(principal, "read")
     engine = engine_of(request)
-    return _isochrone(engine, parse_point(at, crs), seconds, closures_of(None, closed_edges, crs))
+    closures = with_standing(request, closures_of(None, closed_edges, crs), zones)
+    return _isochrone(engine, parse_point(at, crs), seconds, closures)
 
 
 @router.post("/isochrone", response_model=IsochroneFeature)
 def post_isochrone(
-    request: Request, body: IsochroneRequest, principal: PrincipalDep
+    request: Request, body: IsochroneRequest, principal: PrincipalDep, zones: ZonesParam = True
 ) -> dict[str, Any]:
     require(principal, "read")
     engine = engine_of(request)
-    closures = closures_of(body.closures, None, body.crs)
+    closures = with_standing(request, closures_of(body.closures, None, body.crs), zones)
     return _isochrone(engine, checked(*body.at, body.crs), body.seconds, closures)
 
 
 @router.post("/drive-times", response_model=MatrixRead)
 def post_drive_times(
-    request: Request, body: MatrixRequest, principal: PrincipalDep
+    request: Request, body: MatrixRequest, principal: PrincipalDep, zones: ZonesParam = True
 ) -> dict[str, Any]:
     """Drive times (s) and lengths (m) from every source to every target; null = unreachable."""
     require(principal, "read")
     engine = engine_of(request)
-    closures = closures_of(body.closures, None, body.crs)
+    closures = with_standing(request, closures_of(body.closures, None, body.crs), zones)
     sources = [snap(engine, *checked(*p, body.crs)) for p in body.sources]
     targets = [snap(engine, *checked(*p, body.crs)) for p in body.targets]
     try:

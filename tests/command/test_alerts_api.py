@@ -593,3 +593,23 @@ def test_messages_arriving_out_of_order_change_nothing(post, session):
     assert "nothing changed" in old["warnings"][-1]["message"]
     session.expire_all()
     assert session.get(WarningZone, u["zone_ids"][0]).status == "ended"
+
+
+def test_drive_times_honour_a_road_closing_zone(post, client, world: World):
+    h = world.h("dispatcher")
+    a, b = (24.9400, 60.1680), CENTRE
+    url = f"/api/route?from={a[0]},{a[1]}&to={b[0]},{b[1]}"
+    open_road = client.get(url, headers=h).json()["properties"]
+    assert open_road["reachable"] is True
+    sent = datetime.now(UTC).replace(microsecond=0)
+    post(alert_xml("DT-1", sent=sent, areas=[square(*a, half=0.0008)], blocks_roads=True))
+    closed = client.get(url, headers=h).json()["properties"]
+    assert closed["reachable"] is False  # its start is under water
+    ignoring = client.get(url + "&zones=false", headers=h).json()["properties"]
+    assert ignoring["eta_s"] == open_road["eta_s"]
+    matrix = client.post("/api/drive-times", headers=h,
+                         json={"sources": [list(a)], "targets": [list(b)]}).json()  # fmt: skip
+    assert matrix["durations_s"] == [[None]]
+    post(alert_xml("DT-2", sent=sent + timedelta(minutes=1), msg_type="Cancel",
+                   references=ref("DT-1", sent)))  # fmt: skip
+    assert client.get(url, headers=h).json()["properties"]["eta_s"] == open_road["eta_s"]
