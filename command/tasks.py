@@ -18,7 +18,7 @@ from command.models import ACTIVE_TASK_STATUSES, DispatchDecision, Incident, Tas
 from core import crud, idempotency
 from core.changes import SITUATION, record_change
 from core.db import flush
-from core.errors import Conflict, Forbidden, InvalidTransition, NotFound
+from core.errors import Conflict, Forbidden, InvalidInput, InvalidTransition, NotFound
 from core.query import Page, paginate
 from core.security import Principal
 from core.types import utcnow
@@ -113,6 +113,8 @@ def dispatch(
         )
     if incident.drill:
         raise Conflict("drill incidents are run by the drill engine and never page real units")
+    if incident.geom is None:
+        raise InvalidInput(f"incident {incident_id} has no location yet; set one first")
     if len(set(unit_ids)) != len(unit_ids):
         raise Conflict("a unit is listed twice")
     units = list(

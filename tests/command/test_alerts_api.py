@@ -502,6 +502,9 @@ def test_an_incident_without_location_waits_for_a_person(post, client, world, se
     assert "GB 440106" in got["properties"]["review_reason"]
     rec = client.get(f"/api/incidents/{incident_id}/recommendations", headers=world.h("dispatcher"))
     assert rec.status_code == 422 and "no location" in rec.json()["message"]
+    page = client.post(f"/api/incidents/{incident_id}/dispatch", headers=world.h("dispatcher"),
+                       json={"unit_ids": [world.unit_a.id]})  # fmt: skip
+    assert page.status_code == 422  # nowhere to send a unit yet
     fixed = client.patch(f"/api/incidents/{incident_id}", headers=world.h("dispatcher"),
                          json={"geometry": point(*CENTRE)})  # fmt: skip
     assert fixed.status_code == 200, fixed.text
