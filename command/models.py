@@ -150,6 +150,13 @@ class Alert(Base):
         CheckConstraint(in_list("msg_type", ALERT_MSG_TYPES), name="msg_type"),
         Index("ix_alert_thread", "thread_id"),
         Index("ix_alert_received_at", "received_at"),
+        # "has a later message already named this one?" on every intake
+        Index(
+            "ix_alert_referenced",
+            "referenced",
+            postgresql_using="gin",
+            postgresql_ops={"referenced": "jsonb_path_ops"},
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)

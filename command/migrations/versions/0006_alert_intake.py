@@ -185,6 +185,14 @@ def upgrade() -> None:
     )
     op.create_index("ix_alert_received_at", "alert", ["received_at"], unique=False)
     op.create_index("ix_alert_thread", "alert", ["thread_id"], unique=False)
+    op.create_index(
+        "ix_alert_referenced",
+        "alert",
+        ["referenced"],
+        unique=False,
+        postgresql_using="gin",
+        postgresql_ops={"referenced": "jsonb_path_ops"},
+    )
     op.drop_constraint(op.f("fk_alert_incident_id_incident"), "alert", type_="foreignkey")
     op.create_foreign_key(op.f("fk_alert_thread_id_alert"), "alert", "alert", ["thread_id"], ["id"])
     op.drop_column("alert", "incident_id")
@@ -266,6 +274,7 @@ def downgrade() -> None:
     op.create_foreign_key(
         op.f("fk_alert_incident_id_incident"), "alert", "incident", ["incident_id"], ["id"]
     )
+    op.drop_index("ix_alert_referenced", table_name="alert")
     op.drop_index("ix_alert_thread", table_name="alert")
     op.drop_index("ix_alert_received_at", table_name="alert")
     op.drop_column("alert", "result")
