@@ -1,4 +1,4 @@
-"""The `emergency` command: serve, migrate, seed, audit, users and API keys."""
+"""The `emergency` command: serve, migrate, seed, audit, users, API keys and alerts."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ app.add_typer(seed_app, name="seed")
 app.add_typer(audit_app, name="audit")
 app.add_typer(user_app, name="user")
 app.add_typer(apikey_app, name="apikey")
+alert_app = typer.Typer(help="Warning-system alerts (CAP).", no_args_is_help=True)
+app.add_typer(alert_app, name="alert")
 err = Console(stderr=True)
 
 
@@ -218,6 +220,34 @@ def apikey_add(name: str) -> None:
     with session_scope(_sessions()) as session:
         key, secret = add_api_key(session, name=name, secret_key=get_settings().secret_key)
         typer.echo(json.dumps({"key_id": key.key_id, "secret": secret}))
+
+
+@alert_app.command("ingest")
+def alert_ingest(
+    files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, readable=True)],
+) -> None:
+    """Take CAP files in as if the warning system had posted them (when its link is down);
+    prints one answer per file as a JSON line. A refused file is reported and skipped."""
+    from command import alerts, cap
+    from core.security import SYSTEM
+
+    failed = 0
+    for path in files:
+        raw = path.read_bytes()
+        kind = "application/json" if path.suffix.lower() == ".json" else "application/cap+xml"
+        try:
+            parsed = cap.parse(raw, kind)
+            with session_scope(_sessions()) as session:
+                answer, _ = alerts.intake(
+                    session, parsed, raw=raw, content_type=kind, principal=SYSTEM
+                )
+        except DomainError as exc:
+            failed += 1
+            err.print(f"[red]{path}: refused:[/red] {exc.message}")
+            continue
+        typer.echo(json.dumps({"file": str(path), **answer}, ensure_ascii=False))
+    if failed:
+        raise typer.Exit(2)
 
 
 def main() -> None:

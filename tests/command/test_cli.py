@@ -7,6 +7,7 @@ import secrets
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -343,3 +344,25 @@ def test_load_osm_refuses_a_missing_or_broken_file(db: Engine, tmp_path):
     assert result.exit_code != 0
     assert "cannot read" in str(result.exception)
     assert rows(db, "road_node") == 0
+
+
+# --- alerts -------------------------------------------------------------------------
+
+
+def test_alert_ingest_takes_files_and_reports_refusals(db: Engine, tmp_path: Path):
+    from datetime import UTC, datetime
+
+    from tests.command.test_alerts_api import CAP_DIR, alert_xml
+
+    good = tmp_path / "flood.xml"
+    good.write_text(alert_xml("CLI-1", sent=datetime.now(UTC).replace(microsecond=0)))
+    hostile = CAP_DIR / "real_feeds_mixed" / "xee.cap"
+    result = invoke("alert", "ingest", str(good), str(hostile))
+    assert result.exit_code == 2
+    answer = json.loads(result.stdout.strip().splitlines()[0])
+    assert answer["identifier"] == "CLI-1" and len(answer["incident_ids"]) == 1
+    assert "xee.cap: refused" in result.stderr
+    assert rows(db, "alert") == 1
+    again = invoke("alert", "ingest", str(good))
+    assert again.exit_code == 0 and json.loads(again.stdout)["duplicate"] is True
+    assert rows(db, "incident") == 1
