@@ -318,7 +318,9 @@ def intake(
 
 
 def _answer(row: Alert, alert: ParsedAlert, out: Outcome) -> dict[str, Any]:
-    first = primary_infos(alert.infos)[:1]
+    infos = primary_infos(alert.infos)
+    first = infos[:1]
+    levels = [_LEVELS.index(incident_severity(i.severity, i.urgency, i.certainty)) for i in infos]
     return {
         "alert_id": row.id,
         "thread_id": row.thread_id,
@@ -330,6 +332,8 @@ def _answer(row: Alert, alert: ParsedAlert, out: Outcome) -> dict[str, Any]:
         "drill": row.drill,
         "event": first[0].event if first else None,
         "headline": first[0].headline if first else None,
+        # Our level (as its incidents get it), the highest of its info blocks; None if none.
+        "severity": _LEVELS[max(levels)] if levels else None,
         "action": out.action,
         "incident_ids": out.incident_ids,
         "zone_ids": out.zone_ids,

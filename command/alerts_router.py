@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from geoalchemy2.shape import to_shape
+from prometheus_client import Counter
 from shapely.geometry import mapping
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -14,12 +15,26 @@ from starlette.concurrency import run_in_threadpool
 
 from command import alerts, cap, prepositions
 from command.models import Alert, AlertArea, AlertInfo
-from core.errors import NotFound
+from core.errors import DomainError, NotFound
+from core.metrics import registry
 from core.security import Principal, require
 from core.web import PageDep, PrincipalDep, SessionDep
 from gis.router import engine_of
 
 router = APIRouter(prefix="/api", tags=["alerts"])
+
+ALERTS = Counter(
+    "alerts_received_total",
+    "Warning-system alerts taken in, by what intake did (duplicate: answered again)",
+    ["action"],
+    registry=registry,
+)
+REFUSED = Counter(
+    "alerts_refused_total", "Alerts refused, by error code", ["code"], registry=registry
+)
+ALERT_WARNINGS = Counter(
+    "alert_warnings_total", "Faults in optional parts of accepted alerts", registry=registry
+)
 
 CAP_EXAMPLE = """<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">
   <identifier>GD-2026-0042</identifier><sender>warning@gd.gov.cn</sender>
@@ -65,11 +80,18 @@ _POST_DOC = {
 def _intake(
     session: Session, body: bytes, content_type: str, principal: Principal
 ) -> tuple[dict[str, Any], bool]:
-    parsed = cap.parse(body, content_type)
+    try:
+        parsed = cap.parse(body, content_type)
+    except DomainError as exc:
+        REFUSED.labels(exc.code).inc()
+        raise
     answer, created = alerts.intake(
         session, parsed, raw=body, content_type=content_type, principal=principal
     )
     session.commit()
+    ALERTS.labels(answer["action"] if created else "duplicate").inc()
+    if created:
+        ALERT_WARNINGS.inc(len(answer["warnings"]))
     return answer, created
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pyproj
 import shapely
 from geoalchemy2.shape import to_shape
 from shapely.ops import nearest_points
@@ -24,18 +25,21 @@ from gis.engine import Engine, SnapError
 from resources.models import Shelter
 
 STAGING_MARGIN_M = 300.0  # how far outside the zone's edge units wait
-M_PER_DEG = 111_320.0
 
 
 def staging_point(area: shapely.Geometry) -> shapely.Point:
-    """The point ``STAGING_MARGIN_M`` outside the zone's edge nearest its centre."""
+    """The point ``STAGING_MARGIN_M`` outside the zone's edge nearest its centre, measured
+    in metres on a local azimuthal-equidistant projection (degrees are not square)."""
     centre = area.representative_point()
-    lat = centre.y
-    # A margin in degrees, widened for longitude shrinking with latitude (the larger of the
-    # two, so the point is outside in both directions).
-    margin = STAGING_MARGIN_M / (M_PER_DEG * max(0.2, float(np.cos(np.radians(lat)))))
-    ring = area.buffer(margin, quad_segs=8).boundary
-    return nearest_points(ring, centre)[0]
+    local = pyproj.CRS.from_proj4(
+        f"+proj=aeqd +lat_0={centre.y} +lon_0={centre.x} +datum=WGS84 +units=m"
+    )
+    to_local = pyproj.Transformer.from_crs(4326, local, always_xy=True).transform
+    to_wgs84 = pyproj.Transformer.from_crs(local, 4326, always_xy=True).transform
+    shape = shapely.transform(area, to_local, interleaved=False)
+    ring = shape.buffer(STAGING_MARGIN_M, quad_segs=16).boundary
+    point = nearest_points(ring, shape.representative_point())[0]
+    return shapely.Point(*to_wgs84(point.x, point.y))
 
 
 def suggest(

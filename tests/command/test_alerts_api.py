@@ -17,11 +17,12 @@ from typing import Any
 
 import pytest
 from geoalchemy2.shape import from_shape, to_shape
+from pyproj import Geod
 from shapely.geometry import Point
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from command import alerts, auth, cap
+from command import alerts, auth, cap, prepositions
 from command.models import Alert, ApiKey, Incident, WarningZone
 from core.config import Settings
 from core.security import Principal
@@ -296,6 +297,7 @@ def test_alert_update_cancel_and_duplicates(post, session, client, world: World)
     assert first.status_code == 201, first.text
     a = first.json()
     assert a["action"] == "created" and len(a["incident_ids"]) == 1 and len(a["zone_ids"]) == 1
+    assert a["severity"] == "moderate"
     incident = session.get(Incident, a["incident_ids"][0])
     assert (incident.type, incident.severity, incident.status) == ("flood", "moderate", "reported")
     assert incident.title == "Flash Flood 预警" and incident.address == "区域1"
@@ -482,7 +484,15 @@ def test_pre_position_proposal_for_a_zone(post, client, world: World, session):
     lon, lat = body["staging"]["coordinates"]
     zone = to_shape(session.get(WarningZone, a["zone_ids"][0]).geom)
     assert not zone.contains(Point(lon, lat))
-    assert zone.distance(Point(lon, lat)) < 0.01
+    # 300 m outside the edge nearest the centre (east or west: the zone is 334 m wide and
+    # 667 m tall), then onto the nearest road.
+    staging = prepositions.staging_point(zone)
+    west, _, east, _ = zone.bounds
+    edge = west if staging.x < west else east
+    edge_m = Geod(ellps="WGS84").inv(edge, staging.y, staging.x, staging.y)[2]
+    assert zone.bounds[1] < staging.y < zone.bounds[3]
+    assert edge_m == pytest.approx(300, rel=0.02)
+    assert Geod(ellps="WGS84").inv(staging.x, staging.y, lon, lat)[2] < 500
     assert [s["name"] for s in body["shelters"]] == ["Hall"]
     assert body["shelters"][0]["room"] == 450 and body["shelters"][0]["eta_s"] > 0
     assert world.unit_a.id not in [u["unit_id"] for u in body["units"]]
@@ -616,3 +626,18 @@ def test_drive_times_honour_a_road_closing_zone(post, client, world: World):
     post(alert_xml("DT-2", sent=sent + timedelta(minutes=1), msg_type="Cancel",
                    references=ref("DT-1", sent)))  # fmt: skip
     assert client.get(url, headers=h).json()["properties"]["eta_s"] == open_road["eta_s"]
+
+
+def test_intake_is_counted_in_metrics(post, client):
+    def metric(name: str) -> float:
+        for line in client.get("/metrics").text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    created = 'alerts_received_total{action="created"}'
+    refused = 'alerts_refused_total{code="forbidden_xml"}'
+    before = metric(created), metric(refused)
+    post(alert_xml("MX-1"))
+    post((CAP_DIR / "real_feeds_mixed" / "xee.cap").read_bytes())
+    assert (metric(created), metric(refused)) == (before[0] + 1, before[1] + 1)
