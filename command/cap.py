@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import shapely
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import iterparse
 from pyproj import Geod
@@ -53,8 +54,11 @@ RESPONSE_TYPES = ("Shelter", "Evacuate", "Prepare", "Execute", "Avoid", "Monitor
 
 MAX_DEPTH = 16  # a real alert is 5 deep (alert/info/area/geocode/value)
 MAX_ELEMENTS = 20_000
-MAX_TEXT = 100_000  # characters in one element
+MAX_BYTES = 4 * 1024 * 1024  # the HTTP limit is lower (EMERGENCY_ALERT_MAX_BYTES)
+MAX_TEXT = 1_000_000  # characters in one element (a 10,000-point polygon is ~200,000)
 MAX_POINTS = 10_000  # vertices in one polygon
+MAX_SHAPES = 100  # polygons and circles in one area
+MIN_RADIUS_M = 1.0  # a smaller circle is its centre point
 CIRCLE_VERTICES = 64
 MAX_RADIUS_KM = 5_000.0
 
@@ -199,6 +203,8 @@ def read_xml(body: bytes) -> ET.Element:
     depth, element count and text size bounded; :class:`Unreadable` otherwise."""
     if not body.strip():
         raise Unreadable([("body", "empty body; send a CAP alert")])
+    if len(body) > MAX_BYTES:
+        raise Unreadable([("body", f"over {MAX_BYTES} bytes")])
     depth = 0
     count = 0
     root: ET.Element | None = None
@@ -248,6 +254,8 @@ def read_xml(body: bytes) -> ET.Element:
 def json_to_element(body: bytes) -> ET.Element:
     """The JSON form (CAP element names as keys, lists for repeated elements) as the same
     element tree the XML gives, so both go through one validation."""
+    if len(body) > MAX_BYTES:
+        raise Unreadable([("body", f"over {MAX_BYTES} bytes")])
     try:
         data = json.loads(body.decode("utf-8"))
     except UnicodeDecodeError:
@@ -256,6 +264,8 @@ def json_to_element(body: bytes) -> ET.Element:
         raise Unreadable([("body", "JSON nested too deeply")]) from None
     except json.JSONDecodeError as exc:
         raise Unreadable([("body", f"not valid JSON: {exc.msg} at {exc.pos}")]) from None
+    except ValueError as exc:  # an integer over Python's 4,300-digit conversion limit
+        raise Unreadable([("body", f"not readable JSON: {str(exc)[:100]}")]) from None
     if not isinstance(data, dict):
         raise CapRefused([("alert", "the JSON form is an object of CAP fields")])
     if "alert" in data and isinstance(data["alert"], dict) and len(data) == 1:
@@ -550,7 +560,7 @@ def _area(elem: ET.Element, where: str, r: _Reader) -> Area:
         if isinstance(shape, Point):
             points.append(shape)
         elif shape is not None:
-            polygons.append(shape)
+            polygons.extend(getattr(shape, "geoms", [shape]))
     area.geocodes = _pairs(found.get("geocode", []), f"{where}.geocode", r)
     for name in ("altitude", "ceiling"):
         value = r.one(found, name, where)
@@ -562,8 +572,13 @@ def _area(elem: ET.Element, where: str, r: _Reader) -> Area:
                 setattr(area, name, number)
             except ValueError:
                 r.warn(f"{where}.{name}", f"{value[:40]!r} is not a number; ignored")
+    if len(polygons) > MAX_SHAPES:
+        r.warn(where, f"{len(polygons)} shapes; the first {MAX_SHAPES} are used")
+        polygons = polygons[:MAX_SHAPES]
     if polygons:
-        merged = polygons[0] if len(polygons) == 1 else make_valid(MultiPolygon(polygons))
+        # union_all, not make_valid of a MultiPolygon: overlapping circles are common and
+        # make_valid over them grows faster than cubically.
+        merged = polygons[0] if len(polygons) == 1 else shapely.union_all(polygons)
         area.shape = _polygonal(merged)
     elif points:
         area.shape = points[0]
@@ -624,7 +639,9 @@ def parse_polygon(text: str, where: str, r: _Reader) -> list[Polygon] | None:
         pairs.append(pairs[0])
     poly = Polygon([(lon, lat) for lat, lon in pairs])
     if not poly.is_valid:
-        fixed = _polygonal(make_valid(poly))
+        # "structure" rebuilds the area from the rings in linear-ish time; the default
+        # "linework" method takes seconds on a few hundred crossing segments.
+        fixed = _polygonal(make_valid(poly, method="structure", keep_collapsed=False))
         if fixed is None or fixed.area == 0:
             r.warn(where, "the ring encloses no area; skipped")
             return None
@@ -651,22 +668,24 @@ def parse_circle(text: str, where: str, r: _Reader) -> Polygon | Point | None:
         message = str(exc) if isinstance(exc, ValueError) else "expected 'lat,lon radius_km'"
         r.warn(where, f"{message}; the circle is skipped")
         return None
-    if radius_km == 0:
+    if radius_km * 1000.0 < MIN_RADIUS_M:
         return Point(lon, lat)
     return circle_polygon(lon, lat, radius_km * 1000.0)
 
 
 def circle_polygon(lon: float, lat: float, radius_m: float) -> Polygon | MultiPolygon:
-    """A geodesic circle as a polygon (WGS-84); split at the antimeridian if it crosses."""
+    """A geodesic circle as a polygon (WGS-84): split at the antimeridian if it crosses it;
+    around a pole, the cap from its ring to the pole across every longitude."""
     n = CIRCLE_VERTICES
     azimuths = [360.0 * k / n for k in range(n)]
     lons, lats, _ = _GEOD.fwd([lon] * n, [lat] * n, azimuths, [radius_m] * n)
+    for pole in (90.0, -90.0):
+        if _GEOD.inv(lon, lat, lon, pole)[2] < radius_m:
+            return _polar_cap(lons, lats, pole)
     # Unwrap around the centre so the ring is continuous, then fold back into [-180, 180].
     xs = [((float(x) - lon + 540.0) % 360.0) - 180.0 + lon for x in lons]
     ys = [max(-90.0, min(90.0, float(y))) for y in lats]
     poly = Polygon(list(zip(xs, ys, strict=True)))
-    if not poly.is_valid:  # a circle around a pole
-        poly = _polygonal(make_valid(poly)) or poly.convex_hull
     if min(xs) >= -180 and max(xs) <= 180:
         return poly
     parts: list[Polygon] = []
@@ -674,6 +693,17 @@ def circle_polygon(lon: float, lat: float, radius_m: float) -> Polygon | MultiPo
         piece = translate(poly, xoff=shift).intersection(box(-180, -90, 180, 90))
         parts.extend(p for p in getattr(piece, "geoms", [piece]) if p.geom_type == "Polygon")
     return parts[0] if len(parts) == 1 else MultiPolygon(parts)
+
+
+def _polar_cap(lons: Any, lats: Any, pole: float) -> Polygon:
+    ring = sorted(
+        ((float(x) + 180.0) % 360.0 - 180.0, float(y)) for x, y in zip(lons, lats, strict=True)
+    )
+    # Close the ring at the antimeridian, at the latitude between its two ends.
+    (x0, y0), (x1, y1) = ring[0], ring[-1]
+    span = (x0 + 180.0) + (180.0 - x1)
+    seam = y1 if span == 0 else y1 + (y0 - y1) * (180.0 - x1) / span
+    return Polygon([(-180.0, seam), *ring, (180.0, seam), (180.0, pole), (-180.0, pole)])
 
 
 # --- entry point ----------------------------------------------------------------------
