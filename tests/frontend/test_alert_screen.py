@@ -30,9 +30,8 @@ from core.config import Settings
 from core.db import make_engine, make_sessionmaker, session_scope
 from tests.command.test_alerts_api import alert_xml, ref, square
 from tests.conftest import point, serve_in_thread
-from tests.frontend import test_live_screens as live_screens
-from tests.frontend.conftest import BIG_SCREEN
-from tests.frontend.test_live_screens import (
+from tests.frontend.conftest import (
+    BIG_SCREEN,
     CENTRE,
     Api,
     _eventually,
@@ -42,10 +41,6 @@ from tests.frontend.test_live_screens import (
 )
 
 pytestmark = pytest.mark.browser
-
-# The demo city with its roads, and fresh pages, as the other live screens have them.
-demo_database = live_screens.demo_database
-open_page = live_screens.open_page
 
 SECRET_KEY = secrets.token_urlsafe(48)
 TIMEZONE = "Asia/Shanghai"  # the browser's: times on the screen are local
@@ -57,7 +52,7 @@ STORM_AT = (CENTRE[0] + 0.0045, CENTRE[1] - 0.004)
 
 @pytest.fixture(scope="module")
 def live_server(demo_database: tuple[str, Any]) -> Iterator[str]:
-    """As in test_live_screens, with a secret key we know (API keys are sealed with it)."""
+    """As the shared one (conftest), with a secret key we know (API keys are sealed with it)."""
     url, graph = demo_database
     settings = Settings(
         env="test",

@@ -9,149 +9,31 @@ PostGIS, fails when CI=true. Screenshots go to tests/screenshots/ (looked at by 
 
 from __future__ import annotations
 
-import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx2 as httpx
 import pytest
 from sqlalchemy import text
 
-from command import roads
-from command.app import create_app
-from command.migrate import upgrade
-from command.seed import seed_demo
-from core.config import Settings
-from core.db import make_engine, make_sessionmaker, session_scope
-from gis.roads_db import write_roads
-from tests.conftest import _unavailable, create_database, drop_database, serve_in_thread
-from tests.frontend.conftest import BIG_SCREEN, PHONE, SCREENSHOTS, demo_units
+from core.db import make_engine
+from tests.frontend.conftest import (
+    BIG_SCREEN,
+    CENTRE,
+    PHONE,
+    Api,
+    _eventually,
+    demo_units,
+    login_form,
+    shot,
+    source_ids,
+)
 
 pytestmark = pytest.mark.browser
 
-DEMO_PASSWORD = "demo-live-" + secrets.token_hex(6)
-TIMEOUT_MS = 20_000
-CENTRE = (24.9443, 60.1716)  # lon, lat of the demo city
 
-
-def _eventually(check: Callable[[], Any], what: str, timeout_s: float = 15.0) -> Any:
-    """Poll ``check`` until it returns something truthy; fail naming ``what``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
-# --- fixtures ----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def demo_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
-    """A committed, migrated database: the demo city, its users and its road network."""
-    try:
-        url = create_database("emergency_live")
-    except Exception as exc:
-        _unavailable(f"no PostGIS: {str(exc).splitlines()[0]}")
-        raise
-    try:
-        upgrade(url)
-        settings = Settings(env="test", database_url=url)
-        loaded = roads.load(settings)
-        engine = make_engine(url, pool_size=1)
-        try:
-            with session_scope(make_sessionmaker(engine)) as session:
-                seed_demo(session, demo_password=DEMO_PASSWORD)
-                meta = loaded.graph.meta
-                write_roads(
-                    session,
-                    loaded.graph,
-                    source=str(meta.get("source", "demo")),
-                    sha256=str(meta["sha256"]),
-                    profile_key=str(meta["profile_key"]),
-                )
-        finally:
-            engine.dispose()
-        yield url, loaded.graph
-    finally:
-        drop_database(url)
-
-
-@pytest.fixture(scope="module")
-def database_url(demo_database: tuple[str, Any]) -> str:
-    return demo_database[0]
-
-
-@pytest.fixture(scope="module")
-def live_server(demo_database: tuple[str, Any]) -> Iterator[str]:
-    """The app with its realtime hub under uvicorn in a background thread."""
-    url, graph = demo_database
-    settings = Settings(
-        env="test",
-        database_url=url,
-        secret_key=secrets.token_urlsafe(48),
-        realtime=True,
-        ws_ack_timeout_s=2.0,
-        bus_poll_interval_s=0.5,
-    )
-    with serve_in_thread(create_app(settings, graph=graph)) as base:
-        yield base
-
-
-@pytest.fixture
-def open_page(browser: Any, live_server: str) -> Iterator[Callable[..., Any]]:
-    """A factory: a fresh page in its own context (empty storage), collecting JS errors."""
-    contexts: list[Any] = []
-
-    def open_(path: str, viewport: dict[str, int], **options: Any) -> Any:
-        context = browser.new_context(viewport=viewport, base_url=live_server, **options)
-        context.set_default_timeout(TIMEOUT_MS)
-        contexts.append(context)
-        errors: list[str] = []
-        page = context.new_page()
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.on(
-            "console",
-            lambda msg: errors.append(msg.text) if msg.type == "error" else None,
-        )
-        page.on(
-            "response",
-            lambda r: errors.append(f"HTTP {r.status} {r.url}") if r.status >= 400 else None,
-        )
-        page.js_errors = errors
-        page.goto(path)
-        return page
-
-    yield open_
-    for context in contexts:
-        context.close()
-
-
-class Api:
-    """REST calls as one demo user."""
-
-    def __init__(self, base: str, username: str) -> None:
-        self.base = base
-        response = httpx.post(
-            f"{base}/api/auth/token", json={"username": username, "password": DEMO_PASSWORD}
-        )
-        assert response.status_code == 200, response.text
-        self.headers = {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-    def get(self, path: str) -> Any:
-        response = httpx.get(f"{self.base}{path}", headers=self.headers, timeout=10)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def post(self, path: str, body: dict[str, Any], status: int = 200) -> Any:
-        response = httpx.post(f"{self.base}{path}", json=body, headers=self.headers, timeout=10)
-        assert response.status_code == status, response.text
-        return response.json()
+# --- helpers -----------------------------------------------------------------------
 
 
 def new_incident(api: Api, title: str, lon: float, lat: float, **props: Any) -> dict[str, Any]:
@@ -184,26 +66,6 @@ def event_seqs(database_url: str, topic: str, type_: str, entity_id: int) -> lis
             return [int(r[0]) for r in rows]
     finally:
         engine.dispose()
-
-
-def shot(page: Any, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / name))
-
-
-def login_form(page: Any, username: str) -> None:
-    page.fill("#login input[name=username]", username)
-    page.fill("#login input[name=password]", DEMO_PASSWORD)
-    page.click("#login button[type=submit]")
-
-
-def source_ids(page: Any, source: str) -> list[int]:
-    return list(
-        page.evaluate(
-            "async (s) => (await window.__map.getSource(s).getData()).features.map(f => f.id)",
-            source,
-        )
-    )
 
 
 def source_feature(page: Any, source: str, fid: int) -> Any:

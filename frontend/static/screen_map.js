@@ -1,0 +1,234 @@
+// Big screen, the map: MapLibre over our own road tiles, the situation's sources and
+// layers (zones hatched when they close roads, the proposal's routes and staging point),
+// callsign labels kept from overlapping, and the legend. Tests read window.__map.
+import { label } from "/static/screen_i18n.js";
+import { SEVERITY_COLORS, UNIT_COLORS, UNIT_STATUSES, live, shownZones, state } from "/static/screen_state.js";
+
+const ROAD_CLOSED = "#ff3b3b";
+const CENTER = [24.9443, 60.1716];  // the demo city; fitted to the data once it arrives
+
+const params = new URLSearchParams(location.search);
+const ROAD_STYLE = {
+  version: 8,
+  sources: {
+    roads: {
+      type: "vector",
+      tiles: [`${location.origin}/tiles/roads/{z}/{x}/{y}.mvt`],
+      minzoom: 0,
+      maxzoom: 16,
+      attribution: '© <a href="https://www.openstreetmap.org/copyright">OpenStreetMap contributors</a>',
+    },
+  },
+  layers: [
+    { id: "background", type: "background", paint: { "background-color": "#0b1322" } },
+    {
+      id: "roads-minor", type: "line", source: "roads", "source-layer": "roads",
+      filter: ["!", ["in", ["get", "highway"], ["literal", ["motorway", "trunk", "primary", "secondary", "motorway_link", "trunk_link", "primary_link"]]]],
+      paint: { "line-color": "#23324d", "line-width": ["interpolate", ["linear"], ["zoom"], 12, 0.5, 17, 3] },
+    },
+    {
+      id: "roads-secondary", type: "line", source: "roads", "source-layer": "roads",
+      filter: ["in", ["get", "highway"], ["literal", ["secondary", "primary_link"]]],
+      paint: { "line-color": "#31476b", "line-width": ["interpolate", ["linear"], ["zoom"], 12, 1, 17, 5] },
+    },
+    {
+      id: "roads-major", type: "line", source: "roads", "source-layer": "roads",
+      filter: ["in", ["get", "highway"], ["literal", ["motorway", "trunk", "primary", "motorway_link", "trunk_link"]]],
+      paint: { "line-color": "#41608f", "line-width": ["interpolate", ["linear"], ["zoom"], 10, 1, 17, 7] },
+    },
+  ],
+};
+
+const empty = () => ({ type: "FeatureCollection", features: [] });
+export const map = new maplibregl.Map({
+  container: "map",
+  style: params.get("style") || ROAD_STYLE,
+  center: CENTER,
+  zoom: 14.5,
+  attributionControl: false,
+  preserveDrawingBuffer: true,  // screenshots of the canvas
+});
+map.addControl(new maplibregl.AttributionControl({ compact: false,
+  customAttribution: '© <a href="https://www.openstreetmap.org/copyright">OpenStreetMap contributors</a>' }));
+map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-left");
+map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-left");
+window.__map = map;
+
+/** Diagonal red stripes: the fill of a zone that closes its roads. */
+function hatchImage(size = 16) {
+  const canvas = document.createElement("canvas");
+  canvas.width = size;
+  canvas.height = size;
+  const g = canvas.getContext("2d");
+  g.strokeStyle = "rgba(255, 59, 59, 0.75)";
+  g.lineWidth = 2.5;
+  g.beginPath();
+  for (const o of [-size, 0, size]) { g.moveTo(o, size); g.lineTo(o + size, 0); }
+  g.stroke();
+  return g.getImageData(0, 0, size, size);
+}
+
+/** The situation's sources and layers, once the style has loaded; a zone clicked is passed on. */
+export function addOverlays(onZoneClick) {
+  for (const id of ["zones", "proposal", "shelters", "incidents", "units"]) map.addSource(id, { type: "geojson", data: empty() });
+  map.addImage("hatch-red", hatchImage());
+  const blocks = ["==", ["get", "blocks_roads"], true];
+  map.addLayer({ id: "zones-fill", type: "fill", source: "zones",
+    paint: { "fill-color": ["match", ["get", "severity"], "extreme", "#d00000", "severe", "#ff5a36", "moderate", "#ffae42", "#f9e076"], "fill-opacity": 0.22 } });
+  map.addLayer({ id: "zones-hatch", type: "fill", source: "zones", filter: blocks,
+    paint: { "fill-pattern": "hatch-red" } });
+  map.addLayer({ id: "zones-line", type: "line", source: "zones", filter: ["!", blocks],
+    paint: { "line-color": "#ff8c42", "line-width": 2, "line-dasharray": [2, 1] } });
+  map.addLayer({ id: "zones-blocked-line", type: "line", source: "zones", filter: blocks,
+    paint: { "line-color": ROAD_CLOSED, "line-width": 3.5 } });
+  map.addLayer({ id: "zones-selected", type: "line", source: "zones", filter: ["==", ["id"], -1],
+    paint: { "line-color": "#ffffff", "line-width": 2, "line-offset": -3 } });
+  map.addLayer({ id: "proposal-routes-casing", type: "line", source: "proposal",
+    filter: ["==", ["geometry-type"], "LineString"], layout: { "line-cap": "round", "line-join": "round" },
+    paint: { "line-color": "#05090f", "line-width": 7, "line-opacity": 0.7, "line-offset": ["get", "offset"] } });
+  map.addLayer({ id: "proposal-routes", type: "line", source: "proposal",
+    filter: ["==", ["geometry-type"], "LineString"], layout: { "line-cap": "round", "line-join": "round" },
+    paint: { "line-color": ["get", "color"], "line-width": 3.5, "line-offset": ["get", "offset"] } });
+  map.addLayer({ id: "proposal-shelters", type: "circle", source: "proposal",
+    filter: ["==", ["get", "kind"], "shelter"],
+    paint: { "circle-radius": 12, "circle-opacity": 0, "circle-stroke-color": "#2ec4b6", "circle-stroke-width": 2.5 } });
+  map.addLayer({ id: "shelters", type: "circle", source: "shelters",
+    paint: { "circle-radius": 6, "circle-color": "#2ec4b6", "circle-stroke-color": "#e6fffb", "circle-stroke-width": 1.5,
+      "circle-opacity": ["case", ["==", ["get", "status"], "open"], 1, 0.4] } });
+  map.addLayer({ id: "incidents-halo", type: "circle", source: "incidents",
+    paint: { "circle-radius": 18, "circle-color": ["match", ["get", "severity"], ...Object.entries(SEVERITY_COLORS).flat(), "#ffae42"],
+      "circle-opacity": ["case", ["in", ["get", "status"], ["literal", ["reported", "verified"]]], 0.35, 0.15], "circle-blur": 0.6 } });
+  map.addLayer({ id: "incidents", type: "circle", source: "incidents",
+    paint: { "circle-radius": 9, "circle-color": ["match", ["get", "severity"], ...Object.entries(SEVERITY_COLORS).flat(), "#ffae42"],
+      "circle-stroke-width": 3,
+      "circle-stroke-color": ["match", ["get", "status"], "reported", "#ffffff", "verified", "#ffd23f", "dispatched", "#ff9f1c", "on_scene", "#ff4d6d", "#7d8597"] } });
+  map.addLayer({ id: "units", type: "circle", source: "units",
+    paint: { "circle-radius": 6, "circle-color": ["match", ["get", "status"], ...Object.entries(UNIT_COLORS).flat(), "#cccccc"],
+      "circle-stroke-color": "#0b1322", "circle-stroke-width": 1.5 } });
+  map.addLayer({ id: "proposal-staging", type: "circle", source: "proposal",
+    filter: ["==", ["get", "kind"], "staging"],
+    paint: { "circle-radius": 9, "circle-color": "#ffffff", "circle-stroke-color": "#7b2cbf", "circle-stroke-width": 4 } });
+  map.on("click", "zones-fill", (e) => {
+    if (e.features && e.features.length) onZoneClick(e.features[0].id);
+  });
+  map.on("mouseenter", "zones-fill", () => { map.getCanvas().style.cursor = "pointer"; });
+  map.on("mouseleave", "zones-fill", () => { map.getCanvas().style.cursor = ""; });
+}
+
+/** Where to draw a feature as one point: itself, or the middle of its bounding box. */
+export function centreOf(geometry) {
+  if (geometry.type === "Point") return geometry.coordinates;
+  const b = new maplibregl.LngLatBounds();
+  const walk = (c) => { if (typeof c[0] === "number") b.extend(c); else c.forEach(walk); };
+  walk(geometry.coordinates);
+  return b.getCenter().toArray();
+}
+
+// Incidents from alerts carry the alert's area; the map marks them at its middle.
+const asPoint = (f) => (!f.geometry || f.geometry.type === "Point" ? f
+  : { ...f, geometry: { type: "Point", coordinates: centreOf(f.geometry) } });
+
+// Callsigns as HTML labels (no glyph server offline); units at one spot share a label.
+const labels = new Map();
+function drawLabels() {
+  const groups = new Map();
+  for (const u of state.units.values()) {
+    if (!u.geometry) continue;
+    const [lon, lat] = u.geometry.coordinates;
+    const key = `${lon.toFixed(4)},${lat.toFixed(4)}`;
+    if (!groups.has(key)) groups.set(key, { at: [lon, lat], units: [] });
+    groups.get(key).units.push(u);
+  }
+  const seen = new Set();
+  for (const [key, g] of groups) {
+    seen.add(key);
+    g.units.sort((a, b) => (a.properties.status === "available") - (b.properties.status === "available")
+      || a.properties.callsign.localeCompare(b.properties.callsign));
+    const shown = g.units.slice(0, 3).map((u) => u.properties.callsign).join(" ");
+    const text = g.units.length > 3 ? `${shown} +${g.units.length - 3}` : shown;
+    let marker = labels.get(key);
+    if (!marker) {
+      const el = document.createElement("div");
+      el.className = "unit-label";
+      marker = new maplibregl.Marker({ element: el, anchor: "left", offset: [9, 0] }).setLngLat(g.at).addTo(map);
+      labels.set(key, marker);
+    }
+    const el = marker.getElement();
+    el.textContent = text;
+    el.dataset.units = g.units.map((u) => u.properties.callsign).join(",");
+    el.classList.toggle("busy", g.units.some((u) => u.properties.status !== "available"));
+  }
+  for (const [key, marker] of labels) if (!seen.has(key)) { marker.remove(); labels.delete(key); }
+  declutter();
+}
+
+/** Hide labels that would overlap one already placed (busy units are placed first). */
+function declutter() {
+  // Incidents first: a callsign never hides one.
+  const box = map.getContainer().getBoundingClientRect();
+  const placed = [...state.incidents.values()].filter((f) => f.geometry).map((f) => {
+    const p = map.project(centreOf(f.geometry));
+    const x = box.left + p.x;
+    const y = box.top + p.y;
+    return { left: x - 13, right: x + 13, top: y - 13, bottom: y + 13 };
+  });
+  const busy = (m) => (m.getElement().classList.contains("busy") ? 1 : 0);
+  for (const marker of [...labels.values()].sort((a, b) => busy(b) - busy(a))) {
+    const el = marker.getElement();
+    const r = el.getBoundingClientRect();
+    const hit = placed.some((p) => r.left < p.right + 2 && r.right + 2 > p.left && r.top < p.bottom + 1 && r.bottom + 1 > p.top);
+    el.classList.toggle("hidden", hit);
+    if (!hit) placed.push(r);
+  }
+}
+
+let zonesShown = "";  // the zone ids on the map, to notice one starting or ending
+
+/** The situation onto the map's sources (once they exist), then labels and the first fit. */
+export function drawSituation() {
+  if (!map.getSource("units")) return;
+  // Features with no location (an alert area that could not be read) stay off the map.
+  const fc = (features) => ({ type: "FeatureCollection", features: features.filter((f) => f.geometry) });
+  map.getSource("incidents").setData(fc([...state.incidents.values()].map(asPoint)));
+  map.getSource("units").setData(fc([...state.units.values()]));
+  map.getSource("shelters").setData(fc([...state.shelters.values()]));
+  const zones = shownZones();
+  map.getSource("zones").setData(fc(zones));
+  zonesShown = zones.map((f) => f.id).join();
+  drawLabels();
+  fitOnce();
+}
+
+/** Whether a zone has started or ended since the map was last drawn. */
+export const zonesStale = () => shownZones().map((f) => f.id).join() !== zonesShown;
+
+function fitOnce() {
+  if (live.fitted || state.units.size === 0) return;
+  const b = new maplibregl.LngLatBounds();
+  for (const m of [state.units, state.shelters, state.incidents]) {
+    for (const f of m.values()) if (f.geometry && f.geometry.type === "Point") b.extend(f.geometry.coordinates);
+  }
+  if (!b.isEmpty()) map.fitBounds(b, { padding: 60, duration: 0, maxZoom: 16 });
+  live.fitted = true;
+}
+
+map.on("moveend", declutter);
+
+export function legend() {
+  const rows = [
+    ...Object.entries(SEVERITY_COLORS).map(([k, c]) => [c, `${label("legend", "incident")} · ${label("severity", k)}`, "dot big"]),
+    ...UNIT_STATUSES.map((s) => [UNIT_COLORS[s], `${label("legend", "unit")} · ${label("status", s)}`, "dot"]),
+    ["#2ec4b6", label("legend", "shelter"), "dot"],
+    ["#ff8c42", label("legend", "zone"), "box"],
+    [null, label("legend", "roadsClosed"), "box hatch"],
+    [null, label("legend", "staging"), "dot staging"],
+  ];
+  document.getElementById("legend").replaceChildren(...rows.map(([color, text, cls]) => {
+    const span = document.createElement("span");
+    const i = document.createElement("i");
+    i.className = cls;
+    if (color) i.style.background = color;
+    span.append(i, text);
+    return span;
+  }));
+}

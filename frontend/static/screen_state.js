@@ -1,0 +1,172 @@
+// Big screen, what every part shares: the constants, the session's token, the situation
+// (the `situation` topic's snapshot with its events applied in seq order), the alerts, the
+// test hook window.__live, and the one-draw-per-frame scheduler.
+
+export const UNIT_STATUSES = ["available", "assigned", "en_route", "on_scene", "returning", "out_of_service"];
+export const UNIT_COLORS = { available: "#4cd38a", assigned: "#ffd23f", en_route: "#ff9f1c",
+  on_scene: "#ff4d6d", returning: "#5bc0eb", out_of_service: "#7d8597" };
+export const SEVERITY_COLORS = { minor: "#f9e076", moderate: "#ffae42", severe: "#ff5a36", extreme: "#d00000" };
+// The same levels as text on the dark panels (the deep reds are unreadable there).
+export const SEVERITY_TEXT = { minor: "#f9e076", moderate: "#ffbe66", severe: "#ff8a6b", extreme: "#ff6b6b" };
+const OPEN_INCIDENT = new Set(["reported", "verified", "dispatched", "on_scene"]);
+const ACTIVE_TASK = new Set(["assigned", "accepted", "en_route", "on_scene"]);
+export const ENDED_INCIDENT = new Set(["closed", "cancelled"]);
+export const ALERTS_MAX = 20;
+
+// A live binding, like `lang`: only setToken changes it (sessionStorage is the caller's).
+export let token = sessionStorage.getItem("token");
+export function setToken(next) { token = next; }
+
+// --- state ---------------------------------------------------------------------------
+export const state = {
+  incidents: new Map(), units: new Map(), tasks: new Map(), shelters: new Map(),
+  stock: new Map(), zones: new Map(),
+};
+export const alerts = new Map();  // alert id -> what intake did with it (see alertRecord)
+export const live = {
+  topics: {}, state: "idle", counts: {}, events: 0, mapLoaded: false, fitted: false,
+  feed: [], alertsLoaded: false, proposal: null,
+};
+window.__live = live;
+
+export function counts() {
+  const units = Object.fromEntries(UNIT_STATUSES.map((s) => [s, 0]));
+  for (const u of state.units.values()) units[u.properties.status] = (units[u.properties.status] || 0) + 1;
+  let tasksActive = 0;
+  let unacked = 0;
+  for (const task of state.tasks.values()) {
+    if (!ACTIVE_TASK.has(task.status)) continue;
+    tasksActive += 1;
+    if (!task.acknowledged_at) unacked += 1;
+  }
+  return {
+    incidents_open: [...state.incidents.values()].filter((f) => OPEN_INCIDENT.has(f.properties.status)).length,
+    units, units_total: state.units.size, tasks_active: tasksActive, tasks_unacked: unacked,
+    shelters: state.shelters.size, zones: shownZones().length,
+  };
+}
+
+/** Not ended: active and its end (if any) still ahead. Such a zone stays in state. */
+function zoneLive(f) {
+  const p = f.properties;
+  return p.status === "active" && (!p.ends_at || Date.parse(p.ends_at) > Date.now());
+}
+
+/** On the map now: live and already started. */
+function zoneActive(f) {
+  const p = f.properties;
+  return zoneLive(f) && (!p.starts_at || Date.parse(p.starts_at) <= Date.now());
+}
+
+export const shownZones = () => [...state.zones.values()].filter(zoneActive);
+
+/** Drop zones whose end has passed (the server ends them too, a little later). */
+export function pruneZones() {
+  let changed = false;
+  for (const [id, f] of state.zones) if (!zoneLive(f)) { state.zones.delete(id); changed = true; }
+  return changed;
+}
+
+export function applySnapshot(snapshot) {
+  const fill = (map, items, key = (x) => x.id) => { map.clear(); for (const x of items || []) map.set(key(x), x); };
+  fill(state.incidents, snapshot.incidents);
+  fill(state.units, snapshot.units);
+  fill(state.tasks, snapshot.tasks);
+  fill(state.shelters, snapshot.shelters);
+  fill(state.stock, snapshot.stock);
+  fill(state.zones, (snapshot.warning_zones || []).filter(zoneLive));
+  dirty.side = true;
+}
+
+const SIDE_ENTITIES = new Set(["alert", "incident", "task", "warning_zone", "shelter"]);
+
+export function applyEvent(name, data) {
+  const [entity, action] = name.split(".", 2);
+  if (SIDE_ENTITIES.has(entity)) dirty.side = true;
+  switch (entity) {
+    case "incident":
+      if (ENDED_INCIDENT.has(data.properties.status)) state.incidents.delete(data.id);
+      else state.incidents.set(data.id, data);
+      break;
+    case "unit":
+      if (action === "position_reported") {
+        const unit = state.units.get(data.unit_id);
+        if (unit) {
+          unit.geometry = { type: "Point", coordinates: [data.lon, data.lat] };
+          if (data.status) unit.properties.status = data.status;
+        }
+      } else if (data && data.type === "Feature") {
+        state.units.set(data.id, data);
+      }
+      break;
+    case "task": {
+      const { incident, ...task } = data;
+      if (incident) state.incidents.set(incident.id, incident);
+      if (ACTIVE_TASK.has(task.status)) state.tasks.set(task.id, task);
+      else state.tasks.delete(task.id);
+      break;
+    }
+    case "shelter":
+      if (data && data.type === "Feature") state.shelters.set(data.id, data);
+      break;
+    case "stock":
+      if (data && data.id !== undefined) state.stock.set(data.id, data);
+      break;
+    case "warning_zone":
+      if (data && data.type === "Feature") {
+        if (zoneLive(data) && action !== "deleted" && action !== "ended") state.zones.set(data.id, data);
+        else state.zones.delete(data.id);
+      }
+      break;
+    case "alert":
+      if (action === "received" && data && !data.drill) addAlert(data, true);
+      break;
+    default:
+      break;
+  }
+  return entity;
+}
+
+/** One alert as listed: the REST summary (its `result` is the intake answer) or the
+ * payload of `alert.received` (the answer itself). */
+export function alertRecord(x) {
+  const merged = { ...(x.result || {}), ...x };
+  return { ...merged, id: merged.alert_id ?? merged.id, warnings: merged.warnings || [] };
+}
+
+export function addAlert(x, fresh) {
+  const a = alertRecord(x);
+  const old = alerts.get(a.id);
+  if (old) Object.assign(a, { severity: a.severity || old.severity, arrivedAt: old.arrivedAt, detailAsked: old.detailAsked });
+  if (fresh) a.arrivedAt = Date.now();
+  alerts.set(a.id, a);
+  if (alerts.size > ALERTS_MAX * 3) {
+    for (const id of [...alerts.keys()].sort((p, q) => p - q).slice(0, alerts.size - ALERTS_MAX)) alerts.delete(id);
+  }
+  dirty.side = true;
+}
+
+// --- drawing -------------------------------------------------------------------------
+// At most one draw per animation frame, however many events come in it; screen.js says
+// what a draw is.
+export const dirty = { side: true };  // side: the alert and review lists need drawing again
+let draw = () => {};
+let drawQueued = false;
+
+export function onDraw(fn) { draw = fn; }
+
+export function redraw() {
+  if (drawQueued) return;
+  drawQueued = true;
+  requestAnimationFrame(() => {
+    drawQueued = false;
+    draw();
+  });
+}
+
+export function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined && text !== null) e.textContent = text;
+  return e;
+}
