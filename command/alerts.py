@@ -226,7 +226,7 @@ def intake(
     A duplicate (same sender, identifier, sent) returns the first answer and False."""
     now = now or utcnow()
     drill = alert.status in DRILL_STATUSES
-    row_id = session.scalar(
+    row = session.scalars(
         insert(Alert)
         .values(
             identifier=alert.identifier, sender=alert.sender, sent=alert.sent,
@@ -239,9 +239,9 @@ def intake(
             received_by=principal.actor[:160], warnings=[], result={},
         )
         .on_conflict_do_nothing(constraint="uq_alert_key")
-        .returning(Alert.id)
-    )  # fmt: skip
-    if row_id is None:  # already received (or received concurrently and now committed)
+        .returning(Alert)
+    ).one_or_none()  # fmt: skip
+    if row is None:  # already received (or received concurrently and now committed)
         first = session.scalar(
             select(Alert).where(
                 Alert.sender == alert.sender,
@@ -251,8 +251,6 @@ def intake(
         )
         assert first is not None
         return {**first.result, "duplicate": True}, False
-    row = session.get(Alert, row_id)
-    assert row is not None
     warnings = [w.as_dict() for w in alert.warnings]
     _store_parts(session, row, alert)
     referenced = _referenced(session, alert)
@@ -347,28 +345,37 @@ def _answer(row: Alert, alert: ParsedAlert, out: Outcome) -> dict[str, Any]:
 
 
 def _store_parts(session: Session, row: Alert, alert: ParsedAlert) -> None:
-    for position, info in enumerate(alert.infos, start=1):
-        info_row = AlertInfo(
-            alert_id=row.id, position=position, language=info.language[:40],
-            categories=info.categories, event=info.event, response_types=info.response_types,
-            urgency=info.urgency, severity=info.severity, certainty=info.certainty,
-            audience=info.audience, event_codes=info.event_codes, effective=info.effective,
-            onset=info.onset, expires=info.expires, sender_name=info.sender_name,
-            headline=info.headline, description=info.description,
-            instruction=info.instruction, web=info.web, contact=info.contact,
-            parameters=info.parameters, resources=info.resources,
-        )  # fmt: skip
-        session.add(info_row)
-        flush(session)
-        for k, area in enumerate(info.areas, start=1):
-            session.add(
-                AlertArea(
-                    alert_id=row.id, info_id=info_row.id, position=k, area_desc=area.desc,
-                    polygons=area.polygons, circles=area.circles, geocodes=area.geocodes,
-                    altitude=area.altitude, ceiling=area.ceiling,
-                    geom=None if area.shape is None else from_shape(area.shape, srid=4326),
-                )
-            )  # fmt: skip
+    """The info blocks and areas: one INSERT for each kind, whatever their number."""
+    if not alert.infos:
+        return
+    info_ids = session.scalars(
+        insert(AlertInfo).returning(AlertInfo.id, sort_by_parameter_order=True),
+        [
+            dict(
+                alert_id=row.id, position=position, language=info.language[:40],
+                categories=info.categories, event=info.event,
+                response_types=info.response_types, urgency=info.urgency,
+                severity=info.severity, certainty=info.certainty, audience=info.audience,
+                event_codes=info.event_codes, effective=info.effective, onset=info.onset,
+                expires=info.expires, sender_name=info.sender_name, headline=info.headline,
+                description=info.description, instruction=info.instruction, web=info.web,
+                contact=info.contact, parameters=info.parameters, resources=info.resources,
+            )
+            for position, info in enumerate(alert.infos, start=1)
+        ],
+    ).all()  # fmt: skip
+    areas = [
+        dict(
+            alert_id=row.id, info_id=info_id, position=k, area_desc=area.desc,
+            polygons=area.polygons, circles=area.circles, geocodes=area.geocodes,
+            altitude=area.altitude, ceiling=area.ceiling,
+            geom=None if area.shape is None else from_shape(area.shape, srid=4326),
+        )
+        for info_id, info in zip(info_ids, alert.infos, strict=True)
+        for k, area in enumerate(info.areas, start=1)
+    ]  # fmt: skip
+    if areas:
+        session.execute(insert(AlertArea), areas)
 
 
 def _superseded_by(

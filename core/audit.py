@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Identity, String, func, select
+from sqlalchemy import BigInteger, DateTime, Identity, String, func, insert, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -105,6 +105,46 @@ def record(
     session.add(row)
     session.flush()
     return row
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One audit row to append (see :func:`record_many`)."""
+
+    actor: str
+    action: str
+    entity: str
+    entity_id: object | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+def record_many(session: Session, entries: list[Entry]) -> None:
+    """Append ``entries`` in order, chained, with one lock, one head read and one INSERT:
+    a transaction's whole chain segment costs three round trips, not three per row."""
+    if not entries:
+        return
+    session.execute(select(func.pg_advisory_xact_lock(_LOCK_KEY)))
+    prev = session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
+    prev = prev or GENESIS
+    at = utcnow()
+    rows = []
+    for e in entries:
+        fields = {
+            "at": at,
+            "actor": e.actor,
+            "action": e.action,
+            "entity": e.entity,
+            "entity_id": None if e.entity_id is None else str(e.entity_id),
+            "before": _canonical(e.before),
+            "after": _canonical(e.after),
+        }
+        digest = row_hash(prev, **fields)
+        rows.append({**fields, "prev_hash": prev, "hash": digest})
+        prev = digest
+    # One INSERT (psycopg sends the rows as one multi-row VALUES); identity ids follow the
+    # rows' order, so the chain order is the id order.
+    session.execute(insert(AuditEvent), rows)
 
 
 @dataclass(frozen=True)

@@ -74,18 +74,13 @@ def record_change(
 def write_pending(session: Session) -> int:
     """Write the collected audit rows and events now; returns how many changes."""
     pending: list[_Change] = session.info.pop(_PENDING, [])
-    for change in pending:
-        audit.record(
-            session,
-            actor=change.actor,
-            action=change.action,
-            entity=change.entity,
-            entity_id=change.entity_id,
-            before=change.before,
-            after=change.after,
-        )
-        for topic in change.topics:
-            outbox.publish(session, topic=topic, type=change.action, payload=change.payload)
+    audit.record_many(
+        session,
+        [audit.Entry(c.actor, c.action, c.entity, c.entity_id, c.before, c.after) for c in pending],
+    )
+    outbox.publish_many(
+        session, [(topic, c.action, c.payload) for c in pending for topic in c.topics]
+    )
     return len(pending)
 
 

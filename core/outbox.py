@@ -98,6 +98,46 @@ def publish(session: Session, *, topic: str, type: str, payload: dict[str, Any])
     return event
 
 
+# One round trip per topic: reserve the seqs (locking the topic's counter row until commit),
+# insert the events in order, and NOTIFY each id (delivered only if the transaction commits).
+_PUBLISH_SQL = text(
+    """
+    WITH reserved AS (
+        INSERT INTO topic_seq AS t (topic, last_seq) VALUES (:topic, :count)
+        ON CONFLICT (topic) DO UPDATE SET last_seq = t.last_seq + :count
+        RETURNING last_seq
+    ), added AS (
+        INSERT INTO event (topic, seq, type, payload, created_at)
+        SELECT :topic, reserved.last_seq - :count + r.n, r.type, r.payload, clock_timestamp()
+        FROM reserved,
+             jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(n int, type text, payload jsonb)
+        ORDER BY r.n
+        RETURNING id, seq
+    )
+    SELECT id, pg_notify(:channel, id::text) FROM added ORDER BY seq
+    """
+)
+
+
+def publish_many(session: Session, events: list[tuple[str, str, dict[str, Any]]]) -> list[int]:
+    """Add ``(topic, type, payload)`` events in order, as :func:`publish` does one: one
+    statement per topic (topics locked in name order)."""
+    by_topic: dict[str, list[dict[str, Any]]] = {}
+    for topic, type_, payload in events:
+        rows = by_topic.setdefault(topic, [])
+        rows.append({"n": len(rows) + 1, "type": type_, "payload": payload})
+    ids: list[int] = []
+    for topic in sorted(by_topic):
+        rows = by_topic[topic]
+        found = session.execute(
+            _PUBLISH_SQL,
+            {"topic": topic, "count": len(rows), "rows": json.dumps(rows, default=str),
+             "channel": NOTIFY_CHANNEL},
+        )  # fmt: skip
+        ids.extend(int(r[0]) for r in found)
+    return ids
+
+
 def events_after(session: Session, *, topic: str, seq: int, limit: int = 1000) -> list[Event]:
     """Events of ``topic`` with a sequence number above ``seq``, in order."""
     stmt = (

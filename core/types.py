@@ -14,7 +14,12 @@ def utcnow() -> datetime:
 
 
 class Timestamps:
-    """`created_at` / `updated_at`, set by the database and by SQLAlchemy on update."""
+    """`created_at` / `updated_at`, set by the database and by SQLAlchemy on update.
+
+    Server-generated values come back in the INSERT's RETURNING (eager defaults), so
+    reading a row just written costs no second round trip."""
+
+    __mapper_args__ = {"eager_defaults": True}
 
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False
