@@ -391,7 +391,7 @@ def _superseded_by(
         return session.scalar(
             select(Alert)
             .where(
-                func.coalesce(Alert.thread_id, Alert.id).in_(threads),
+                Alert.thread_id.in_(threads),
                 Alert.id != row.id,
                 Alert.msg_type.in_(("Alert", "Update", "Cancel")),
                 Alert.sent > alert.sent,
@@ -508,9 +508,7 @@ class _Live:
     # the thread
 
     def _thread_alerts(self, threads: list[int]) -> Any:
-        return select(Alert.id).where(
-            func.coalesce(Alert.thread_id, Alert.id).in_(threads), Alert.id != self.row.id
-        )
+        return select(Alert.id).where(Alert.thread_id.in_(threads), Alert.id != self.row.id)
 
     def _open_incidents(self, threads: list[int]) -> list[Incident]:
         stmt = (

@@ -354,6 +354,8 @@ class WarningZone(Timestamps, Base):
         CheckConstraint(wgs84_range(), name="geom_range"),
         CheckConstraint("GeometryType(geom) IN ('POLYGON', 'MULTIPOLYGON')", name="geom_type"),
         CheckConstraint("ends_at IS NULL OR ends_at >= starts_at", name="period"),
+        Index("ix_warning_zone_alert", "alert_id"),
+        Index("ix_warning_zone_active_ends", "ends_at", postgresql_where=text("status = 'active'")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
