@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
@@ -104,6 +105,7 @@ def _intake(
         400: {"description": "unreadable: not XML/JSON, a DTD or entity, unknown encoding"},
         401: {"description": "bad key, signature or timestamp, or a replayed signature"},
         415: {"description": "not application/cap+xml, application/xml or application/json"},
+        503: {"description": "busy: retry after `Retry-After` seconds (nothing was stored)"},
         422: {"description": "a required CAP field missing or malformed; `details` name them"},
     },
 )
@@ -111,12 +113,37 @@ async def post_alert(request: Request, session: SessionDep, principal: Principal
     """Take a CAP 1.2 (or 1.1) alert, or its JSON form, from the warning system.
 
     201 with what it did (incidents and zones created, updated, cancelled, ended) and any
-    warnings about parts that were skipped; a refused alert stores nothing."""
+    warnings about parts that were skipped; a refused alert stores nothing. When more alerts
+    arrive than can be taken in, one that waits past `EMERGENCY_ALERT_QUEUE_TIMEOUT_S` gets
+    503 with `Retry-After` (nothing stored): the sender retries, signed anew."""
     require(principal, "alert.post")
     body = await request.body()
     content_type = request.headers.get("content-type", "")
-    answer, created = await run_in_threadpool(_intake, session, body, content_type, principal)
+    settings = request.app.state.settings
+    turns = _turns(request)
+    try:
+        await asyncio.wait_for(turns.acquire(), timeout=settings.alert_queue_timeout_s)
+    except TimeoutError:
+        REFUSED.labels("busy").inc()
+        return JSONResponse(
+            {"error": "busy", "message": "intake is at capacity; retry after 1 s"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+    try:
+        answer, created = await run_in_threadpool(_intake, session, body, content_type, principal)
+    finally:
+        turns.release()
     return JSONResponse(answer, status_code=201 if created else 200)
+
+
+def _turns(request: Request) -> asyncio.Semaphore:
+    """The app's intake semaphore (made on first use, on the server's event loop)."""
+    turns: asyncio.Semaphore | None = getattr(request.app.state, "alert_turns", None)
+    if turns is None:
+        turns = asyncio.Semaphore(request.app.state.settings.alert_max_in_flight)
+        request.app.state.alert_turns = turns
+    return turns
 
 
 def _summary(row: Alert) -> dict[str, Any]:

@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     # CAP alerts may carry long area lists and inline resources: their own limit.
     alert_max_bytes: int = Field(default=2_097_152, ge=1024)
+    # Intake admission: alerts processed at once, and how long one may wait for a turn
+    # before it is answered 503 + Retry-After (the sender retries; nothing is half-done).
+    alert_max_in_flight: int = Field(default=8, ge=1, le=256)
+    alert_queue_timeout_s: float = Field(default=5.0, gt=0, le=120)
     page_limit_default: int = Field(default=100, ge=1)
     page_limit_max: int = Field(default=1000, ge=1)
     demo_password: str = "demo-pass-2026"  # noqa: S105 - demo users exist only in development

@@ -641,3 +641,17 @@ def test_intake_is_counted_in_metrics(post, client):
     post(alert_xml("MX-1"))
     post((CAP_DIR / "real_feeds_mixed" / "xee.cap").read_bytes())
     assert (metric(created), metric(refused)) == (before[0] + 1, before[1] + 1)
+
+
+def test_a_full_intake_answers_503_and_stores_nothing(post, app, session):
+    import asyncio
+
+    app.state.settings = app.state.settings.model_copy(update={"alert_queue_timeout_s": 0.05})
+    app.state.alert_turns = asyncio.Semaphore(0)  # every turn taken
+    before = rows(session, "alert")
+    r = post(alert_xml("BUSY-1"))
+    assert r.status_code == 503 and r.headers["retry-after"] == "1"
+    assert r.json()["error"] == "busy"
+    assert rows(session, "alert") == before
+    app.state.alert_turns = asyncio.Semaphore(1)
+    assert post(alert_xml("BUSY-1")).status_code == 201  # the retry, signed anew
