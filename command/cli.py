@@ -50,8 +50,12 @@ def _sessions() -> sessionmaker[Session]:
 def serve(
     host: Annotated[str | None, typer.Option(help="bind address")] = None,
     port: Annotated[int | None, typer.Option(help="port")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, max=64, help="server processes (default 1)")
+    ] = None,
 ) -> None:
-    """Run the HTTP and WebSocket server."""
+    """Run the HTTP and WebSocket server. With several workers, each process has its own
+    hub; they share PostgreSQL and the event table, so every client sees every event."""
     import uvicorn
 
     settings = get_settings()
@@ -60,6 +64,7 @@ def serve(
         factory=True,
         host=host or settings.host,
         port=port or settings.port,
+        workers=workers or settings.workers,
         proxy_headers=True,
         # Oversized WebSocket frames are refused by the protocol layer (close 1009),
         # before they are buffered; protocol pings find dead TCP connections.

@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     api_key_clock_skew_s: int = Field(default=300, ge=1, le=3600)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     # CAP alerts may carry long area lists and inline resources: their own limit.
+    workers: int = Field(default=1, ge=1, le=64)  # `emergency serve` processes
     alert_max_bytes: int = Field(default=2_097_152, ge=1024)
     # Intake admission: alerts processed at once, and how long one may wait for a turn
     # before it is answered 503 + Retry-After (the sender retries; nothing is half-done).
