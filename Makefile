@@ -16,5 +16,6 @@ bench:          ## benchmarks in bench/, printing medians, p95 and ratios agains
 	uv run python -m bench.supplies
 	uv run python -m bench.realtime
 	uv run python -m bench.realtime --clients 301 --phones 300 --batch 2 --out bench/results/realtime_phones.json
+	uv run python -m bench.alerts
 fmt:            ## format and fix lint
 	uv run ruff format . && uv run ruff check --fix .
