@@ -72,6 +72,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from bench.timing import stop_process
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "alerts.json"
 CITY = ROOT / "data" / "demo" / "city.yaml"
@@ -465,13 +467,7 @@ class LoadProcess:
         return dict(json.loads(self.out.read_text(encoding="utf-8")))
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=15)
+        stop_process(self.proc)
         self.stderr.close()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import statistics
+import subprocess
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -54,3 +55,14 @@ def machine(conn: Any) -> dict[str, Any]:
         "postgresql": str(pg_version).split(" on ")[0],
         "postgis": postgis_version,
     }
+
+
+def stop_process(proc: Any, *, timeout_s: float = 15.0) -> None:
+    """Terminate a subprocess, killing it if it does not exit within ``timeout_s``."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout_s)

@@ -121,13 +121,19 @@ def database_url(demo_database: tuple[str, Any]) -> str:
 
 
 @pytest.fixture(scope="module")
-def live_server(demo_database: tuple[str, Any]) -> Iterator[str]:
+def live_secret_key() -> str:
+    """The server's secret key (a module that makes API keys overrides it with one it knows)."""
+    return secrets.token_urlsafe(48)
+
+
+@pytest.fixture(scope="module")
+def live_server(demo_database: tuple[str, Any], live_secret_key: str) -> Iterator[str]:
     """The app with its realtime hub under uvicorn in a background thread."""
     url, graph = demo_database
     settings = Settings(
         env="test",
         database_url=url,
-        secret_key=secrets.token_urlsafe(48),
+        secret_key=live_secret_key,
         realtime=True,
         ws_ack_timeout_s=2.0,
         bus_poll_interval_s=0.5,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,12 +24,10 @@ import pytest
 import shapely
 
 from command import auth
-from command.app import create_app
 from command.prepositions import staging_point
-from core.config import Settings
 from core.db import make_engine, make_sessionmaker, session_scope
 from tests.command.test_alerts_api import alert_xml, ref, square
-from tests.conftest import point, serve_in_thread
+from tests.conftest import point
 from tests.frontend.conftest import (
     BIG_SCREEN,
     CENTRE,
@@ -51,18 +49,9 @@ STORM_AT = (CENTRE[0] + 0.0045, CENTRE[1] - 0.004)
 
 
 @pytest.fixture(scope="module")
-def live_server(demo_database: tuple[str, Any]) -> Iterator[str]:
-    """As the shared one (conftest), with a secret key we know (API keys are sealed with it)."""
-    url, graph = demo_database
-    settings = Settings(
-        env="test",
-        database_url=url,
-        secret_key=SECRET_KEY,
-        realtime=True,
-        bus_poll_interval_s=0.5,
-    )
-    with serve_in_thread(create_app(settings, graph=graph)) as base:
-        yield base
+def live_secret_key() -> str:
+    """A secret key we know: API keys are sealed with it (see the conftest's live_server)."""
+    return SECRET_KEY
 
 
 @pytest.fixture(scope="module")
