@@ -88,22 +88,9 @@ def record(
     after: dict[str, Any] | None = None,
 ) -> AuditEvent:
     """Append one audit row, chained to the current head, in the caller's transaction."""
-    session.execute(select(func.pg_advisory_xact_lock(_LOCK_KEY)))
-    head = session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
-    prev = head or GENESIS
-    at = utcnow()
-    fields = {
-        "at": at,
-        "actor": actor,
-        "action": action,
-        "entity": entity,
-        "entity_id": None if entity_id is None else str(entity_id),
-        "before": _canonical(before),
-        "after": _canonical(after),
-    }
-    row = AuditEvent(**fields, prev_hash=prev, hash=row_hash(prev, **fields))
-    session.add(row)
-    session.flush()
+    (digest,) = record_many(session, [Entry(actor, action, entity, entity_id, before, after)])
+    row = session.scalar(select(AuditEvent).where(AuditEvent.hash == digest))
+    assert row is not None
     return row
 
 
@@ -119,11 +106,12 @@ class Entry:
     after: dict[str, Any] | None
 
 
-def record_many(session: Session, entries: list[Entry]) -> None:
+def record_many(session: Session, entries: list[Entry]) -> list[str]:
     """Append ``entries`` in order, chained, with one lock, one head read and one INSERT:
-    a transaction's whole chain segment costs three round trips, not three per row."""
+    a transaction's whole chain segment costs three round trips, not three per row.
+    Returns the rows' hashes."""
     if not entries:
-        return
+        return []
     session.execute(select(func.pg_advisory_xact_lock(_LOCK_KEY)))
     prev = session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
     prev = prev or GENESIS
@@ -145,6 +133,7 @@ def record_many(session: Session, entries: list[Entry]) -> None:
     # One INSERT (psycopg sends the rows as one multi-row VALUES); identity ids follow the
     # rows' order, so the chain order is the id order.
     session.execute(insert(AuditEvent), rows)
+    return [r["hash"] for r in rows]
 
 
 @dataclass(frozen=True)

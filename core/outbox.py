@@ -24,7 +24,7 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from core.db import Base
@@ -65,36 +65,11 @@ class TopicSeq(Base):
     last_seq: Mapped[int] = mapped_column(BigInteger)
 
 
-def next_seq(session: Session, topic: str) -> int:
-    """Reserve the next sequence number of ``topic`` (locks the topic until commit)."""
-    stmt = (
-        insert(TopicSeq)
-        .values(topic=topic, last_seq=1)
-        .on_conflict_do_update(
-            index_elements=[TopicSeq.topic], set_={"last_seq": TopicSeq.last_seq + 1}
-        )
-        .returning(TopicSeq.last_seq)
-    )
-    return int(session.execute(stmt).scalar_one())
-
-
 def publish(session: Session, *, topic: str, type: str, payload: dict[str, Any]) -> Event:
-    """Add an event row for ``topic`` and notify listeners when the transaction commits."""
-    # Round-trip through JSON so what is stored is exactly what a reader gets back.
-    data = json.loads(json.dumps(payload, default=str))
-    event = Event(
-        topic=topic,
-        seq=next_seq(session, topic),
-        type=type,
-        payload=data,
-        # The moment of writing, just before commit (not the transaction's start, which
-        # now() gives): the hub measures commit-to-send lag from it.
-        created_at=func.clock_timestamp(),
-    )
-    session.add(event)
-    session.flush()
-    # NOTIFY is transactional: listeners hear of the id only once the change is committed.
-    session.execute(select(func.pg_notify(NOTIFY_CHANNEL, str(event.id))))
+    """Add one event row for ``topic`` (see :func:`publish_many`) and return it."""
+    (event_id,) = publish_many(session, [(topic, type, payload)])
+    event = session.get(Event, event_id)
+    assert event is not None
     return event
 
 
