@@ -545,14 +545,7 @@ class _Live:
         self.out.review_incident_ids.append(incident.id)
 
     def _end_zone(self, zone: WarningZone, why: str) -> None:
-        before = crud.feature(ZONES, zone)
-        zone.status = "ended"
-        ends = self.now if zone.ends_at is None or zone.ends_at > self.now else zone.ends_at
-        zone.ends_at = max(ends, zone.starts_at)
-        crud.record_update(
-            self.session, ZONES, zone, before=before, action="warning_zone.ended",
-            principal=self.principal, note=why, topics=self.topics,
-        )  # fmt: skip
+        end_zone(self.session, zone, self.principal, note=why, topics=self.topics, now=self.now)
         self.out.ended_zone_ids.append(zone.id)
 
     def update(self, threads: list[int], found: list[Target]) -> None:
@@ -622,14 +615,30 @@ def end_expired_zones(session: Session, principal: Principal, now: datetime | No
         .with_for_update(skip_locked=True)
     ).all()
     for zone in zones:
-        before = crud.feature(ZONES, zone)
-        zone.status = "ended"
         thread = session.scalar(
             select(func.coalesce(Alert.thread_id, Alert.id)).where(Alert.id == zone.alert_id)
         )
         topics = (f"drill:{thread}",) if zone.drill and thread else (SITUATION,)
-        crud.record_update(
-            session, ZONES, zone, before=before, action="warning_zone.ended",
-            principal=principal, note="expired", topics=topics,
-        )  # fmt: skip
+        end_zone(session, zone, principal, note="expired", topics=topics, now=now)
     return len(zones)
+
+
+def end_zone(
+    session: Session,
+    zone: WarningZone,
+    principal: Principal,
+    *,
+    note: str,
+    topics: tuple[str, ...],
+    now: datetime,
+) -> None:
+    """End ``zone`` (it leaves the live map, history keeps it): its end is ``now`` unless it
+    was due to end earlier, and never before its start."""
+    before = crud.feature(ZONES, zone)
+    zone.status = "ended"
+    ends = now if zone.ends_at is None or zone.ends_at > now else zone.ends_at
+    zone.ends_at = max(ends, zone.starts_at)
+    crud.record_update(
+        session, ZONES, zone, before=before, action="warning_zone.ended",
+        principal=principal, note=note, topics=topics,
+    )  # fmt: skip

@@ -717,7 +717,8 @@ class UnsupportedMedia(InvalidInput):
 
 
 def media_type(content_type: str | None) -> str:
-    """The media type without parameters; a charset other than UTF-8 for JSON is refused."""
+    """``xml`` or ``json`` from the Content-Type (parameters ignored: XML names its own
+    encoding, JSON must be UTF-8); another type is :class:`UnsupportedMedia`."""
     value = (content_type or "").split(";")[0].strip().lower()
     if value in XML_TYPES:
         return "xml"
