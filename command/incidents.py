@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from geoalchemy2 import WKBElement
 from shapely import Geometry
 from sqlalchemy.orm import Session
 
@@ -12,7 +13,7 @@ from command.models import Incident
 from core import crud
 from core.changes import SITUATION
 from core.crud import FeatureKind
-from core.errors import InvalidTransition
+from core.errors import InvalidInput, InvalidTransition
 from core.query import Page
 from core.security import Principal
 from core.types import utcnow
@@ -58,6 +59,14 @@ INCIDENT_TRANSITIONS: dict[str, frozenset[str]] = {
     "cancelled": frozenset(),
 }
 DISPATCHABLE = frozenset({"reported", "verified", "dispatched", "on_scene"})
+
+
+def location_of(incident: Incident) -> WKBElement:
+    """Where units drive to; an alert's incident with no usable shape has none until a
+    person places it, and nothing may be planned or dispatched for it before then."""
+    if incident.location is None:
+        raise InvalidInput(f"incident {incident.id} has no location yet; set one first")
+    return incident.location
 
 
 def create_incident(

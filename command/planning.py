@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from command import plans
+from command.incidents import location_of
 from command.models import SEVERITIES, Incident, PlanRecord
 from command.zones import road_closures
 from core.changes import record_change
@@ -152,9 +153,7 @@ def _demand_point(session: Session, target: str) -> tuple[float, float]:
 
 
 def _located(incident: Incident) -> tuple[float, float]:
-    if incident.location is None:
-        raise InvalidInput(f"incident {incident.id} has no location yet; set one first")
-    return _point(incident.location)
+    return _point(location_of(incident))
 
 
 def plan_supplies(

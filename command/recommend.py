@@ -16,11 +16,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from command import plans
-from command.incidents import INCIDENTS
+from command.incidents import INCIDENTS, location_of
 from command.models import Incident
 from command.zones import road_closures
 from core import crud
-from core.errors import InvalidInput
 from core.types import utcnow
 from dispatch.recommend import Candidate, Recommendation, recommend
 from gis.engine import Closures, Engine, Route, Snap
@@ -61,10 +60,8 @@ def recommend_for(
 ) -> dict[str, Any]:
     """Rank every unit for ``incident_id`` against its response plan; explain each."""
     incident: Incident = crud.get(session, INCIDENTS, incident_id)
-    if incident.location is None:
-        raise InvalidInput(f"incident {incident_id} has no location yet; set one first")
+    target = to_shape(location_of(incident))
     plan = plans.plan_for(session, incident.type, incident.severity)
-    target = to_shape(incident.location)
     body = rank_units(
         session, engine, engine.snap(target.x, target.y), plan=plan, limit=limit,
         closures=closures, stale_after_s=stale_after_s,

@@ -13,12 +13,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from command.incidents import DISPATCHABLE, INCIDENTS, move_incident
+from command.incidents import DISPATCHABLE, INCIDENTS, location_of, move_incident
 from command.models import ACTIVE_TASK_STATUSES, DispatchDecision, Incident, Task
 from core import crud, idempotency
 from core.changes import SITUATION, record_change
 from core.db import flush
-from core.errors import Conflict, Forbidden, InvalidInput, InvalidTransition, NotFound
+from core.errors import Conflict, Forbidden, InvalidTransition, NotFound
 from core.query import Page, paginate
 from core.security import Principal
 from core.types import utcnow
@@ -113,8 +113,7 @@ def dispatch(
         )
     if incident.drill:
         raise Conflict("drill incidents are run by the drill engine and never page real units")
-    if incident.geom is None:
-        raise InvalidInput(f"incident {incident_id} has no location yet; set one first")
+    location_of(incident)  # never page a unit to an incident nobody has placed yet
     if len(set(unit_ids)) != len(unit_ids):
         raise Conflict("a unit is listed twice")
     units = list(
