@@ -16,7 +16,7 @@ through HTTP with signature checking, p99 under 150 ms, 0 lost, 0 duplicated. It
    ``sender,identifier,sent``; always of a message scheduled >= 2 s earlier), and ~5%
    re-posts of an earlier message (a retry: byte-identical body, signed again);
 3. starts the real server (``emergency serve``, realtime hub on, as in production) and
-   ``--workers`` load processes (this module with ``--load``; asyncio + httpx2, one
+   ``--workers`` load processes (this module with ``--load``; asyncio + uvloop, a raw HTTP/1.1
    keep-alive pool each). They send a few warm-up alerts one by one, then post open-loop:
    message i is due at t0 + i/rate whatever happened to earlier ones, and its latency is
    measured from that due time (no coordinated omission). Every request is signed
@@ -91,6 +91,8 @@ HTTP_TIMEOUT_S = 30.0
 # admission answer 503 instead, but the client then burns ~0.6 of this machine's 2 cores
 # and idle connections race uvicorn's keep-alive close (ReadError).
 CONNECTIONS = 256
+# Server processes: one per core (each process's Python runs on one core at a time).
+SERVER_WORKERS = max(1, min(2, os.cpu_count() or 1))
 N_STATIONS = 12
 N_UNITS = 300
 CONTENT_TYPE = "application/cap+xml"
@@ -297,6 +299,7 @@ def generate(n: int, rate: float, rng: random.Random, start: datetime) -> list[M
     thread_dues: list[float] = []  # due time of each thread's first message (sorted)
     new_dues: list[float] = []  # due times of the measured new alerts (sorted)
     new_index: list[int] = []
+    reposted: dict[int, float] = {}  # original's index -> due time of its last re-post
     serial = 0
 
     def new(kind: str, due: float, phase: str, thread: Thread | None) -> Message:
@@ -343,8 +346,11 @@ def generate(n: int, rate: float, rng: random.Random, start: datetime) -> list[M
         elif kind == "Repost":
             lo = bisect.bisect_left(new_dues, due - RETRY_WINDOW_S)
             hi = bisect.bisect_right(new_dues, due - MIN_GAP_S)
-            if hi > lo:
-                original = out[new_index[rng.randrange(lo, hi)]]
+            original = out[new_index[rng.randrange(lo, hi)]] if hi > lo else None
+            # Posts of one body at least 1 s apart: signed within the same second (the due
+            # second signs), they would carry the same signature, refused as a replay (401).
+            if original is not None and due - reposted.get(original.index, -math.inf) >= 1.0:
+                reposted[original.index] = due
                 out.append(
                     Message(len(out), "measured", "Repost", due, original.key, original.body,
                             original.index)
@@ -371,37 +377,126 @@ def signed_headers(key_id: str, secret: str, timestamp: int, raw: bytes) -> dict
     }
 
 
-def _answer(r: Any) -> Any:
+class Pool:
+    """A minimal HTTP/1.1 keep-alive client for the load (asyncio streams, requests built
+    as bytes): a general client (httpx) costs ~5 ms of CPU per post, which at 200/s would
+    take half of this machine's two cores from the server it measures. Up to ``size``
+    connections; a post waits for a free one (that wait counts in its latency)."""
+
+    def __init__(self, base: str, size: int) -> None:
+        host, port = base.removeprefix("http://").rsplit(":", 1)
+        self.host, self.port, self.size = host, int(port), size
+        self.free: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.opened = 0
+        self.waiters: list[asyncio.Future[None]] = []
+
+    async def _conn(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        while not self.free and self.opened >= self.size:
+            waiter = asyncio.get_running_loop().create_future()
+            self.waiters.append(waiter)
+            await waiter
+        if self.free:
+            return self.free.pop()
+        self.opened += 1
+        try:
+            return await asyncio.open_connection(self.host, self.port)
+        except BaseException:
+            self.opened -= 1
+            raise
+
+    def _release(self, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None) -> None:
+        if conn is None:
+            self.opened -= 1
+        else:
+            self.free.append(conn)
+        while self.waiters:
+            waiter = self.waiters.pop(0)
+            if not waiter.done():
+                waiter.set_result(None)
+                break
+
+    async def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        """(status, body); raises TimeoutError (never sent: "PoolTimeout"; sent: "ReadTimeout")
+        or OSError/IncompleteReadError (transport)."""
+        try:
+            conn = await asyncio.wait_for(self._conn(), HTTP_TIMEOUT_S)
+        except TimeoutError:
+            raise PoolTimeout from None
+        reader, writer = conn
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        request = (
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Length: {len(body)}\r\n"
+            f"{head}\r\n"
+        ).encode() + body
+        keep: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        try:
+            writer.write(request)
+            status, answer, close = await asyncio.wait_for(self._response(reader), HTTP_TIMEOUT_S)
+            if not close:
+                keep = conn
+            return status, answer
+        finally:
+            if keep is None:
+                writer.close()
+            self._release(keep)
+
+    @staticmethod
+    async def _response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
+        line = await reader.readline()
+        if not line:
+            raise asyncio.IncompleteReadError(b"", None)
+        status = int(line.split()[1])
+        length, close = 0, False
+        while True:
+            header = await reader.readline()
+            if header in (b"\r\n", b"\n", b""):
+                break
+            name, _, value = header.decode("latin-1").partition(":")
+            name = name.strip().lower()
+            if name == "content-length":
+                length = int(value)
+            elif name == "connection" and value.strip().lower() == "close":
+                close = True
+        return status, await reader.readexactly(length), close
+
+    async def aclose(self) -> None:
+        for _reader, writer in self.free:
+            writer.close()
+        self.free.clear()
+
+
+class PoolTimeout(TimeoutError):
+    """No connection was free within the timeout: the post never left the client."""
+
+
+def _answer(raw: bytes) -> Any:
     try:
-        return r.json()
+        return json.loads(raw)
     except ValueError:
-        return r.text[:300]
+        return raw[:300].decode(errors="replace")
 
 
 async def run_load(cfg: dict[str, Any]) -> list[list[Any]]:
     """Warm up, say ``ready``, wait for ``go <t0>``, post every message when it is due."""
-    import httpx2 as httpx
-
     results: list[list[Any]] = []
-    conns = int(cfg["connections"])
-    limits = httpx.Limits(max_connections=conns, max_keepalive_connections=conns)
-    async with httpx.AsyncClient(
-        base_url=cfg["base"], timeout=HTTP_TIMEOUT_S, limits=limits
-    ) as client:
+    client = Pool(cfg["base"], int(cfg["connections"]))
 
-        async def post(index: int, due: float, timestamp: int, raw: bytes) -> None:
-            headers = signed_headers(cfg["key_id"], cfg["secret"], timestamp, raw)
-            start = time.time()
-            try:
-                r = await client.post("/api/alerts", content=raw, headers=headers)
-                status: Any = r.status_code
-                answer = _answer(r)
-            except httpx.TimeoutException as exc:  # PoolTimeout: never left this process
-                status, answer = f"timeout: {type(exc).__name__}", None
-            except httpx.TransportError as exc:
-                status, answer = f"transport: {type(exc).__name__}", str(exc)[:200]
-            results.append([index, due, start, time.time(), status, answer])
+    async def post(index: int, due: float, timestamp: int, raw: bytes) -> None:
+        headers = signed_headers(cfg["key_id"], cfg["secret"], timestamp, raw)
+        start = time.time()
+        try:
+            code, body = await client.post("/api/alerts", raw, headers)
+            status: Any = code
+            answer = _answer(body)
+        except PoolTimeout:
+            status, answer = "timeout: PoolTimeout", None
+        except TimeoutError:
+            status, answer = "timeout: ReadTimeout", None
+        except (OSError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
+            status, answer = f"transport: {type(exc).__name__}", str(exc)[:200]
+        results.append([index, due, start, time.time(), status, answer])
 
+    try:
         for index, body in cfg["warmup"]:
             now = time.time()
             await post(index, now, int(now), body.encode())
@@ -420,12 +515,16 @@ async def run_load(cfg: dict[str, Any]) -> list[list[Any]]:
             task = asyncio.create_task(post(index, due, int(due), body.encode()))
             tasks.append(task)
         await asyncio.gather(*tasks)
+    finally:
+        await client.aclose()
     return results
 
 
 def load_main(config_path: str) -> int:
     cfg = json.loads(Path(config_path).read_text(encoding="utf-8"))
-    results = asyncio.run(run_load(cfg))
+    import uvloop
+
+    results = uvloop.run(run_load(cfg))
     usage = resource.getrusage(resource.RUSAGE_SELF)
     out = {"results": results, "cpu_s": usage.ru_utime + usage.ru_stime}
     Path(cfg["out"]).write_text(json.dumps(out, ensure_ascii=False), encoding="utf-8")
@@ -506,7 +605,9 @@ class WaitSampler:
         from core.audit import _LOCK_KEY
 
         with psycopg.connect(self.dsn, autocommit=True) as conn, conn.cursor() as cur:
-            while not self._stop.wait(self.every):
+            period = min(1.0, self.every)
+            while not self._stop.wait(period):
+                period = min(period * 2, self.every)
                 cur.execute(
                     "SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU'), count(*) "
                     "FROM pg_stat_activity WHERE datname = current_database() "
@@ -555,7 +656,11 @@ class Analyzer:
     do): the intake's tables start empty and are never analysed otherwise, so plans made
     while they were tiny (including the cached foreign-key checks) scan whole tables and
     every alert gets slower as the history grows (measured here: the in-process intake's
-    p50 went from 14 to 46 ms over 10,000 alerts; with ANALYZE every 1,000 it stayed at 14)."""
+    p50 went from 14 to 46 ms over 10,000 alerts; with ANALYZE every 1,000 it stayed at 14).
+    Autovacuum analyses a table after 10% of it (+50 rows) changed, so often while it is
+    small: the first rounds here come after 1, 2, 4 and 8 s, then every ``every`` s (with a
+    flat 10 s period, the first 10 s ran foreign-key checks as whole-table scans: 6,400
+    scans reading 5 M rows of ``alert`` in a 15 s run)."""
 
     def __init__(self, dsn: str, every: float) -> None:
         self.dsn = dsn
@@ -577,7 +682,9 @@ class Analyzer:
         import psycopg
 
         with psycopg.connect(self.dsn, autocommit=True) as conn:
-            while not self._stop.wait(self.every):
+            period = min(1.0, self.every)
+            while not self._stop.wait(period):
+                period = min(period * 2, self.every)
                 t = time.perf_counter()
                 conn.execute(ANALYZE)
                 self.seconds += time.perf_counter() - t
@@ -610,6 +717,7 @@ def tree_cpu_s(root: int | None) -> float:
 
 
 _METRIC = re.compile(r"^http_request_duration_seconds_(bucket|sum|count)\{(.*)\} (\S+)$")
+_BATCH = re.compile(r"^(alert_batch_size_(?:count|sum)) (\S+)$")
 
 
 def scrape(base: str) -> dict[str, float]:
@@ -620,6 +728,9 @@ def scrape(base: str) -> dict[str, float]:
     text = httpx.get(f"{base}/metrics", timeout=10).text
     for line in text.splitlines():
         m = _METRIC.match(line)
+        batch = _BATCH.match(line)
+        if batch:
+            out[batch.group(1)] = float(batch.group(2))
         if not m or 'route="/api/alerts"' not in m.group(2) or 'method="POST"' not in m.group(2):
             continue
         le = re.search(r'le="([^"]+)"', m.group(2))
@@ -645,8 +756,12 @@ def server_timing(a: dict[str, float], b: dict[str, float]) -> dict[str, Any]:
         return "?"
 
     within = {f"<= {le * 1000:g} ms": round(cum / n, 4) for le, cum in buckets if le <= 0.25}
+    batches = b.get("alert_batch_size_count", 0.0) - a.get("alert_batch_size_count", 0.0)
+    alerts_in = b.get("alert_batch_size_sum", 0.0) - a.get("alert_batch_size_sum", 0.0)
     return {
         "n": int(n),
+        "batches": int(batches),
+        "mean_batch": round(alerts_in / batches, 1) if batches else None,
         "mean_ms": round((b.get("sum", 0.0) - a.get("sum", 0.0)) / n * 1000, 2),
         "p50": bound(0.50),
         "p99": bound(0.99),
@@ -1086,7 +1201,8 @@ def run_benchmark(args: argparse.Namespace, workdir: Path) -> tuple[dict[str, An
 
         procs: list[LoadProcess] = []
         print(f"server: starting; then {args.workers} load process(es) ...", file=sys.stderr)
-        with running_server(url, secret_key) as base:
+        server_env = {"EMERGENCY_WORKERS": str(args.server_workers)}
+        with running_server(url, secret_key, extra_env=server_env) as base:
             port = int(base.rsplit(":", 1)[1])
             server_pid = find_server_pid(port)
             # Sent times from now on (the load starts a few seconds from now).
@@ -1211,10 +1327,11 @@ def run_benchmark(args: argparse.Namespace, workdir: Path) -> tuple[dict[str, An
             "warmup_posts": len(warmup),
             "kinds": dict(kinds),
             "load_processes": args.workers,
-            "client": f"httpx2 AsyncClient per process, up to {args.connections} keep-alive "
+            "client": f"raw HTTP/1.1 keep-alive pool (uvloop) per process, up to "
+            f"{args.connections} "
             "connections; open loop, latency from each post's due time",
             "server": "emergency serve (uvicorn, realtime hub on), "
-            f"{os.environ.get('EMERGENCY_WORKERS', '1')} process(es) (EMERGENCY_WORKERS)",
+            f"{args.server_workers} process(es) (EMERGENCY_WORKERS)",
             "units": N_UNITS,
             "autovacuum": autovacuum,
             "analyze": (
@@ -1339,7 +1456,8 @@ def render(r: dict[str, Any]) -> str:
         f"PostgreSQL {cpu['postgres_cores']:g}, load {cpu['load_cores']:g}, "
         f"machine {cpu['machine_busy_cores']:g} of {m['cpus']}",
         f"server's own time (Metrics middleware{multi}): mean {sm.get('mean_ms')} ms, "
-        f"p50 {sm.get('p50')}, p99 {sm.get('p99')}",
+        f"p50 {sm.get('p50')}, p99 {sm.get('p99')}; {sm.get('batches')} intake batches, "
+        f"mean {sm.get('mean_batch')} alerts each (group commit)",
         f"PostgreSQL backends active (mean of {waits['samples']} samples): "
         f"{waits['mean_active_backends']:g}, max {waits['max_active_backends']}; by wait: "
         + ", ".join(f"{k} {n:g}" for k, n in list(waits["mean_backends_by_wait"].items())[:6]),
@@ -1375,6 +1493,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=TARGET_RATE, help="posts per second")
     p.add_argument("--seconds", type=float, default=60.0, help="how long to post")
     p.add_argument("--workers", type=int, default=1, help="load processes")
+    p.add_argument(
+        "--server-workers",
+        type=int,
+        default=SERVER_WORKERS,
+        help="server processes (EMERGENCY_WORKERS; default: one per core, at most 2)",
+    )
     p.add_argument(
         "--connections", type=int, default=CONNECTIONS, help="connections per load process"
     )

@@ -39,11 +39,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from geoalchemy2.shape import from_shape
 from shapely import Geometry
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import Connection, Table, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -61,7 +61,6 @@ from command.models import (
 from command.zones import ZONES
 from core import crud
 from core.changes import SITUATION, record_change
-from core.db import flush
 from core.security import Principal
 from core.types import utcnow
 
@@ -72,6 +71,10 @@ CLOSED_INCIDENT = ("resolved", "closed", "cancelled")
 CANCELLABLE = ("reported", "verified")
 # An info block with no `expires` that is older than this when it arrives is history.
 STALE_WITHOUT_EXPIRY = timedelta(hours=24)
+# Intake writes these with Core statements (see intake()).
+ALERT_TABLE = cast(Table, Alert.__table__)
+INFO_TABLE = cast(Table, AlertInfo.__table__)
+AREA_TABLE = cast(Table, AlertArea.__table__)
 ROAD_PARAMETERS = ("blocks_roads", "roadclosure", "road_closure", "impassable", "道路封闭")
 TRUE = ("true", "yes", "1", "y", "是", "封闭")
 
@@ -226,8 +229,11 @@ def intake(
     A duplicate (same sender, identifier, sent) returns the first answer and False."""
     now = now or utcnow()
     drill = alert.status in DRILL_STATUSES
-    row = session.scalars(
-        insert(Alert)
+    # Core statements on the session's connection, not ORM objects: intake is the system's
+    # busiest writer, and the unit of work costs more than these rows.
+    conn = session.connection()
+    inserted = conn.execute(
+        insert(ALERT_TABLE)
         .values(
             identifier=alert.identifier, sender=alert.sender, sent=alert.sent,
             status=alert.status, msg_type=alert.msg_type, scope=alert.scope,
@@ -239,20 +245,21 @@ def intake(
             received_by=principal.actor[:160], warnings=[], result={},
         )
         .on_conflict_do_nothing(constraint="uq_alert_key")
-        .returning(Alert)
+        .returning(Alert.id, Alert.sent)
     ).one_or_none()  # fmt: skip
-    if row is None:  # already received (or received concurrently and now committed)
-        first = session.scalar(
-            select(Alert).where(
+    if inserted is None:  # already received (or received concurrently and now committed)
+        first = conn.execute(
+            select(Alert.result).where(
                 Alert.sender == alert.sender,
                 Alert.identifier == alert.identifier,
                 Alert.sent == alert.sent,
             )
-        )
-        assert first is not None
-        return {**first.result, "duplicate": True}, False
+        ).scalar_one()
+        return {**first, "duplicate": True}, False
+    row = Stored(inserted.id, alert.sender, alert.identifier, inserted.sent, alert.status,
+                 alert.msg_type, drill)  # fmt: skip
     warnings = [w.as_dict() for w in alert.warnings]
-    _store_parts(session, row, alert)
+    _store_parts(conn, row, alert)
     referenced = _referenced(session, alert)
     missing = len(alert.references) - len(referenced)
     if missing:
@@ -299,9 +306,12 @@ def intake(
             live.create(found)
     if out.action == "stored" and (out.incident_ids or out.zone_ids):
         out.action = "created"
-    row.warnings = warnings
-    row.result = _answer(row, alert, out)
-    flush(session)
+    result = _answer(row, alert, out)
+    conn.execute(
+        update(ALERT_TABLE)
+        .where(Alert.id == row.id)
+        .values(thread_id=row.thread_id, warnings=warnings, result=result)
+    )
     record_change(
         session,
         actor=principal.actor,
@@ -309,13 +319,27 @@ def intake(
         entity="alert",
         entity_id=row.id,
         before=None,
-        after=row.result,
+        after=result,
         topics=topics,
     )
-    return {**row.result, "duplicate": False}, True
+    return {**result, "duplicate": False}, True
 
 
-def _answer(row: Alert, alert: ParsedAlert, out: Outcome) -> dict[str, Any]:
+@dataclass
+class Stored:
+    """The alert row just inserted (what intake needs of it, without an ORM object)."""
+
+    id: int
+    sender: str
+    identifier: str
+    sent: datetime
+    status: str
+    msg_type: str
+    drill: bool
+    thread_id: int | None = None
+
+
+def _answer(row: Stored, alert: ParsedAlert, out: Outcome) -> dict[str, Any]:
     infos = primary_infos(alert.infos)
     first = infos[:1]
     levels = [_LEVELS.index(incident_severity(i.severity, i.urgency, i.certainty)) for i in infos]
@@ -344,12 +368,12 @@ def _answer(row: Alert, alert: ParsedAlert, out: Outcome) -> dict[str, Any]:
     }
 
 
-def _store_parts(session: Session, row: Alert, alert: ParsedAlert) -> None:
+def _store_parts(conn: Connection, row: Stored, alert: ParsedAlert) -> None:
     """The info blocks and areas: one INSERT for each kind, whatever their number."""
     if not alert.infos:
         return
-    info_ids = session.scalars(
-        insert(AlertInfo).returning(AlertInfo.id, sort_by_parameter_order=True),
+    info_ids = conn.scalars(
+        insert(INFO_TABLE).returning(AlertInfo.id, sort_by_parameter_order=True),
         [
             dict(
                 alert_id=row.id, position=position, language=info.language[:40],
@@ -375,11 +399,11 @@ def _store_parts(session: Session, row: Alert, alert: ParsedAlert) -> None:
         for k, area in enumerate(info.areas, start=1)
     ]  # fmt: skip
     if areas:
-        session.execute(insert(AlertArea), areas)
+        conn.execute(insert(AREA_TABLE), areas)
 
 
 def _superseded_by(
-    session: Session, row: Alert, alert: ParsedAlert, threads: list[int]
+    session: Session, row: Stored, alert: ParsedAlert, threads: list[int]
 ) -> Alert | None:
     """A message of this thread sent after ``alert`` and already applied, if any: then
     ``alert`` arrived out of order and must not undo it (CAP: the later message wins).
@@ -401,9 +425,11 @@ def _superseded_by(
         )
     # Nothing referenced: has a later message already named this one (it came first)?
     key = [{"sender": alert.sender, "identifier": alert.identifier, "sent": _utc(alert.sent)}]
-    return session.scalar(
-        select(Alert).where(Alert.referenced.contains(key), Alert.id != row.id).limit(1)
-    )
+    # No LIMIT: with one, the prepared statement's generic plan expects an early match and
+    # scans the whole table; without, it takes the GIN index (almost always 0 rows).
+    return session.scalars(
+        select(Alert).where(Alert.referenced.contains(key), Alert.id != row.id).order_by(Alert.id)
+    ).first()
 
 
 def _utc(value: datetime) -> str:
@@ -427,7 +453,7 @@ class _Live:
     def __init__(
         self,
         session: Session,
-        row: Alert,
+        row: Stored,
         principal: Principal,
         topics: tuple[str, ...],
         drill: bool,
@@ -468,14 +494,14 @@ class _Live:
             )
         return props
 
-    def _create_incident(self, t: Target) -> int:
-        props = {**self._incident_props(t), "source": "alert", "status": "reported"}
-        incident = crud.create(
-            self.session, INCIDENTS, props=props, geom=t.shape, principal=self.principal,
-            topics=self.topics,
-        )  # fmt: skip
-        self.out.incident_ids.append(incident.id)
-        return int(incident.id)
+    def _create_incidents(self, found: list[Target]) -> None:
+        items = [
+            ({**self._incident_props(t), "source": "alert", "status": "reported"}, t.shape)
+            for t in found
+        ]
+        self.out.incident_ids += crud.create_many(
+            self.session, INCIDENTS, items, principal=self.principal, topics=self.topics
+        )
 
     # zones
 
@@ -492,18 +518,15 @@ class _Live:
             "starts_at": starts, "ends_at": ends,
         }  # fmt: skip
 
-    def _create_zone(self, t: Target) -> None:
-        zone = crud.create(
-            self.session, ZONES, props=self._zone_props(t), geom=t.shape,
-            principal=self.principal, topics=self.topics,
-        )  # fmt: skip
-        self.out.zone_ids.append(zone.id)
+    def _create_zones(self, found: list[Target]) -> None:
+        items = [(self._zone_props(t), t.shape) for t in found if t.is_zone]
+        self.out.zone_ids += crud.create_many(
+            self.session, ZONES, items, principal=self.principal, topics=self.topics
+        )
 
     def create(self, found: list[Target]) -> None:
-        for t in found:
-            self._create_incident(t)
-            if t.is_zone:
-                self._create_zone(t)
+        self._create_incidents(found)
+        self._create_zones(found)
 
     # the thread
 
@@ -551,11 +574,8 @@ class _Live:
     def update(self, threads: list[int], found: list[Target]) -> None:
         self.out.action = "updated"
         incidents = self._open_incidents(threads)
-        for n, t in enumerate(found):
-            if n >= len(incidents):
-                self._create_incident(t)
-                continue
-            incident = incidents[n]
+        self._create_incidents(found[len(incidents) :])
+        for incident, t in zip(incidents, found, strict=False):
             changes = self._incident_props(t)
             if t.shape is not None:
                 changes.update(needs_review=False, review_reason=None)
@@ -568,15 +588,13 @@ class _Live:
             self._flag(incident, f"no longer named by alert {self.row.identifier}")
         zones = self._active_zones(threads)
         shaped = [t for t in found if t.is_zone]
-        for n, t in enumerate(shaped):
-            if n >= len(zones):
-                self._create_zone(t)
-                continue
+        self._create_zones(shaped[len(zones) :])
+        for zone, t in zip(zones, shaped, strict=False):
             crud.update(
-                self.session, ZONES, zones[n].id, changes=self._zone_props(t), geom=t.shape,
+                self.session, ZONES, zone.id, changes=self._zone_props(t), geom=t.shape,
                 principal=self.principal, topics=self.topics,
             )  # fmt: skip
-            self.out.updated_zone_ids.append(zones[n].id)
+            self.out.updated_zone_ids.append(zone.id)
         for zone in zones[len(shaped) :]:
             self._end_zone(zone, f"not in update {self.row.identifier}")
 

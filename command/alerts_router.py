@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import Annotated, Any
+from collections.abc import Sequence
+from functools import partial
+from typing import Annotated, Any, cast
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from geoalchemy2.shape import to_shape
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 from shapely.geometry import mapping
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session, sessionmaker
 
-from command import alerts, cap, prepositions
+from command import alerts, auth, cap, prepositions
+from command.alert_queue import AlertQueue, Answer, Busy, Item
+from command.auth import SignedRequest, check_timestamp
 from command.models import Alert, AlertArea, AlertInfo
+from core.config import Settings
 from core.errors import DomainError, NotFound
 from core.metrics import registry
 from core.security import Principal, require
-from core.web import PageDep, PrincipalDep, SessionDep
+from core.web import PageDep, PrincipalDep, SessionDep, get_principal
 from gis.router import engine_of
 
 router = APIRouter(prefix="/api", tags=["alerts"])
@@ -32,6 +35,12 @@ ALERTS = Counter(
 )
 REFUSED = Counter(
     "alerts_refused_total", "Alerts refused, by error code", ["code"], registry=registry
+)
+BATCH_SIZE = Histogram(
+    "alert_batch_size",
+    "Alerts taken in per transaction (group commit, command/alert_queue.py)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+    registry=registry,
 )
 ALERT_WARNINGS = Counter(
     "alert_warnings_total", "Faults in optional parts of accepted alerts", registry=registry
@@ -78,22 +87,81 @@ _POST_DOC = {
 }  # fmt: skip
 
 
-def _intake(
-    session: Session, body: bytes, content_type: str, principal: Principal
-) -> tuple[dict[str, Any], bool]:
+def take_in(
+    factory: sessionmaker[Session], settings: Settings, items: Sequence[Item]
+) -> list[Answer | BaseException]:
+    """Check, parse and take in a batch of posted alerts in one transaction (see
+    :mod:`command.alert_queue`); if that fails, each alert again in its own. Per item, its
+    answer or the error to answer it with."""
+    BATCH_SIZE.observe(len(items))
     try:
-        parsed = cap.parse(body, content_type)
-    except DomainError as exc:
-        REFUSED.labels(exc.code).inc()
-        raise
-    answer, created = alerts.intake(
-        session, parsed, raw=body, content_type=content_type, principal=principal
+        with factory() as session:
+            results = _take_in(session, settings, items)
+            session.commit()
+    except Exception:  # one by one below: one bad alert fails only itself
+        results = []
+        for item in items:
+            try:
+                with factory() as session:
+                    (result,) = _take_in(session, settings, [item])
+                    session.commit()
+            except Exception as exc:  # answered to that alert's poster
+                result = exc
+            results.append(result)
+    for result in results:
+        if isinstance(result, DomainError):
+            REFUSED.labels(result.code).inc()
+        elif isinstance(result, tuple):
+            answer, created = result
+            ALERTS.labels(answer["action"] if created else "duplicate").inc()
+            if created:
+                ALERT_WARNINGS.inc(len(answer["warnings"]))
+    return results
+
+
+def _take_in(
+    session: Session, settings: Settings, items: Sequence[Item]
+) -> list[Answer | BaseException]:
+    callers: list[Principal | SignedRequest | Exception] = [item.caller for item in items]
+    signed = [n for n, c in enumerate(callers) if isinstance(c, SignedRequest)]
+    if signed:
+        checked = auth.check_signed(
+            session, [cast(SignedRequest, callers[n]) for n in signed],
+            secret_key=settings.secret_key, skew_s=settings.api_key_clock_skew_s,
+        )  # fmt: skip
+        for n, result in zip(signed, checked, strict=True):
+            callers[n] = result
+    out: list[Answer | BaseException] = []
+    for item, caller in zip(items, callers, strict=True):
+        try:
+            if isinstance(caller, Exception):
+                raise caller
+            assert isinstance(caller, Principal)
+            require(caller, "alert.post")
+            alert = cap.parse(item.body, item.content_type)
+        except DomainError as exc:
+            out.append(exc)
+            continue
+        out.append(
+            alerts.intake(
+                session, alert, raw=item.body, content_type=item.content_type, principal=caller
+            )
+        )
+    return out
+
+
+async def alert_caller(request: Request, session: SessionDep) -> Principal | SignedRequest:
+    """A person's bearer token is checked now; a machine's signature (``X-Api-Key``) with
+    the batch its alert is taken in with: one key lookup and one nonce INSERT for all. A
+    timestamp outside the window is refused at once, before queueing."""
+    key_id = request.headers.get("x-api-key")
+    if not key_id:
+        return await get_principal(request, session)
+    timestamp = request.headers.get("x-timestamp", "")
+    check_timestamp(timestamp, skew_s=request.app.state.settings.api_key_clock_skew_s)
+    return SignedRequest(
+        key_id, timestamp, request.headers.get("x-signature", ""), await request.body()
     )
-    session.commit()
-    ALERTS.labels(answer["action"] if created else "duplicate").inc()
-    if created:
-        ALERT_WARNINGS.inc(len(answer["warnings"]))
-    return answer, created
 
 
 @router.post(
@@ -109,41 +177,44 @@ def _intake(
         422: {"description": "a required CAP field missing or malformed; `details` name them"},
     },
 )
-async def post_alert(request: Request, session: SessionDep, principal: PrincipalDep) -> Response:
+async def post_alert(
+    request: Request, caller: Annotated[Principal | SignedRequest, Depends(alert_caller)]
+) -> Response:
     """Take a CAP 1.2 (or 1.1) alert, or its JSON form, from the warning system.
 
     201 with what it did (incidents and zones created, updated, cancelled, ended) and any
     warnings about parts that were skipped; a refused alert stores nothing. When more alerts
     arrive than can be taken in, one that waits past `EMERGENCY_ALERT_QUEUE_TIMEOUT_S` gets
     503 with `Retry-After` (nothing stored): the sender retries, signed anew."""
-    require(principal, "alert.post")
+    if isinstance(caller, Principal):
+        require(caller, "alert.post")
     body = await request.body()
     content_type = request.headers.get("content-type", "")
-    settings = request.app.state.settings
-    turns = _turns(request)
     try:
-        await asyncio.wait_for(turns.acquire(), timeout=settings.alert_queue_timeout_s)
-    except TimeoutError:
+        answer, created = await intake_queue(request.app).submit(body, content_type, caller)
+    except Busy:
         REFUSED.labels("busy").inc()
         return JSONResponse(
             {"error": "busy", "message": "intake is at capacity; retry after 1 s"},
             status_code=503,
             headers={"Retry-After": "1"},
         )
-    try:
-        answer, created = await run_in_threadpool(_intake, session, body, content_type, principal)
-    finally:
-        turns.release()
     return JSONResponse(answer, status_code=201 if created else 200)
 
 
-def _turns(request: Request) -> asyncio.Semaphore:
-    """The app's intake semaphore (made on first use, on the server's event loop)."""
-    turns: asyncio.Semaphore | None = getattr(request.app.state, "alert_turns", None)
-    if turns is None:
-        turns = asyncio.Semaphore(request.app.state.settings.alert_max_in_flight)
-        request.app.state.alert_turns = turns
-    return turns
+def intake_queue(app: Any) -> AlertQueue:
+    """The app's alert queue (made on first use)."""
+    queue: AlertQueue | None = getattr(app.state, "alert_queue", None)
+    if queue is None:
+        settings = app.state.settings
+        queue = AlertQueue(
+            partial(take_in, app.state.sessionmaker, settings),
+            max_batch=settings.alert_batch_max,
+            max_waiting=settings.alert_max_in_flight,
+            timeout_s=settings.alert_queue_timeout_s,
+        )
+        app.state.alert_queue = queue
+    return queue
 
 
 def _summary(row: Alert) -> dict[str, Any]:

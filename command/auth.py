@@ -7,7 +7,10 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import jwt
 from argon2 import PasswordHasher
@@ -160,6 +163,90 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return "sha256=" + mac.hexdigest()
 
 
+@dataclass(frozen=True)
+class SignedRequest:
+    """A machine's request as signed: key id, ``X-Timestamp``, ``X-Signature``, raw body."""
+
+    key_id: str
+    timestamp: str
+    signature: str
+    body: bytes
+
+
+def check_timestamp(timestamp: str, *, skew_s: int, now: float | None = None) -> None:
+    """Refuse a timestamp that is not unix seconds within ``skew_s`` of our clock."""
+    try:
+        ts = int(timestamp)
+    except ValueError:
+        raise Unauthenticated("X-Timestamp must be unix seconds") from None
+    if abs((now if now is not None else time.time()) - ts) > skew_s:
+        raise Unauthenticated("X-Timestamp is outside the allowed clock skew")
+
+
+def check_signed(
+    session: Session,
+    requests: Sequence[SignedRequest],
+    *,
+    secret_key: str,
+    skew_s: int,
+    now: float | None = None,
+) -> list[Principal | Unauthenticated]:
+    """Check many signed requests at once (key, timestamp window, HMAC of the raw body,
+    replay), in the caller's transaction: one key lookup and one nonce INSERT for all.
+    Per request its machine principal, or the refusal.
+
+    A signature is good once: it is kept (``api_nonce``) for the skew window, after which
+    its timestamp refuses it anyway. The caller commits; a nonce rolled back with its
+    transaction was never used (nothing it asked for happened either)."""
+    out: list[Principal | Unauthenticated | None] = [None] * len(requests)
+    wanted = sorted({r.key_id for r in requests})
+    found: Iterable[ApiKey] = (
+        session.scalars(select(ApiKey).where(ApiKey.key_id.in_(wanted))) if wanted else []
+    )
+    keys = {k.key_id: k for k in found}
+    secrets_: dict[str, str | None] = {}
+    fresh: dict[str, int] = {}  # signature hex -> the request that may use it
+    for n, r in enumerate(requests):
+        try:
+            check_timestamp(r.timestamp, skew_s=skew_s, now=now)
+            key = keys.get(r.key_id)
+            if key is None or not key.active:
+                raise Unauthenticated("unknown or disabled API key")
+            if r.key_id not in secrets_:
+                try:
+                    secrets_[r.key_id] = _fernet(secret_key).decrypt(key.secret_encrypted).decode()
+                except InvalidToken:
+                    secrets_[r.key_id] = None
+            secret = secrets_[r.key_id]
+            if secret is None:
+                raise Unauthenticated("API key cannot be checked with this server's secret")
+            if not hmac.compare_digest(sign(secret, r.timestamp, r.body), r.signature):
+                raise Unauthenticated("bad signature")
+            digest = r.signature.removeprefix("sha256=")
+            if digest in fresh:
+                raise Unauthenticated(_REPLAYED)
+            fresh[digest] = n
+            out[n] = Principal(kind="apikey", id=key.id, name=key.name, role="machine")
+        except Unauthenticated as exc:
+            out[n] = exc
+    if fresh:
+        stored = set(
+            session.scalars(
+                insert(ApiNonce)
+                .values([{"signature": d, "key_id": requests[n].key_id} for d, n in fresh.items()])
+                .on_conflict_do_nothing()
+                .returning(ApiNonce.signature)
+            )
+        )
+        for digest, n in fresh.items():
+            if digest not in stored:
+                out[n] = Unauthenticated(_REPLAYED)
+    return cast(list[Principal | Unauthenticated], out)
+
+
+_REPLAYED = "replayed request: this signature was used already; sign again"
+
+
 def principal_from_api_key(
     session: Session,
     *,
@@ -171,34 +258,17 @@ def principal_from_api_key(
     skew_s: int,
     now: float | None = None,
 ) -> Principal:
-    """Check key, timestamp window and HMAC of the raw body; the caller is a machine."""
-    try:
-        ts = int(timestamp)
-    except ValueError:
-        raise Unauthenticated("X-Timestamp must be unix seconds") from None
-    if abs((now if now is not None else time.time()) - ts) > skew_s:
-        raise Unauthenticated("X-Timestamp is outside the allowed clock skew")
-    key = session.scalar(select(ApiKey).where(ApiKey.key_id == key_id))
-    if key is None or not key.active:
-        raise Unauthenticated("unknown or disabled API key")
-    try:
-        secret = _fernet(secret_key).decrypt(key.secret_encrypted).decode()
-    except InvalidToken:
-        raise Unauthenticated("API key cannot be checked with this server's secret") from None
-    if not hmac.compare_digest(sign(secret, timestamp, body), signature):
-        raise Unauthenticated("bad signature")
-    # A signature is good once: kept (in its own committed transaction, whatever the
-    # request then does) for the skew window, after which the timestamp refuses it anyway.
-    fresh = session.scalar(
-        insert(ApiNonce)
-        .values(signature=signature.removeprefix("sha256="), key_id=key.key_id)
-        .on_conflict_do_nothing()
-        .returning(ApiNonce.signature)
-    )
+    """Check key, timestamp window and HMAC of the raw body; the caller is a machine. The
+    signature is spent (committed now, whatever the request then does)."""
+    check_timestamp(timestamp, skew_s=skew_s, now=now)  # before touching the database
+    (result,) = check_signed(
+        session, [SignedRequest(key_id, timestamp, signature, body)],
+        secret_key=secret_key, skew_s=skew_s, now=now,
+    )  # fmt: skip
     session.commit()
-    if fresh is None:
-        raise Unauthenticated("replayed request: this signature was used already; sign again")
-    return Principal(kind="apikey", id=key.id, name=key.name, role="machine")
+    if isinstance(result, Unauthenticated):
+        raise result
+    return result
 
 
 def prune_nonces(session: Session, *, skew_s: int) -> int:

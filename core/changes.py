@@ -57,16 +57,20 @@ def record_change(
     ``payload`` defaults to ``after`` (or ``before`` for deletions): what a live map needs
     to redraw the thing without another request.
     """
-    data = payload if payload is not None else (after if after is not None else before) or {}
+    before_, after_ = _snapshot(before), _snapshot(after)
+    if payload is not None:
+        data = _snapshot(payload) or {}
+    else:  # the snapshot already taken (never mutated: it is only serialised)
+        data = (after_ if after_ is not None else before_) or {}
     change = _Change(
         actor=actor,
         action=action,
         entity=entity,
         entity_id=entity_id,
-        before=_snapshot(before),
-        after=_snapshot(after),
+        before=before_,
+        after=after_,
         topics=topics,
-        payload=_snapshot(data) or {},
+        payload=data,
     )
     session.info.setdefault(_PENDING, []).append(change)
 
@@ -77,6 +81,7 @@ def write_pending(session: Session) -> int:
     audit.record_many(
         session,
         [audit.Entry(c.actor, c.action, c.entity, c.entity_id, c.before, c.after) for c in pending],
+        canonical=True,  # snapshots are JSON-safe copies already
     )
     outbox.publish_many(
         session, [(topic, c.action, c.payload) for c in pending for topic in c.topics]

@@ -32,9 +32,12 @@ class Settings(BaseSettings):
     # CAP alerts may carry long area lists and inline resources: their own limit.
     workers: int = Field(default=1, ge=1, le=64)  # `emergency serve` processes
     alert_max_bytes: int = Field(default=2_097_152, ge=1024)
-    # Intake admission: alerts processed at once, and how long one may wait for a turn
-    # before it is answered 503 + Retry-After (the sender retries; nothing is half-done).
-    alert_max_in_flight: int = Field(default=8, ge=1, le=256)
+    # Intake admission: alerts queued or being taken in per process, and how long one may
+    # wait for its turn before it is answered 503 + Retry-After (the sender retries;
+    # nothing is half-done). Alerts queued together are taken in together, up to
+    # `alert_batch_max` per transaction (command/alert_queue.py).
+    alert_max_in_flight: int = Field(default=1000, ge=0, le=100_000)
+    alert_batch_max: int = Field(default=50, ge=1, le=1000)
     alert_queue_timeout_s: float = Field(default=5.0, gt=0, le=120)
     page_limit_default: int = Field(default=100, ge=1)
     page_limit_max: int = Field(default=1000, ge=1)

@@ -644,14 +644,16 @@ def test_intake_is_counted_in_metrics(post, client):
 
 
 def test_a_full_intake_answers_503_and_stores_nothing(post, app, session):
-    import asyncio
+    from command.alert_queue import AlertQueue
 
-    app.state.settings = app.state.settings.model_copy(update={"alert_queue_timeout_s": 0.05})
-    app.state.alert_turns = asyncio.Semaphore(0)  # every turn taken
+    def never(_items):  # pragma: no cover - nothing may reach intake
+        raise AssertionError("taken in")
+
+    app.state.alert_queue = AlertQueue(never, max_batch=10, max_waiting=0, timeout_s=5)
     before = rows(session, "alert")
     r = post(alert_xml("BUSY-1"))
     assert r.status_code == 503 and r.headers["retry-after"] == "1"
     assert r.json()["error"] == "busy"
     assert rows(session, "alert") == before
-    app.state.alert_turns = asyncio.Semaphore(1)
+    del app.state.alert_queue  # the next post makes the app's own queue again
     assert post(alert_xml("BUSY-1")).status_code == 201  # the retry, signed anew
