@@ -106,6 +106,10 @@ class Connection:
         self._refilled = time.monotonic()
         self._strikes = 0
         self._inflight: set[asyncio.Task[None]] = set()
+        # Acks are cumulative: per topic, one write at a time; a later ack that arrives
+        # meanwhile waits here (the highest wins) and is written next.
+        self._ack_writing: set[str] = set()
+        self._ack_next: dict[str, protocol.Ack] = {}
         self._send_started: float | None = None
         self.batch = False  # the client takes several events per message
         self.linger_s = 0.0  # batch clients that own no topic: least time between messages
@@ -419,7 +423,30 @@ class Connection:
         pending = self.unacked.get(message.topic, {})
         for seq in [s for s in pending if s <= message.seq]:
             del pending[seq]
-        self._spawn(self._store_ack(message))
+        if message.topic in self._ack_writing:
+            # A write for this topic is running: the latest ack is written after it. Acks
+            # are cumulative, so a burst of them (a phone catching up) costs two writes and
+            # never counts against the actions in flight.
+            waiting = self._ack_next.get(message.topic)
+            if waiting is None or message.seq >= waiting.seq:
+                self._ack_next[message.topic] = message
+            return
+        self._ack_writing.add(message.topic)
+        task = asyncio.create_task(self._store_acks(message))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    async def _store_acks(self, first: protocol.Ack) -> None:
+        """Write ``first``, then the latest ack for its topic that came meanwhile."""
+        topic = first.topic
+        message: protocol.Ack | None = first
+        try:
+            while message is not None:
+                await self._store_ack(message)
+                message = self._ack_next.pop(topic, None)
+        finally:
+            self._ack_writing.discard(topic)
+            self._ack_next.pop(topic, None)
 
     async def _store_ack(self, message: protocol.Ack) -> None:
         assert self.principal is not None

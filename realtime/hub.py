@@ -66,7 +66,7 @@ class HubConfig:
     max_replay: int = 2000  # further behind than this gets a snapshot instead of a replay
     rate_per_s: float = 20.0  # client messages per second, sustained
     rate_burst: float = 200.0
-    max_inflight: int = 8  # actions (status, position, ack) running per connection
+    max_inflight: int = 8  # actions (status, position) running per connection
     # A screen that asked for batches gets at most one message per this many seconds
     # under load (events meanwhile go out together); phones are never held back.
     batch_linger_s: float = 0.1

@@ -336,6 +336,37 @@ async def test_only_the_units_own_phone_acknowledges(live_db: LiveDb, base: str)
         assert store.topic_state(s, f"unit:{unit}").acked == 0
 
 
+async def test_a_burst_of_acks_is_stored_without_busy(live_db: LiveDb, base: str):
+    """A phone catching up acks each event as the protocol asks: more acks than actions
+    may be in flight. They are cumulative, so they are merged, never refused as busy."""
+    (unit,) = live_db.add_units(1)
+    topic = f"unit:{unit}"
+    task_ids = []
+    for _ in range(3):  # 3 tasks x 5 events: 15 events while the phone is away
+        task_ids.append(dispatch(live_db, base, unit))
+        finish(live_db, base, task_ids[-1], unit)
+    phone = await Ws.open(base)
+    try:
+        await phone.hello(live_db.token(live_db.responder(unit)), [topic])
+        seqs = []
+        while len(seqs) < 15:
+            seqs.append((await phone.recv_until(lambda m: m["type"] == "event"))["seq"])
+        assert seqs == list(range(1, 16))
+        for seq in seqs:  # back to back: more than max_inflight (8) at once
+            await phone.send({"type": "ack", "topic": topic, "seq": seq})
+        replies: list[dict] = []
+        while not replies or replies[-1].get("seq") not in (15, None):  # errors have no seq
+            replies.append(await phone.recv_until(lambda m: m["type"] in ("acked", "error")))
+        assert [r for r in replies if r["type"] == "error"] == []
+        acked = [r["seq"] for r in replies]
+        assert acked == sorted(acked) and len(acked) < 15  # merged, in order
+        assert sorted(t for r in replies for t in r["acknowledged_tasks"]) == sorted(task_ids)
+    finally:
+        await phone.close()
+    with live_db.sessions() as s:
+        assert store.topic_state(s, topic).acked == 15
+
+
 # --- responders' actions: idempotent -------------------------------------------------
 
 
