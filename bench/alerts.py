@@ -85,6 +85,7 @@ N_WARMUP = 40  # alerts posted one by one before the clock starts (not in the fi
 MIN_GAP_S = 2.0  # an Update, Cancel or re-post refers to a message due this much earlier
 RETRY_WINDOW_S = 30.0  # a re-post repeats a message due at most this long before
 HTTP_TIMEOUT_S = 30.0
+IDLE_CLOSE_S = 2.5  # the load closes a connection idle this long (server keep-alive: 5 s)
 # Connections per load process. A server that meets the target has ~30 posts in flight;
 # past its capacity, posts wait here for a connection (latency still counts from the due
 # time; one that waits the whole timeout was never sent). 2,000 lets the server's own
@@ -386,7 +387,8 @@ class Pool:
     def __init__(self, base: str, size: int) -> None:
         host, port = base.removeprefix("http://").rsplit(":", 1)
         self.host, self.port, self.size = host, int(port), size
-        self.free: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        # free connections, with when each was last used
+        self.free: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
         self.opened = 0
         self.waiters: list[asyncio.Future[None]] = []
 
@@ -395,8 +397,14 @@ class Pool:
             waiter = asyncio.get_running_loop().create_future()
             self.waiters.append(waiter)
             await waiter
-        if self.free:
-            return self.free.pop()
+        while self.free:
+            reader, writer, used = self.free.pop()
+            # The server closes a connection idle for its keep-alive (uvicorn: 5 s); one
+            # idle half that long is closed here instead, before a post is written to it.
+            if time.monotonic() - used < IDLE_CLOSE_S and not reader.at_eof():
+                return reader, writer
+            writer.close()
+            self.opened -= 1
         self.opened += 1
         try:
             return await asyncio.open_connection(self.host, self.port)
@@ -408,7 +416,7 @@ class Pool:
         if conn is None:
             self.opened -= 1
         else:
-            self.free.append(conn)
+            self.free.append((*conn, time.monotonic()))
         while self.waiters:
             waiter = self.waiters.pop(0)
             if not waiter.done():
@@ -460,7 +468,7 @@ class Pool:
         return status, await reader.readexactly(length), close
 
     async def aclose(self) -> None:
-        for _reader, writer in self.free:
+        for _reader, writer, _used in self.free:
             writer.close()
         self.free.clear()
 
