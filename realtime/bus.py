@@ -28,7 +28,8 @@ from realtime.metrics import BUS_GAPS, BUS_LISTENING, BUS_RECONNECTS
 
 log = logging.getLogger("emergency.realtime.bus")
 _BY_ID = (
-    "SELECT topic, seq, type, payload, created_at FROM event WHERE id = ANY(%s) ORDER BY topic, seq"
+    "SELECT topic, seq, type, payload::text, created_at FROM event WHERE id = ANY(%s)"
+    " ORDER BY topic, seq"
 )
 
 

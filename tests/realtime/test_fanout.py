@@ -21,7 +21,7 @@ AT = datetime(2026, 11, 22, tzinfo=UTC)
 
 
 def f(topic: str, seq: int) -> Frame:
-    return frame(topic, seq, "incident.created", {"n": seq}, AT)
+    return frame(topic, seq, "incident.created", f'{{"n": {seq}}}', AT)
 
 
 class Recorder:
@@ -37,6 +37,14 @@ class Recorder:
 
 def hub(config: HubConfig | None = None) -> Hub:
     return Hub(sessions=None, actions=None, config=config)  # type: ignore[arg-type]
+
+
+@given(st.dictionaries(st.text(), st.integers() | st.text() | st.none(), max_size=5))
+def test_an_event_message_carries_the_payload_text_as_data(payload: dict[str, Any]):
+    text = json.dumps(payload, ensure_ascii=False)  # as PostgreSQL gives payload::text
+    message = json.loads(frame("unit:7", 3, "task.assigned", text, AT).text)
+    assert message == {"type": "event", "topic": "unit:7", "seq": 3, "event": "task.assigned",
+                       "at": "2026-11-22T00:00:00+00:00", "data": payload}  # fmt: skip
 
 
 def test_deliver_fans_out_in_order_skips_repeats_and_reports_gaps():
