@@ -37,13 +37,14 @@ Rules (docs/alerts.md says the same for operators):
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from geoalchemy2.shape import from_shape
 from shapely import Geometry
-from sqlalchemy import Connection, Table, func, select, tuple_, update
+from sqlalchemy import Connection, Table, bindparam, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -234,19 +235,10 @@ def intake(
     conn = session.connection()
     inserted = conn.execute(
         insert(ALERT_TABLE)
-        .values(
-            identifier=alert.identifier, sender=alert.sender, sent=alert.sent,
-            status=alert.status, msg_type=alert.msg_type, scope=alert.scope,
-            version=alert.version, source=alert.source, note=alert.note, codes=alert.codes,
-            references=alert.references_text,
-            referenced=[{"sender": r.sender, "identifier": r.identifier, "sent": _utc(r.sent)}
-                        for r in alert.references],
-            drill=drill, raw=raw, content_type=content_type[:60],
-            received_by=principal.actor[:160], warnings=[], result={},
-        )
+        .values(_alert_row(Posted(alert, raw, content_type, principal)))
         .on_conflict_do_nothing(constraint="uq_alert_key")
         .returning(Alert.id, Alert.sent)
-    ).one_or_none()  # fmt: skip
+    ).one_or_none()
     if inserted is None:  # already received (or received concurrently and now committed)
         first = conn.execute(
             select(Alert.result).where(
@@ -259,7 +251,7 @@ def intake(
     row = Stored(inserted.id, alert.sender, alert.identifier, inserted.sent, alert.status,
                  alert.msg_type, drill)  # fmt: skip
     warnings = [w.as_dict() for w in alert.warnings]
-    _store_parts(conn, row, alert)
+    _store_parts(conn, [(row.id, alert)])
     referenced = _referenced(session, alert)
     missing = len(alert.references) - len(referenced)
     if missing:
@@ -325,6 +317,167 @@ def intake(
     return {**result, "duplicate": False}, True
 
 
+@dataclass(frozen=True)
+class Posted:
+    """An alert as posted: parsed, its raw bytes, and who posted it."""
+
+    alert: ParsedAlert
+    raw: bytes
+    content_type: str
+    principal: Principal
+
+
+def _alert_row(p: Posted) -> dict[str, Any]:
+    a = p.alert
+    return dict(
+        identifier=a.identifier, sender=a.sender, sent=a.sent, status=a.status,
+        msg_type=a.msg_type, scope=a.scope, version=a.version, source=a.source, note=a.note,
+        codes=a.codes, references=a.references_text,
+        referenced=[{"sender": r.sender, "identifier": r.identifier, "sent": _utc(r.sent)}
+                    for r in a.references],
+        drill=a.status in DRILL_STATUSES, raw=p.raw, content_type=p.content_type[:60],
+        received_by=p.principal.actor[:160], warnings=[], result={},
+    )  # fmt: skip
+
+
+def _key(alert: ParsedAlert) -> tuple[str, str, datetime]:
+    return alert.sender, alert.identifier, alert.sent
+
+
+def intake_many(
+    session: Session, posted: Sequence[Posted], now: datetime | None = None
+) -> list[tuple[dict[str, Any], bool]]:
+    """Take in several alerts, in arrival order, with the same outcome as :func:`intake` on
+    each in turn; the caller commits. Returns each one's (answer, created).
+
+    The batch's *plain* alerts (an Actual Alert that references nothing, whose key neither
+    an earlier message of the batch has nor references) depend on nothing else in the batch,
+    and nothing earlier in it on them: they are taken in together, a few statements for all
+    of them instead of a few each. The rest follow one by one, in arrival order."""
+    now = now or utcnow()
+    seen: set[tuple[str, str, datetime]] = set()
+    plain: list[int] = []
+    for n, p in enumerate(posted):
+        a = p.alert
+        if (
+            a.status == "Actual" and a.msg_type == "Alert" and not a.references
+            and _key(a) not in seen
+        ):  # fmt: skip
+            plain.append(n)
+        seen.add(_key(a))
+        seen.update((r.sender, r.identifier, r.sent) for r in a.references)
+    results: list[tuple[dict[str, Any], bool] | None] = [None] * len(posted)
+    by_poster: dict[str, list[int]] = {}
+    for n in plain:
+        by_poster.setdefault(posted[n].principal.actor, []).append(n)
+    for group in by_poster.values():
+        taken = _intake_plain(session, [posted[n] for n in group], now)
+        for n, result in zip(group, taken, strict=True):
+            results[n] = result
+    out = []
+    for p, result in zip(posted, results, strict=True):
+        if result is None:  # not plain, or referenced by an alert already here: one by one
+            result = intake(
+                session, p.alert, raw=p.raw, content_type=p.content_type,
+                principal=p.principal, now=now,
+            )  # fmt: skip
+        out.append(result)
+    return out
+
+
+def _intake_plain(
+    session: Session, posted: Sequence[Posted], now: datetime
+) -> list[tuple[dict[str, Any], bool] | None]:
+    """Plain alerts of one poster, set-based (see :func:`intake_many`); None for those a
+    stored alert already references (they came late: :func:`intake` stores them stale)."""
+    conn = session.connection()
+    keys = [_key(p.alert) for p in posted]
+    named = {
+        (r["sender"], r["identifier"], datetime.fromisoformat(r["sent"]))
+        for refs in conn.scalars(
+            select(Alert.referenced).where(
+                or_(*(Alert.referenced.contains([_ref(*k)]) for k in keys))
+            )
+        )
+        for r in refs
+    }
+    todo = [p for p in posted if _key(p.alert) not in named]
+    stored: dict[tuple[str, str, datetime], Stored] = {}
+    if todo:
+        for r in conn.execute(
+            insert(ALERT_TABLE)
+            .on_conflict_do_nothing(constraint="uq_alert_key")
+            .returning(Alert.id, Alert.sender, Alert.identifier, Alert.sent),
+            [_alert_row(p) for p in todo],
+        ):
+            stored[(r.sender, r.identifier, r.sent)] = Stored(
+                r.id, r.sender, r.identifier, r.sent, "Actual", "Alert", False, thread_id=r.id
+            )
+    new = [p for p in todo if _key(p.alert) in stored]
+    firsts: dict[tuple[str, str, datetime], dict[str, Any]] = {}
+    if len(new) < len(todo):  # already received (or concurrently, and now committed)
+        again = [_key(p.alert) for p in todo if _key(p.alert) not in stored]
+        for r in conn.execute(
+            select(Alert.sender, Alert.identifier, Alert.sent, Alert.result).where(
+                tuple_(Alert.sender, Alert.identifier, Alert.sent).in_(again)
+            )
+        ):
+            firsts[(r.sender, r.identifier, r.sent)] = r.result
+    _store_parts(conn, [(stored[_key(p.alert)].id, p.alert) for p in new])
+    lives: list[tuple[Posted, Stored, _Live, list[Target]]] = []
+    incidents: list[tuple[dict[str, Any], Geometry | None]] = []
+    zones: list[tuple[dict[str, Any], Geometry | None]] = []
+    for p in new:
+        row = stored[_key(p.alert)]
+        out = Outcome(row.id, row.id, "stored", warnings=[w.as_dict() for w in p.alert.warnings])
+        live = _Live(session, row, p.principal, (SITUATION,), False, blocks_roads(p.alert), now,
+                     out)  # fmt: skip
+        found, expired = targets(p.alert, now)
+        out.warnings.extend(expired)
+        incidents += live.incident_items(found)
+        zones += live.zone_items(found)
+        lives.append((p, row, live, found))
+    principal = posted[0].principal  # one poster (see intake_many)
+    incident_ids = iter(crud.create_many(session, INCIDENTS, incidents, principal=principal))
+    zone_ids = iter(crud.create_many(session, ZONES, zones, principal=principal))
+    answers: dict[tuple[str, str, datetime], dict[str, Any]] = {}
+    for p, row, live, found in lives:
+        out = live.out
+        out.incident_ids = [next(incident_ids) for _ in found]
+        out.zone_ids = [next(zone_ids) for t in found if t.is_zone]
+        if out.incident_ids or out.zone_ids:
+            out.action = "created"
+        answers[_key(p.alert)] = _answer(row, p.alert, out)
+    if answers:
+        conn.execute(
+            update(ALERT_TABLE)
+            .where(ALERT_TABLE.c.id == bindparam("b_id"))
+            .values(thread_id=bindparam("b_id"), warnings=bindparam("b_warnings"),
+                    result=bindparam("b_result")),
+            [{"b_id": a["alert_id"], "b_warnings": a["warnings"], "b_result": a}
+             for a in answers.values()],
+        )  # fmt: skip
+    results: list[tuple[dict[str, Any], bool] | None] = []
+    for p in posted:
+        key = _key(p.alert)
+        if key in answers:
+            record_change(
+                session, actor=p.principal.actor, action="alert.received", entity="alert",
+                entity_id=answers[key]["alert_id"], before=None, after=answers[key],
+                topics=(SITUATION,),
+            )  # fmt: skip
+            results.append(({**answers[key], "duplicate": False}, True))
+        elif key in firsts:
+            results.append(({**firsts[key], "duplicate": True}, False))
+        else:
+            results.append(None)
+    return results
+
+
+def _ref(sender: str, identifier: str, sent: datetime) -> dict[str, str]:
+    return {"sender": sender, "identifier": identifier, "sent": _utc(sent)}
+
+
 @dataclass
 class Stored:
     """The alert row just inserted (what intake needs of it, without an ORM object)."""
@@ -368,15 +521,20 @@ def _answer(row: Stored, alert: ParsedAlert, out: Outcome) -> dict[str, Any]:
     }
 
 
-def _store_parts(conn: Connection, row: Stored, alert: ParsedAlert) -> None:
-    """The info blocks and areas: one INSERT for each kind, whatever their number."""
-    if not alert.infos:
+def _store_parts(conn: Connection, stored: Sequence[tuple[int, ParsedAlert]]) -> None:
+    """The alerts' info blocks and areas: one INSERT for each kind, whatever their number."""
+    infos = [
+        (alert_id, position, info)
+        for alert_id, alert in stored
+        for position, info in enumerate(alert.infos, start=1)
+    ]
+    if not infos:
         return
     info_ids = conn.scalars(
         insert(INFO_TABLE).returning(AlertInfo.id, sort_by_parameter_order=True),
         [
             dict(
-                alert_id=row.id, position=position, language=info.language[:40],
+                alert_id=alert_id, position=position, language=info.language[:40],
                 categories=info.categories, event=info.event,
                 response_types=info.response_types, urgency=info.urgency,
                 severity=info.severity, certainty=info.certainty, audience=info.audience,
@@ -385,17 +543,17 @@ def _store_parts(conn: Connection, row: Stored, alert: ParsedAlert) -> None:
                 description=info.description, instruction=info.instruction, web=info.web,
                 contact=info.contact, parameters=info.parameters, resources=info.resources,
             )
-            for position, info in enumerate(alert.infos, start=1)
+            for alert_id, position, info in infos
         ],
     ).all()  # fmt: skip
     areas = [
         dict(
-            alert_id=row.id, info_id=info_id, position=k, area_desc=area.desc,
+            alert_id=alert_id, info_id=info_id, position=k, area_desc=area.desc,
             polygons=area.polygons, circles=area.circles, geocodes=area.geocodes,
             altitude=area.altitude, ceiling=area.ceiling,
             geom=None if area.shape is None else from_shape(area.shape, srid=4326),
         )
-        for info_id, info in zip(info_ids, alert.infos, strict=True)
+        for info_id, (alert_id, _position, info) in zip(info_ids, infos, strict=True)
         for k, area in enumerate(info.areas, start=1)
     ]  # fmt: skip
     if areas:
@@ -494,14 +652,17 @@ class _Live:
             )
         return props
 
-    def _create_incidents(self, found: list[Target]) -> None:
-        items = [
+    def incident_items(self, found: list[Target]) -> list[tuple[dict[str, Any], Geometry | None]]:
+        return [
             ({**self._incident_props(t), "source": "alert", "status": "reported"}, t.shape)
             for t in found
         ]
+
+    def _create_incidents(self, found: list[Target]) -> None:
         self.out.incident_ids += crud.create_many(
-            self.session, INCIDENTS, items, principal=self.principal, topics=self.topics
-        )
+            self.session, INCIDENTS, self.incident_items(found), principal=self.principal,
+            topics=self.topics,
+        )  # fmt: skip
 
     # zones
 
@@ -518,11 +679,14 @@ class _Live:
             "starts_at": starts, "ends_at": ends,
         }  # fmt: skip
 
+    def zone_items(self, found: list[Target]) -> list[tuple[dict[str, Any], Geometry | None]]:
+        return [(self._zone_props(t), t.shape) for t in found if t.is_zone]
+
     def _create_zones(self, found: list[Target]) -> None:
-        items = [(self._zone_props(t), t.shape) for t in found if t.is_zone]
         self.out.zone_ids += crud.create_many(
-            self.session, ZONES, items, principal=self.principal, topics=self.topics
-        )
+            self.session, ZONES, self.zone_items(found), principal=self.principal,
+            topics=self.topics,
+        )  # fmt: skip
 
     def create(self, found: list[Target]) -> None:
         self._create_incidents(found)
@@ -542,6 +706,7 @@ class _Live:
             )
             .order_by(Incident.id)
             .with_for_update()
+            .execution_options(populate_existing=True)  # as locked, not as last loaded
         )
         return list(self.session.scalars(stmt))
 
@@ -554,16 +719,15 @@ class _Live:
             )
             .order_by(WarningZone.id)
             .with_for_update()
+            .execution_options(populate_existing=True)
         )
         return list(self.session.scalars(stmt))
 
     def _flag(self, incident: Incident, reason: str) -> None:
-        before = crud.feature(INCIDENTS, incident)
-        incident.needs_review = True
-        incident.review_reason = reason[:1000]
-        crud.record_update(
-            self.session, INCIDENTS, incident, before=before, action="incident.flagged",
-            principal=self.principal, topics=self.topics,
+        crud.update_locked(
+            self.session, INCIDENTS, incident,
+            changes={"needs_review": True, "review_reason": reason[:1000]}, geom=None,
+            action="incident.flagged", principal=self.principal, topics=self.topics,
         )  # fmt: skip
         self.out.review_incident_ids.append(incident.id)
 
@@ -579,8 +743,8 @@ class _Live:
             changes = self._incident_props(t)
             if t.shape is not None:
                 changes.update(needs_review=False, review_reason=None)
-            crud.update(
-                self.session, INCIDENTS, incident.id, changes=changes, geom=t.shape,
+            crud.update_locked(
+                self.session, INCIDENTS, incident, changes=changes, geom=t.shape,
                 principal=self.principal, action="incident.updated", topics=self.topics,
             )  # fmt: skip
             self.out.updated_incident_ids.append(incident.id)
@@ -590,8 +754,8 @@ class _Live:
         shaped = [t for t in found if t.is_zone]
         self._create_zones(shaped[len(zones) :])
         for zone, t in zip(zones, shaped, strict=False):
-            crud.update(
-                self.session, ZONES, zone.id, changes=self._zone_props(t), geom=t.shape,
+            crud.update_locked(
+                self.session, ZONES, zone, changes=self._zone_props(t), geom=t.shape,
                 principal=self.principal, topics=self.topics,
             )  # fmt: skip
             self.out.updated_zone_ids.append(zone.id)
@@ -652,11 +816,8 @@ def end_zone(
 ) -> None:
     """End ``zone`` (it leaves the live map, history keeps it): its end is ``now`` unless it
     was due to end earlier, and never before its start."""
-    before = crud.feature(ZONES, zone)
-    zone.status = "ended"
     ends = now if zone.ends_at is None or zone.ends_at > now else zone.ends_at
-    zone.ends_at = max(ends, zone.starts_at)
-    crud.record_update(
-        session, ZONES, zone, before=before, action="warning_zone.ended",
-        principal=principal, note=note, topics=topics,
+    crud.update_locked(
+        session, ZONES, zone, changes={"status": "ended", "ends_at": max(ends, zone.starts_at)},
+        geom=None, action="warning_zone.ended", principal=principal, note=note, topics=topics,
     )  # fmt: skip

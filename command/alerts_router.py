@@ -131,23 +131,23 @@ def _take_in(
         )  # fmt: skip
         for n, result in zip(signed, checked, strict=True):
             callers[n] = result
-    out: list[Answer | BaseException] = []
+    out: list[Answer | BaseException | None] = []
+    posted: list[alerts.Posted] = []
     for item, caller in zip(items, callers, strict=True):
         try:
             if isinstance(caller, Exception):
                 raise caller
             assert isinstance(caller, Principal)
             require(caller, "alert.post")
-            alert = cap.parse(item.body, item.content_type)
+            posted.append(
+                alerts.Posted(cap.parse(item.body, item.content_type), item.body,
+                              item.content_type, caller)
+            )  # fmt: skip
+            out.append(None)
         except DomainError as exc:
             out.append(exc)
-            continue
-        out.append(
-            alerts.intake(
-                session, alert, raw=item.body, content_type=item.content_type, principal=caller
-            )
-        )
-    return out
+    taken = iter(alerts.intake_many(session, posted))
+    return [next(taken) if result is None else result for result in out]
 
 
 async def alert_caller(request: Request, session: SessionDep) -> Principal | SignedRequest:

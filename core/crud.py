@@ -15,10 +15,13 @@ from geoalchemy2.shape import from_shape, to_shape
 from shapely import Geometry
 from shapely.geometry import mapping
 from sqlalchemy import Select, Table, insert, select
+from sqlalchemy import update as sql_update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from core.changes import SITUATION, record_change
-from core.db import Base, flush
+from core.db import Base, flush, integrity_error
 from core.errors import NotFound
 from core.query import Page, paginate, within_bbox
 from core.security import Principal
@@ -168,21 +171,55 @@ def update(
 ) -> Any:
     """Apply changes to one row under a row lock; record before and after."""
     obj = get(session, kind, obj_id, for_update=True)
-    before = feature(kind, obj)
-    for name, value in changes.items():
-        setattr(obj, name, value)
-    if geom is not None:
-        obj.geom = from_shape(geom, srid=4326)
-    record_update(
-        session,
-        kind,
-        obj,
-        before=before,
-        action=action or f"{kind.entity}.updated",
-        principal=principal,
+    update_locked(
+        session, kind, obj, changes=changes, geom=geom, principal=principal, action=action,
         topics=topics,
-    )
+    )  # fmt: skip
     return obj
+
+
+def update_locked(
+    session: Session,
+    kind: FeatureKind,
+    obj: Any,
+    *,
+    changes: Mapping[str, Any],
+    geom: Geometry | None,
+    principal: Principal,
+    action: str | None = None,
+    note: str | None = None,
+    topics: tuple[str, ...] = (SITUATION,),
+) -> bool:
+    """Change a row the caller has loaded under a row lock: one UPDATE .. RETURNING (no
+    flush, no read-back), the loaded object kept in step, the change recorded against the
+    object as loaded. False (nothing recorded) if nothing changed."""
+    table = cast(Table, kind.model.__table__)
+    before = feature(kind, obj)
+    values = dict(changes)
+    if geom is not None:
+        values["geom"] = _wkb(geom)
+    try:
+        row = (
+            session.connection()
+            .execute(
+                sql_update(table)
+                .where(table.c.id == obj.id)
+                .values(values)
+                .returning(*(table.c[c] for c in dict.fromkeys([*kind.fields, *values, "geom"])))
+            )
+            .one()
+        )
+    except IntegrityError as exc:
+        raise integrity_error(exc) from exc
+    for name, value in row._mapping.items():
+        set_committed_value(obj, name, value)
+    shape = geom if geom is not None else obj.geom
+    after = feature(kind, SimpleNamespace(**{**row._mapping, "id": obj.id, "geom": shape}))
+    if after == before:
+        return False
+    _record_updated(session, kind, obj.id, before, after, action or f"{kind.entity}.updated",
+                    principal, note, topics)  # fmt: skip
+    return True
 
 
 def record_update(
@@ -202,6 +239,21 @@ def record_update(
     after = feature(kind, obj)
     if after == before:
         return False
+    _record_updated(session, kind, obj.id, before, after, action, principal, note, topics)
+    return True
+
+
+def _record_updated(
+    session: Session,
+    kind: FeatureKind,
+    obj_id: int,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    action: str,
+    principal: Principal,
+    note: str | None,
+    topics: tuple[str, ...],
+) -> None:
     if note:
         after["properties"]["note"] = note
     record_change(
@@ -209,12 +261,11 @@ def record_update(
         actor=principal.actor,
         action=action,
         entity=kind.entity,
-        entity_id=obj.id,
+        entity_id=obj_id,
         before=before,
         after=after,
         topics=topics,
     )
-    return True
 
 
 def list_page(
