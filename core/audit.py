@@ -15,7 +15,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Identity, String, func, insert, select
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Identity,
+    String,
+    Text,
+    bindparam,
+    cast,
+    func,
+    insert,
+    select,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -48,6 +59,11 @@ def _canonical(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str)) if value is not None else None
 
 
+def canonical_text(value: Any) -> str:
+    """A JSON-safe value as the chain hashes it: keys sorted, compact, UTF-8 as is."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def row_hash(
     prev_hash: str,
     *,
@@ -60,20 +76,31 @@ def row_hash(
     after: Any,
 ) -> str:
     """SHA-256 hex of ``prev_hash`` and the row's fields in canonical JSON."""
-    body = json.dumps(
-        {
-            "at": at.astimezone(UTC).isoformat(),
-            "actor": actor,
-            "action": action,
-            "entity": entity,
-            "entity_id": entity_id,
-            "before": before,
-            "after": after,
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
+    body = _body(at, actor, action, entity, entity_id, canonical_text(before),
+                 canonical_text(after))  # fmt: skip
+    return _link(prev_hash, body)
+
+
+def _body(
+    at: datetime,
+    actor: str,
+    action: str,
+    entity: str,
+    entity_id: str | None,
+    before_text: str,
+    after_text: str,
+) -> str:
+    """The row's canonical JSON from its parts, before/after already encoded: exactly
+    ``canonical_text`` of the whole row (keys in sorted order), without encoding them twice."""
+    t = canonical_text
+    return (
+        f'{{"action":{t(action)},"actor":{t(actor)},"after":{after_text},'
+        f'"at":{t(at.astimezone(UTC).isoformat())},"before":{before_text},'
+        f'"entity":{t(entity)},"entity_id":{t(entity_id)}}}'
     )
+
+
+def _link(prev_hash: str, body: str) -> str:
     return hashlib.sha256(f"{prev_hash}|{body}".encode()).hexdigest()
 
 
@@ -110,31 +137,47 @@ def record_many(session: Session, entries: list[Entry], *, canonical: bool = Fal
     """Append ``entries`` in order, chained, with one lock, one head read and one INSERT:
     a transaction's whole chain segment costs three round trips, not three per row.
     ``canonical``: their before/after are JSON-safe already (as round-tripped through
-    JSON), so they are not copied again. Returns the rows' hashes."""
+    JSON), so they are not copied again. Returns the rows' hashes.
+
+    Everything but the chaining (JSON, row bodies) is done before the lock is taken: the
+    lock orders every writer of the system, so only the SHA-256 links are computed under it."""
     if not entries:
         return []
+    at = utcnow()
+    rows: list[dict[str, Any]] = []
+    bodies: list[str] = []
+    for e in entries:
+        before = e.before if canonical else _canonical(e.before)
+        after = e.after if canonical else _canonical(e.after)
+        before_text, after_text = canonical_text(before), canonical_text(after)
+        entity_id = None if e.entity_id is None else str(e.entity_id)
+        bodies.append(_body(at, e.actor, e.action, e.entity, entity_id, before_text, after_text))
+        rows.append(
+            {"at": at, "actor": e.actor, "action": e.action, "entity": e.entity,
+             "entity_id": entity_id, "before_json": before_text, "after_json": after_text}
+        )  # fmt: skip
     session.execute(select(func.pg_advisory_xact_lock(_LOCK_KEY)))
     prev = session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
     prev = prev or GENESIS
-    at = utcnow()
-    rows = []
-    for e in entries:
-        fields: dict[str, Any] = {
-            "at": at,
-            "actor": e.actor,
-            "action": e.action,
-            "entity": e.entity,
-            "entity_id": None if e.entity_id is None else str(e.entity_id),
-            "before": e.before if canonical else _canonical(e.before),
-            "after": e.after if canonical else _canonical(e.after),
-        }
-        digest = row_hash(prev, **fields)
-        rows.append({**fields, "prev_hash": prev, "hash": digest})
-        prev = digest
+    for row, body in zip(rows, bodies, strict=True):
+        row["prev_hash"], row["hash"] = prev, _link(prev, body)
+        prev = row["hash"]
     # One INSERT (psycopg sends the rows as one multi-row VALUES); identity ids follow the
     # rows' order, so the chain order is the id order.
-    session.execute(insert(AuditEvent), rows)
+    session.execute(_INSERT, rows)
     return [r["hash"] for r in rows]
+
+
+_INSERT = insert(AuditEvent).values(
+    {
+        name: bindparam(name)
+        for name in ("at", "actor", "action", "entity", "entity_id", "prev_hash", "hash")
+    }
+    | {  # encoded once above (the hash's text), not again by the driver
+        "before": cast(bindparam("before_json", type_=Text), JSONB),
+        "after": cast(bindparam("after_json", type_=Text), JSONB),
+    }
+)
 
 
 @dataclass(frozen=True)

@@ -78,14 +78,15 @@ def record_change(
 def write_pending(session: Session) -> int:
     """Write the collected audit rows and events now; returns how many changes."""
     pending: list[_Change] = session.info.pop(_PENDING, [])
+    # JSON first: the audit chain's lock and the topics' row locks are held from the first
+    # of these statements to the commit, and every writer of the system waits for them.
+    events = outbox.encode([(topic, c.action, c.payload) for c in pending for topic in c.topics])
     audit.record_many(
         session,
         [audit.Entry(c.actor, c.action, c.entity, c.entity_id, c.before, c.after) for c in pending],
         canonical=True,  # snapshots are JSON-safe copies already
     )
-    outbox.publish_many(
-        session, [(topic, c.action, c.payload) for c in pending for topic in c.topics]
-    )
+    outbox.publish_encoded(session, events)
     return len(pending)
 
 

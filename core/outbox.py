@@ -97,18 +97,30 @@ _PUBLISH_SQL = text(
 def publish_many(session: Session, events: list[tuple[str, str, dict[str, Any]]]) -> list[int]:
     """Add ``(topic, type, payload)`` events in order, as :func:`publish` does one: one
     statement per topic (topics locked in name order)."""
+    return publish_encoded(session, encode(events))
+
+
+def encode(events: list[tuple[str, str, dict[str, Any]]]) -> list[tuple[str, int, str]]:
+    """The events as :func:`publish_encoded` takes them: per topic (in name order), how
+    many and their rows' JSON. Encode before taking locks that other writers wait for."""
     by_topic: dict[str, list[dict[str, Any]]] = {}
     for topic, type_, payload in events:
         rows = by_topic.setdefault(topic, [])
         rows.append({"n": len(rows) + 1, "type": type_, "payload": payload})
+    return [
+        (topic, len(by_topic[topic]), json.dumps(by_topic[topic], default=str))
+        for topic in sorted(by_topic)
+    ]
+
+
+def publish_encoded(session: Session, encoded: list[tuple[str, int, str]]) -> list[int]:
+    """Add events encoded by :func:`encode`; returns their ids in order."""
     ids: list[int] = []
-    for topic in sorted(by_topic):
-        rows = by_topic[topic]
+    for topic, count, rows in encoded:
         found = session.execute(
             _PUBLISH_SQL,
-            {"topic": topic, "count": len(rows), "rows": json.dumps(rows, default=str),
-             "channel": NOTIFY_CHANNEL},
-        )  # fmt: skip
+            {"topic": topic, "count": count, "rows": rows, "channel": NOTIFY_CHANNEL},
+        )
         ids.extend(int(r[0]) for r in found)
     return ids
 

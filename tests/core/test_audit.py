@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+from datetime import UTC
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
@@ -127,3 +131,34 @@ def test_api_writes_are_audited_with_before_and_after(client, world, session):
     assert update["after"]["properties"]["severity"] == "extreme"
     verdict = client.get("/api/audit/verify", headers=world.h("auditor")).json()
     assert verdict["ok"] is True and verdict["checked"] >= 2
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(
+    at=st.datetimes(timezones=st.timezones()),
+    names=st.tuples(st.text(), st.text(), st.text()),
+    entity_id=st.none() | st.text(),
+    before=st.none() | st.dictionaries(st.text(), _JSON, max_size=4),
+    after=st.none() | st.dictionaries(st.text(), _JSON, max_size=4),
+)
+def test_a_rows_body_is_built_from_its_encoded_parts_as_the_whole_would_be(
+    at, names, entity_id, before, after
+):
+    """The chain hashes the whole row's canonical JSON; record_many builds that text from
+    before/after encoded once: it must be byte for byte the same, or old chains break."""
+    actor, action, entity = names
+    whole = {"at": at.astimezone(UTC).isoformat(), "actor": actor, "action": action,
+             "entity": entity, "entity_id": entity_id, "before": before, "after": after}  # fmt: skip
+    body = audit._body(at, actor, action, entity, entity_id, audit.canonical_text(before),
+                       audit.canonical_text(after))  # fmt: skip
+    assert body == audit.canonical_text(whole)
+    assert audit.row_hash("ab" * 32, at=at, actor=actor, action=action, entity=entity,
+                          entity_id=entity_id, before=before, after=after) == hashlib.sha256(
+        f"{'ab' * 32}|{audit.canonical_text(whole)}".encode()
+    ).hexdigest()  # fmt: skip
