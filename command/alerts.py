@@ -333,8 +333,7 @@ def _alert_row(p: Posted) -> dict[str, Any]:
         identifier=a.identifier, sender=a.sender, sent=a.sent, status=a.status,
         msg_type=a.msg_type, scope=a.scope, version=a.version, source=a.source, note=a.note,
         codes=a.codes, references=a.references_text,
-        referenced=[{"sender": r.sender, "identifier": r.identifier, "sent": _utc(r.sent)}
-                    for r in a.references],
+        referenced=[_ref(r.sender, r.identifier, r.sent) for r in a.references],
         drill=a.status in DRILL_STATUSES, raw=p.raw, content_type=p.content_type[:60],
         received_by=p.principal.actor[:160], warnings=[], result={},
     )  # fmt: skip
@@ -582,7 +581,7 @@ def _superseded_by(
             .limit(1)
         )
     # Nothing referenced: has a later message already named this one (it came first)?
-    key = [{"sender": alert.sender, "identifier": alert.identifier, "sent": _utc(alert.sent)}]
+    key = [_ref(*_key(alert))]
     # No LIMIT: with one, the prepared statement's generic plan expects an early match and
     # scans the whole table; without, it takes the GIN index (almost always 0 rows).
     return session.scalars(

@@ -215,11 +215,8 @@ def update_locked(
         set_committed_value(obj, name, value)
     shape = geom if geom is not None else obj.geom
     after = feature(kind, SimpleNamespace(**{**row._mapping, "id": obj.id, "geom": shape}))
-    if after == before:
-        return False
-    _record_updated(session, kind, obj.id, before, after, action or f"{kind.entity}.updated",
-                    principal, note, topics)  # fmt: skip
-    return True
+    return _record_updated(session, kind, obj.id, before, after,
+                           action or f"{kind.entity}.updated", principal, note, topics)  # fmt: skip
 
 
 def record_update(
@@ -237,10 +234,7 @@ def record_update(
     flush(session)
     session.refresh(obj)
     after = feature(kind, obj)
-    if after == before:
-        return False
-    _record_updated(session, kind, obj.id, before, after, action, principal, note, topics)
-    return True
+    return _record_updated(session, kind, obj.id, before, after, action, principal, note, topics)
 
 
 def _record_updated(
@@ -253,7 +247,10 @@ def _record_updated(
     principal: Principal,
     note: str | None,
     topics: tuple[str, ...],
-) -> None:
+) -> bool:
+    """Record the change from ``before`` to ``after``; False (nothing recorded) if none."""
+    if after == before:
+        return False
     if note:
         after["properties"]["note"] = note
     record_change(
@@ -266,6 +263,7 @@ def _record_updated(
         after=after,
         topics=topics,
     )
+    return True
 
 
 def list_page(
