@@ -36,16 +36,15 @@ Rules (docs/alerts.md says the same for operators):
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from geoalchemy2.shape import from_shape
 from shapely import Geometry
-from sqlalchemy import Connection, Table, bindparam, func, or_, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Connection, Table, func, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from command.cap import Area, Info, ParsedAlert
@@ -60,7 +59,7 @@ from command.models import (
     WarningZone,
 )
 from command.zones import ZONES
-from core import crud
+from core import bulk, crud
 from core.changes import SITUATION, record_change
 from core.security import Principal
 from core.types import utcnow
@@ -233,12 +232,11 @@ def intake(
     # Core statements on the session's connection, not ORM objects: intake is the system's
     # busiest writer, and the unit of work costs more than these rows.
     conn = session.connection()
-    inserted = conn.execute(
-        insert(ALERT_TABLE)
-        .values(_alert_row(Posted(alert, raw, content_type, principal)))
-        .on_conflict_do_nothing(constraint="uq_alert_key")
-        .returning(Alert.id, Alert.sent)
-    ).one_or_none()
+    stored = bulk.insert(
+        conn, ALERT_TABLE, [_alert_row(Posted(alert, raw, content_type, principal))],
+        returning=("sent",), on_conflict="uq_alert_key",
+    )  # fmt: skip
+    inserted = stored[0] if stored else None
     if inserted is None:  # already received (or received concurrently and now committed)
         first = conn.execute(
             select(Alert.result).where(
@@ -299,11 +297,10 @@ def intake(
     if out.action == "stored" and (out.incident_ids or out.zone_ids):
         out.action = "created"
     result = _answer(row, alert, out)
-    conn.execute(
-        update(ALERT_TABLE)
-        .where(Alert.id == row.id)
-        .values(thread_id=row.thread_id, warnings=warnings, result=result)
-    )
+    bulk.update(
+        conn, ALERT_TABLE,
+        [{"id": row.id, "thread_id": row.thread_id, "warnings": warnings, "result": result}],
+    )  # fmt: skip
     record_change(
         session,
         actor=principal.actor,
@@ -390,25 +387,15 @@ def _intake_plain(
     """Plain alerts of one poster, set-based (see :func:`intake_many`); None for those a
     stored alert already references (they came late: :func:`intake` stores them stale)."""
     conn = session.connection()
-    keys = [_key(p.alert) for p in posted]
-    named = {
-        (r["sender"], r["identifier"], datetime.fromisoformat(r["sent"]))
-        for refs in conn.scalars(
-            select(Alert.referenced).where(
-                or_(*(Alert.referenced.contains([_ref(*k)]) for k in keys))
-            )
-        )
-        for r in refs
-    }
-    todo = [p for p in posted if _key(p.alert) not in named]
+    keys = json.dumps([_ref(*_key(p.alert)) for p in posted])
+    named = {int(n) - 1 for n in conn.scalars(_NAMED, {"keys": keys})}
+    todo = [p for n, p in enumerate(posted) if n not in named]
     stored: dict[tuple[str, str, datetime], Stored] = {}
     if todo:
-        for r in conn.execute(
-            insert(ALERT_TABLE)
-            .on_conflict_do_nothing(constraint="uq_alert_key")
-            .returning(Alert.id, Alert.sender, Alert.identifier, Alert.sent),
-            [_alert_row(p) for p in todo],
-        ):
+        for r in bulk.insert(
+            conn, ALERT_TABLE, [_alert_row(p) for p in todo],
+            returning=("sender", "identifier", "sent"), on_conflict="uq_alert_key",
+        ):  # fmt: skip
             stored[(r.sender, r.identifier, r.sent)] = Stored(
                 r.id, r.sender, r.identifier, r.sent, "Actual", "Alert", False, thread_id=r.id
             )
@@ -448,13 +435,10 @@ def _intake_plain(
             out.action = "created"
         answers[_key(p.alert)] = _answer(row, p.alert, out)
     if answers:
-        conn.execute(
-            update(ALERT_TABLE)
-            .where(ALERT_TABLE.c.id == bindparam("b_id"))
-            .values(thread_id=bindparam("b_id"), warnings=bindparam("b_warnings"),
-                    result=bindparam("b_result")),
-            [{"b_id": a["alert_id"], "b_warnings": a["warnings"], "b_result": a}
-             for a in answers.values()],
+        bulk.update(
+            conn, ALERT_TABLE,
+            [{"id": a["alert_id"], "thread_id": a["alert_id"], "warnings": a["warnings"],
+              "result": a} for a in answers.values()],
         )  # fmt: skip
     results: list[tuple[dict[str, Any], bool] | None] = []
     for p in posted:
@@ -471,6 +455,16 @@ def _intake_plain(
         else:
             results.append(None)
     return results
+
+
+# Which of these keys a stored alert references: one constant statement whatever their
+# number (prepared once per connection), each key looked up in the GIN index on
+# ``referenced`` (an OR of containments, one per key, was a new statement for every batch
+# size and, planned afresh, often a whole-table scan).
+_NAMED = text(
+    "SELECT k.n FROM jsonb_array_elements(CAST(:keys AS jsonb)) WITH ORDINALITY AS k(key, n) "
+    "WHERE EXISTS (SELECT 1 FROM alert a WHERE a.referenced @> jsonb_build_array(k.key))"
+)
 
 
 def _ref(sender: str, identifier: str, sent: datetime) -> dict[str, str]:
@@ -529,34 +523,38 @@ def _store_parts(conn: Connection, stored: Sequence[tuple[int, ParsedAlert]]) ->
     ]
     if not infos:
         return
-    info_ids = conn.scalars(
-        insert(INFO_TABLE).returning(AlertInfo.id, sort_by_parameter_order=True),
-        [
-            dict(
-                alert_id=alert_id, position=position, language=info.language[:40],
-                categories=info.categories, event=info.event,
-                response_types=info.response_types, urgency=info.urgency,
-                severity=info.severity, certainty=info.certainty, audience=info.audience,
-                event_codes=info.event_codes, effective=info.effective, onset=info.onset,
-                expires=info.expires, sender_name=info.sender_name, headline=info.headline,
-                description=info.description, instruction=info.instruction, web=info.web,
-                contact=info.contact, parameters=info.parameters, resources=info.resources,
-            )
-            for alert_id, position, info in infos
-        ],
-    ).all()  # fmt: skip
+    info_ids = [
+        r.id
+        for r in bulk.insert(
+            conn, INFO_TABLE,
+            [
+                dict(
+                    alert_id=alert_id, position=position, language=info.language[:40],
+                    categories=info.categories, event=info.event,
+                    response_types=info.response_types, urgency=info.urgency,
+                    severity=info.severity, certainty=info.certainty, audience=info.audience,
+                    event_codes=info.event_codes, effective=info.effective, onset=info.onset,
+                    expires=info.expires, sender_name=info.sender_name,
+                    headline=info.headline, description=info.description,
+                    instruction=info.instruction, web=info.web, contact=info.contact,
+                    parameters=info.parameters, resources=info.resources,
+                )
+                for alert_id, position, info in infos
+            ],
+            returning=("id",),
+        )
+    ]  # fmt: skip
     areas = [
         dict(
             alert_id=alert_id, info_id=info_id, position=k, area_desc=area.desc,
             polygons=area.polygons, circles=area.circles, geocodes=area.geocodes,
             altitude=area.altitude, ceiling=area.ceiling,
-            geom=None if area.shape is None else from_shape(area.shape, srid=4326),
+            geom=area.shape,
         )
         for info_id, (alert_id, _position, info) in zip(info_ids, infos, strict=True)
         for k, area in enumerate(info.areas, start=1)
     ]  # fmt: skip
-    if areas:
-        conn.execute(insert(AREA_TABLE), areas)
+    bulk.insert(conn, AREA_TABLE, areas)
 
 
 def _superseded_by(

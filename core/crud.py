@@ -14,12 +14,13 @@ from typing import Any, cast
 from geoalchemy2.shape import from_shape, to_shape
 from shapely import Geometry
 from shapely.geometry import mapping
-from sqlalchemy import Select, Table, insert, select
+from sqlalchemy import Select, Table, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from core import bulk
 from core.changes import SITUATION, record_change
 from core.db import Base, flush, integrity_error
 from core.errors import NotFound
@@ -106,27 +107,16 @@ def create_many(
 ) -> list[int]:
     """Insert many rows and record each change, as :func:`create` does one, but with one
     INSERT .. RETURNING per set of property names and no ORM objects (for bulk intake,
-    where the unit of work costs more than the rows). Returns the ids in ``items`` order.
+    where the unit of work costs more than the rows; see :mod:`core.bulk`). Returns the ids
+    in ``items`` order.
 
     Python-side column defaults apply as in the ORM; the Features recorded carry the
     geometry as given (the database stores exactly it) and the row as inserted."""
     table = cast(Table, kind.model.__table__)
-    returned = [table.c.id, *(table.c[f] for f in kind.fields)]
-    groups: dict[frozenset[str], list[int]] = {}
-    for n, (props, _geom) in enumerate(items):
-        groups.setdefault(frozenset(props), []).append(n)
-    rows: list[Any] = [None] * len(items)
-    for members in groups.values():
-        params = [
-            {**items[n][0], "geom": _wkb(items[n][1])} for n in members
-        ]  # one shape per statement: psycopg sends them as one multi-row VALUES
-        found = (
-            session.connection()
-            .execute(insert(table).returning(*returned, sort_by_parameter_order=True), params)
-            .all()
-        )
-        for n, row in zip(members, found, strict=True):
-            rows[n] = row
+    rows = bulk.insert(
+        session.connection(), table, [{**props, "geom": geom} for props, geom in items],
+        returning=kind.fields,
+    )  # fmt: skip
     ids = []
     for (_props, geom), row in zip(items, rows, strict=True):
         after = feature(kind, SimpleNamespace(**row._mapping, geom=geom))
