@@ -20,16 +20,14 @@ from sqlalchemy import (
     DateTime,
     Identity,
     String,
-    Text,
-    bindparam,
-    cast,
+    Table,
     func,
-    insert,
     select,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from core import bulk
 from core.db import Base
 from core.types import utcnow
 
@@ -62,6 +60,35 @@ def _canonical(value: Any) -> Any:
 def canonical_text(value: Any) -> str:
     """A JSON-safe value as the chain hashes it: keys sorted, compact, UTF-8 as is."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def encode(value: Any) -> str:
+    """Any value's canonical text as the chain stores it: ``canonical_text(_canonical(value))``
+    (datetimes and other non-JSON values as ``str``), in one pass when every mapping key is a
+    string (then the round trip changes nothing the text shows), else through the round
+    trip (``{1: ..}`` becomes ``{"1": ..}`` and sorts as text)."""
+    if value is None:
+        return "null"
+    if _string_keys(value):
+        return json.dumps(
+            value, default=str, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        )
+    return canonical_text(_canonical(value))
+
+
+def _string_keys(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if not isinstance(key, str):
+                    return False
+                if isinstance(child, dict | list | tuple):
+                    stack.append(child)
+        elif isinstance(item, list | tuple):
+            stack.extend(child for child in item if isinstance(child, dict | list | tuple))
+    return True
 
 
 def row_hash(
@@ -133,11 +160,31 @@ class Entry:
     after: dict[str, Any] | None
 
 
-def record_many(session: Session, entries: list[Entry], *, canonical: bool = False) -> list[str]:
+@dataclass(frozen=True)
+class Encoded:
+    """One audit row to append, its before/after already as :func:`encode` gives them."""
+
+    actor: str
+    action: str
+    entity: str
+    entity_id: object | None
+    before_text: str
+    after_text: str
+
+
+def record_many(session: Session, entries: list[Entry]) -> list[str]:
+    """Append ``entries`` in order, chained (see :func:`record_encoded`); their hashes."""
+    return record_encoded(
+        session,
+        [Encoded(e.actor, e.action, e.entity, e.entity_id, encode(e.before), encode(e.after))
+         for e in entries],
+    )  # fmt: skip
+
+
+def record_encoded(session: Session, entries: list[Encoded]) -> list[str]:
     """Append ``entries`` in order, chained, with one lock, one head read and one INSERT:
     a transaction's whole chain segment costs three round trips, not three per row.
-    ``canonical``: their before/after are JSON-safe already (as round-tripped through
-    JSON), so they are not copied again. Returns the rows' hashes.
+    Returns the rows' hashes.
 
     Everything but the chaining (JSON, row bodies) is done before the lock is taken: the
     lock orders every writer of the system, so only the SHA-256 links are computed under it."""
@@ -147,14 +194,13 @@ def record_many(session: Session, entries: list[Entry], *, canonical: bool = Fal
     rows: list[dict[str, Any]] = []
     bodies: list[str] = []
     for e in entries:
-        before = e.before if canonical else _canonical(e.before)
-        after = e.after if canonical else _canonical(e.after)
-        before_text, after_text = canonical_text(before), canonical_text(after)
         entity_id = None if e.entity_id is None else str(e.entity_id)
-        bodies.append(_body(at, e.actor, e.action, e.entity, entity_id, before_text, after_text))
+        bodies.append(_body(at, e.actor, e.action, e.entity, entity_id, e.before_text,
+                            e.after_text))  # fmt: skip
         rows.append(
             {"at": at, "actor": e.actor, "action": e.action, "entity": e.entity,
-             "entity_id": entity_id, "before_json": before_text, "after_json": after_text}
+             "entity_id": entity_id, "before": bulk.RawJSON(e.before_text),
+             "after": bulk.RawJSON(e.after_text)}
         )  # fmt: skip
     session.execute(select(func.pg_advisory_xact_lock(_LOCK_KEY)))
     prev = session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
@@ -162,22 +208,12 @@ def record_many(session: Session, entries: list[Entry], *, canonical: bool = Fal
     for row, body in zip(rows, bodies, strict=True):
         row["prev_hash"], row["hash"] = prev, _link(prev, body)
         prev = row["hash"]
-    # One INSERT (psycopg sends the rows as one multi-row VALUES); identity ids follow the
-    # rows' order, so the chain order is the id order.
-    session.execute(_INSERT, rows)
+    # One INSERT; identity ids follow the rows' order, so the chain order is the id order.
+    bulk.insert(session.connection(), _TABLE, rows)
     return [r["hash"] for r in rows]
 
 
-_INSERT = insert(AuditEvent).values(
-    {
-        name: bindparam(name)
-        for name in ("at", "actor", "action", "entity", "entity_id", "prev_hash", "hash")
-    }
-    | {  # encoded once above (the hash's text), not again by the driver
-        "before": cast(bindparam("before_json", type_=Text), JSONB),
-        "after": cast(bindparam("after_json", type_=Text), JSONB),
-    }
-)
+_TABLE: Table = AuditEvent.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ only for the few milliseconds of their commit, not for their whole transaction.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,19 +23,11 @@ _PENDING = "emergency.pending_changes"
 
 @dataclass(frozen=True)
 class _Change:
-    actor: str
-    action: str
-    entity: str
-    entity_id: object
-    before: dict[str, Any] | None
-    after: dict[str, Any] | None
+    """A change as it will be written: its JSON encoded when it was recorded."""
+
+    audit: audit.Encoded
     topics: tuple[str, ...]
-    payload: dict[str, Any]
-
-
-def _snapshot(value: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A JSON-safe copy taken now, so later changes to the objects cannot alter it."""
-    return None if value is None else json.loads(json.dumps(value, default=str))
+    payload_text: str
 
 
 def record_change(
@@ -56,21 +47,21 @@ def record_change(
     Both are written when ``session`` commits, in the same transaction as the change.
     ``payload`` defaults to ``after`` (or ``before`` for deletions): what a live map needs
     to redraw the thing without another request.
-    """
-    before_, after_ = _snapshot(before), _snapshot(after)
+
+    The values are encoded now, once (later changes to the objects cannot alter what is
+    written): the audit row's canonical text, which is also the event's payload unless
+    ``payload`` is given (the outbox stores it as jsonb: its formatting does not matter)."""
+    before_text, after_text = audit.encode(before), audit.encode(after)
     if payload is not None:
-        data = _snapshot(payload) or {}
-    else:  # the snapshot already taken (never mutated: it is only serialised)
-        data = (after_ if after_ is not None else before_) or {}
+        payload_text = audit.encode(payload)
+    elif after is not None:
+        payload_text = after_text
+    else:
+        payload_text = before_text if before is not None else "{}"
     change = _Change(
-        actor=actor,
-        action=action,
-        entity=entity,
-        entity_id=entity_id,
-        before=before_,
-        after=after_,
-        topics=topics,
-        payload=data,
+        audit.Encoded(actor, action, entity, entity_id, before_text, after_text),
+        topics,
+        payload_text,
     )
     session.info.setdefault(_PENDING, []).append(change)
 
@@ -80,12 +71,10 @@ def write_pending(session: Session) -> int:
     pending: list[_Change] = session.info.pop(_PENDING, [])
     # JSON first: the audit chain's lock and the topics' row locks are held from the first
     # of these statements to the commit, and every writer of the system waits for them.
-    events = outbox.encode([(topic, c.action, c.payload) for c in pending for topic in c.topics])
-    audit.record_many(
-        session,
-        [audit.Entry(c.actor, c.action, c.entity, c.entity_id, c.before, c.after) for c in pending],
-        canonical=True,  # snapshots are JSON-safe copies already
+    events = outbox.encode_texts(
+        [(topic, c.audit.action, c.payload_text) for c in pending for topic in c.topics]
     )
+    audit.record_encoded(session, [c.audit for c in pending])
     outbox.publish_encoded(session, events)
     return len(pending)
 

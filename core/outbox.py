@@ -103,12 +103,19 @@ def publish_many(session: Session, events: list[tuple[str, str, dict[str, Any]]]
 def encode(events: list[tuple[str, str, dict[str, Any]]]) -> list[tuple[str, int, str]]:
     """The events as :func:`publish_encoded` takes them: per topic (in name order), how
     many and their rows' JSON. Encode before taking locks that other writers wait for."""
-    by_topic: dict[str, list[dict[str, Any]]] = {}
+    return encode_texts(
+        [(topic, type_, json.dumps(payload, default=str)) for topic, type_, payload in events]
+    )
+
+
+def encode_texts(events: list[tuple[str, str, str]]) -> list[tuple[str, int, str]]:
+    """As :func:`encode`, the payloads already JSON text (spliced as they are)."""
+    by_topic: dict[str, list[str]] = {}
     for topic, type_, payload in events:
         rows = by_topic.setdefault(topic, [])
-        rows.append({"n": len(rows) + 1, "type": type_, "payload": payload})
+        rows.append(f'{{"n":{len(rows) + 1},"type":{json.dumps(type_)},"payload":{payload}}}')
     return [
-        (topic, len(by_topic[topic]), json.dumps(by_topic[topic], default=str))
+        (topic, len(by_topic[topic]), f"[{','.join(by_topic[topic])}]")
         for topic in sorted(by_topic)
     ]
 
