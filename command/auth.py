@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
@@ -10,17 +11,17 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Table, delete, select
 from sqlalchemy.orm import Session
 
 from command.models import ApiKey, ApiNonce, User
+from core import bulk
 from core.changes import record_change
 from core.db import flush
 from core.errors import Conflict, InvalidInput, NotFound, Unauthenticated
@@ -127,6 +128,19 @@ def token_expiry(token: str) -> float:
 # --- machines -----------------------------------------------------------------------
 
 
+_NONCES: Table = ApiNonce.__table__  # type: ignore[assignment]
+
+
+@functools.lru_cache(maxsize=64)
+def _secret(secret_key: str, secret_encrypted: bytes) -> str | None:
+    """An API key's secret, decrypted (None if this server's secret cannot): kept, as it
+    is asked for with every signed request; a key changed in the database is a new entry."""
+    try:
+        return _fernet(secret_key).decrypt(secret_encrypted).decode()
+    except InvalidToken:
+        return None
+
+
 def _fernet(secret_key: str) -> Fernet:
     digest = hashlib.sha256(b"emergency.api_key|" + secret_key.encode()).digest()
     return Fernet(base64.urlsafe_b64encode(digest))
@@ -200,11 +214,17 @@ def check_signed(
     transaction was never used (nothing it asked for happened either)."""
     out: list[Principal | Unauthenticated | None] = [None] * len(requests)
     wanted = sorted({r.key_id for r in requests})
-    found: Iterable[ApiKey] = (
-        session.scalars(select(ApiKey).where(ApiKey.key_id.in_(wanted))) if wanted else []
+    conn = session.connection()
+    found: Iterable[Any] = (
+        conn.execute(
+            select(
+                ApiKey.id, ApiKey.key_id, ApiKey.name, ApiKey.active, ApiKey.secret_encrypted
+            ).where(ApiKey.key_id.in_(wanted))
+        )
+        if wanted
+        else []
     )
     keys = {k.key_id: k for k in found}
-    secrets_: dict[str, str | None] = {}
     fresh: dict[str, int] = {}  # signature hex -> the request that may use it
     for n, r in enumerate(requests):
         try:
@@ -212,12 +232,7 @@ def check_signed(
             key = keys.get(r.key_id)
             if key is None or not key.active:
                 raise Unauthenticated("unknown or disabled API key")
-            if r.key_id not in secrets_:
-                try:
-                    secrets_[r.key_id] = _fernet(secret_key).decrypt(key.secret_encrypted).decode()
-                except InvalidToken:
-                    secrets_[r.key_id] = None
-            secret = secrets_[r.key_id]
+            secret = _secret(secret_key, key.secret_encrypted)
             if secret is None:
                 raise Unauthenticated("API key cannot be checked with this server's secret")
             if not hmac.compare_digest(sign(secret, r.timestamp, r.body), r.signature):
@@ -230,14 +245,16 @@ def check_signed(
         except Unauthenticated as exc:
             out[n] = exc
     if fresh:
-        stored = set(
-            session.scalars(
-                insert(ApiNonce)
-                .values([{"signature": d, "key_id": requests[n].key_id} for d, n in fresh.items()])
-                .on_conflict_do_nothing()
-                .returning(ApiNonce.signature)
+        stored = {
+            r.signature
+            for r in bulk.insert(
+                conn,
+                _NONCES,
+                [{"signature": d, "key_id": requests[n].key_id} for d, n in fresh.items()],
+                returning=("signature",),
+                on_conflict="pk_api_nonce",
             )
-        )
+        }
         for digest, n in fresh.items():
             if digest not in stored:
                 out[n] = Unauthenticated(_REPLAYED)

@@ -127,13 +127,15 @@ def insert(
     on_conflict: str | None = None,
 ) -> list[Row[Any]]:
     """Insert ``rows`` (dicts of column name to value) in order, one statement per set of
-    column names; with ``returning``, the inserted rows' columns in ``rows`` order (an
-    ``id`` identity column is returned too and orders them). ``on_conflict``: the name of a
-    unique constraint; rows that would break it are skipped (and not returned)."""
+    column names. ``on_conflict``: the name of a unique constraint; rows that would break
+    it are skipped (and not returned). With ``returning``, the inserted rows' columns, in
+    ``rows`` order where the table has an ``id`` identity column (it is returned too and
+    orders them), else in the database's order (match them by value)."""
     if not rows:
         return []
     full = [_with_defaults(table, row) for row in rows]
-    want = tuple(dict.fromkeys(("id", *returning))) if returning else ()
+    by_id = "id" in table.c
+    want = tuple(dict.fromkeys(("id", *returning) if by_id else returning)) if returning else ()
     groups: dict[tuple[str, ...], list[int]] = {}
     for n, row in enumerate(full):
         groups.setdefault(tuple(sorted(row)), []).append(n)
@@ -143,6 +145,9 @@ def insert(
         payload = encode_rows([{**full[n], _ORDER: k} for k, n in enumerate(members)])
         result = conn.execute(stmt, {"rows": payload})
         if not want:
+            continue
+        if not by_id:
+            found += [(0, r) for r in result]
             continue
         got = sorted(result, key=lambda r: r.id)  # identity ids follow the ORDER BY
         if on_conflict:  # skipped rows leave no gap to match by: ordered by id below
