@@ -48,7 +48,7 @@ from sqlalchemy import Connection, Table, func, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from command.cap import Area, Info, ParsedAlert
-from command.incidents import INCIDENTS, move_incident
+from command.incidents import INCIDENTS, move_change
 from command.models import (
     ACTIVE_TASK_STATUSES,
     Alert,
@@ -557,9 +557,14 @@ def _store_parts(conn: Connection, stored: Sequence[tuple[int, ParsedAlert]]) ->
     bulk.insert(conn, AREA_TABLE, areas)
 
 
+# What intake reads of other alerts of a thread (columns, not ORM objects: an alert row
+# carries its raw message and its answer, read for nothing here).
+_THREAD_COLUMNS = (Alert.id, Alert.thread_id, Alert.msg_type, Alert.identifier, Alert.sent)
+
+
 def _superseded_by(
     session: Session, row: Stored, alert: ParsedAlert, threads: list[int]
-) -> Alert | None:
+) -> Any | None:
     """A message of this thread sent after ``alert`` and already applied, if any: then
     ``alert`` arrived out of order and must not undo it (CAP: the later message wins).
 
@@ -567,8 +572,8 @@ def _superseded_by(
     one after the other, each seeing the other's committed effects."""
     if threads:
         session.execute(select(Alert.id).where(Alert.id.in_(threads)).with_for_update())
-        return session.scalar(
-            select(Alert)
+        return session.execute(
+            select(*_THREAD_COLUMNS)
             .where(
                 Alert.thread_id.in_(threads),
                 Alert.id != row.id,
@@ -577,13 +582,15 @@ def _superseded_by(
             )
             .order_by(Alert.sent.desc())
             .limit(1)
-        )
+        ).first()
     # Nothing referenced: has a later message already named this one (it came first)?
     key = [_ref(*_key(alert))]
     # No LIMIT: with one, the prepared statement's generic plan expects an early match and
     # scans the whole table; without, it takes the GIN index (almost always 0 rows).
-    return session.scalars(
-        select(Alert).where(Alert.referenced.contains(key), Alert.id != row.id).order_by(Alert.id)
+    return session.execute(
+        select(*_THREAD_COLUMNS)
+        .where(Alert.referenced.contains(key), Alert.id != row.id)
+        .order_by(Alert.id)
     ).first()
 
 
@@ -591,13 +598,15 @@ def _utc(value: datetime) -> str:
     return value.astimezone(UTC).isoformat()
 
 
-def _referenced(session: Session, alert: ParsedAlert) -> list[Alert]:
+def _referenced(session: Session, alert: ParsedAlert) -> list[Any]:
     if not alert.references:
         return []
     keys = [(r.sender, r.identifier, r.sent) for r in alert.references]
     return list(
-        session.scalars(
-            select(Alert).where(tuple_(Alert.sender, Alert.identifier, Alert.sent).in_(keys))
+        session.execute(
+            select(*_THREAD_COLUMNS).where(
+                tuple_(Alert.sender, Alert.identifier, Alert.sent).in_(keys)
+            )
         )
     )
 
@@ -720,68 +729,76 @@ class _Live:
         )
         return list(self.session.scalars(stmt))
 
-    def _flag(self, incident: Incident, reason: str) -> None:
-        crud.update_locked(
-            self.session, INCIDENTS, incident,
-            changes={"needs_review": True, "review_reason": reason[:1000]}, geom=None,
-            action="incident.flagged", principal=self.principal, topics=self.topics,
-        )  # fmt: skip
+    def _flag(self, incident: Incident, reason: str) -> crud.Change:
         self.out.review_incident_ids.append(incident.id)
+        return crud.Change(
+            incident, {"needs_review": True, "review_reason": reason[:1000]},
+            action="incident.flagged",
+        )  # fmt: skip
 
-    def _end_zone(self, zone: WarningZone, why: str) -> None:
-        end_zone(self.session, zone, self.principal, note=why, topics=self.topics, now=self.now)
+    def _end_zone(self, zone: WarningZone, why: str) -> crud.Change:
         self.out.ended_zone_ids.append(zone.id)
+        return end_change(zone, note=why, now=self.now)
+
+    def _apply(self, kind: crud.FeatureKind, changes: list[crud.Change]) -> None:
+        crud.update_many_locked(
+            self.session, kind, changes, principal=self.principal, topics=self.topics
+        )
 
     def update(self, threads: list[int], found: list[Target]) -> None:
         self.out.action = "updated"
         incidents = self._open_incidents(threads)
         self._create_incidents(found[len(incidents) :])
+        changes = []
         for incident, t in zip(incidents, found, strict=False):
-            changes = self._incident_props(t)
+            props = self._incident_props(t)
             if t.shape is not None:
-                changes.update(needs_review=False, review_reason=None)
-            crud.update_locked(
-                self.session, INCIDENTS, incident, changes=changes, geom=t.shape,
-                principal=self.principal, action="incident.updated", topics=self.topics,
-            )  # fmt: skip
+                props.update(needs_review=False, review_reason=None)
+            changes.append(crud.Change(incident, props, t.shape, action="incident.updated"))
             self.out.updated_incident_ids.append(incident.id)
         for incident in incidents[len(found) :]:
-            self._flag(incident, f"no longer named by alert {self.row.identifier}")
+            changes.append(self._flag(incident, f"no longer named by alert {self.row.identifier}"))
+        self._apply(INCIDENTS, changes)
         zones = self._active_zones(threads)
         shaped = [t for t in found if t.is_zone]
         self._create_zones(shaped[len(zones) :])
+        changes = []
         for zone, t in zip(zones, shaped, strict=False):
-            crud.update_locked(
-                self.session, ZONES, zone, changes=self._zone_props(t), geom=t.shape,
-                principal=self.principal, topics=self.topics,
-            )  # fmt: skip
+            changes.append(crud.Change(zone, self._zone_props(t), t.shape))
             self.out.updated_zone_ids.append(zone.id)
         for zone in zones[len(shaped) :]:
-            self._end_zone(zone, f"not in update {self.row.identifier}")
+            changes.append(self._end_zone(zone, f"not in update {self.row.identifier}"))
+        self._apply(ZONES, changes)
 
     def cancel(self, threads: list[int]) -> None:
         self.out.action = "cancelled"
-        for zone in self._active_zones(threads):
-            self._end_zone(zone, f"cancelled by {self.row.identifier}")
-        for incident in self._open_incidents(threads):
-            busy = self.session.scalar(
-                select(func.count())
-                .select_from(Task)
-                .where(Task.incident_id == incident.id, Task.status.in_(ACTIVE_TASK_STATUSES))
+        self._apply(
+            ZONES,
+            [self._end_zone(z, f"cancelled by {self.row.identifier}")
+             for z in self._active_zones(threads)],
+        )  # fmt: skip
+        incidents = self._open_incidents(threads)
+        busy = set(
+            self.session.scalars(
+                select(Task.incident_id).distinct().where(
+                    Task.incident_id.in_([i.id for i in incidents]),
+                    Task.status.in_(ACTIVE_TASK_STATUSES),
+                )
             )
-            if incident.status in CANCELLABLE and not busy:
-                move_incident(
-                    self.session, incident, "cancelled", principal=self.principal,
-                    note=f"alert cancelled by the sender ({self.row.identifier})",
-                    topics=self.topics,
-                )  # fmt: skip
+        ) if incidents else set()  # fmt: skip
+        changes = []
+        for incident in incidents:
+            if incident.status in CANCELLABLE and incident.id not in busy:
+                note = f"alert cancelled by the sender ({self.row.identifier})"
+                changes.append(move_change(incident, "cancelled", note=note))
                 self.out.cancelled_incident_ids.append(incident.id)
             else:
-                self._flag(
+                changes.append(self._flag(
                     incident,
                     f"the alert was cancelled by the sender ({self.row.identifier}) while "
                     "units are assigned: decide whether to stand them down",
-                )
+                ))  # fmt: skip
+        self._apply(INCIDENTS, changes)
 
 
 def end_expired_zones(session: Session, principal: Principal, now: datetime | None = None) -> int:
@@ -811,10 +828,18 @@ def end_zone(
     topics: tuple[str, ...],
     now: datetime,
 ) -> None:
-    """End ``zone`` (it leaves the live map, history keeps it): its end is ``now`` unless it
-    was due to end earlier, and never before its start."""
+    """End ``zone`` (see :func:`end_change`)."""
+    crud.update_many_locked(
+        session, ZONES, [end_change(zone, note=note, now=now)], principal=principal,
+        topics=topics,
+    )  # fmt: skip
+
+
+def end_change(zone: WarningZone, *, note: str, now: datetime) -> crud.Change:
+    """The change that ends a (locked) ``zone``: it leaves the live map, history keeps it.
+    Its end is ``now`` unless it was due to end earlier, and never before its start."""
     ends = now if zone.ends_at is None or zone.ends_at > now else zone.ends_at
-    crud.update_locked(
-        session, ZONES, zone, changes={"status": "ended", "ends_at": max(ends, zone.starts_at)},
-        geom=None, action="warning_zone.ended", principal=principal, note=note, topics=topics,
+    return crud.Change(
+        zone, {"status": "ended", "ends_at": max(ends, zone.starts_at)},
+        action="warning_zone.ended", note=note,
     )  # fmt: skip

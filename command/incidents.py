@@ -108,26 +108,25 @@ def move_incident(
     topics: tuple[str, ...] = (SITUATION,),
 ) -> Incident:
     """Move a (locked) incident along its lifecycle, stamping ``<status>_at``."""
-    if status == incident.status:
-        return incident
+    if status != incident.status:
+        crud.update_many_locked(
+            session, INCIDENTS, [move_change(incident, status, note=note)], principal=principal,
+            topics=topics,
+        )  # fmt: skip
+    return incident
+
+
+def move_change(incident: Incident, status: str, *, note: str | None) -> crud.Change:
+    """The change that moves a (locked) incident to ``status`` (for
+    :func:`core.crud.update_many_locked`); InvalidTransition if its lifecycle forbids it."""
     if status not in INCIDENT_TRANSITIONS[incident.status]:
         raise InvalidTransition(
             f"incident {incident.id} cannot go from {incident.status} to {status}"
         )
-    before = crud.feature(INCIDENTS, incident)
-    incident.status = status
-    setattr(incident, f"{status}_at", utcnow())
-    crud.record_update(
-        session,
-        INCIDENTS,
-        incident,
-        before=before,
-        action=f"incident.{status}",
-        principal=principal,
+    return crud.Change(
+        incident, {"status": status, f"{status}_at": utcnow()}, action=f"incident.{status}",
         note=note,
-        topics=topics,
-    )
-    return incident
+    )  # fmt: skip
 
 
 def list_incidents(

@@ -157,40 +157,63 @@ def insert(
     return [r for _n, r in sorted(found, key=lambda t: t[0])]
 
 
-def _update_sql(table: Table, key: str, names: tuple[str, ...]) -> TextClause:
-    cache_key = ("update", table.name, key, names)
+def _update_sql(
+    table: Table, key: str, names: tuple[str, ...], returning: tuple[str, ...]
+) -> TextClause:
+    cache_key = ("update", table.name, key, names, returning)
     stmt = _STATEMENTS.get(cache_key)
     if stmt is None:
-        sets = ", ".join(f"{_quote(n)} = r.{_quote(n)}" for n in names if n != key)
+        sets = [f"{_quote(n)} = r.{_quote(n)}" for n in names if n != key]
+        for column in table.columns:  # SQL-side onupdate (updated_at = now()), as Core does
+            onupdate = column.onupdate
+            if column.name not in names and onupdate is not None:
+                if not onupdate.is_clause_element:
+                    raise ValueError(f"{table.name}.{column.name}: onupdate not supported")
+                arg = onupdate.arg  # type: ignore[attr-defined]
+                sets.append(f"{_quote(column.name)} = {arg.compile(dialect=_DIALECT)}")
         defs = ", ".join(f"{_quote(n)} {_type_of(table.c[n])}" for n in names)
         t, k = _quote(table.name), _quote(key)
         # The ANY makes the plan an index lookup of the keys whatever the table's statistics
         # say: a join with the row set alone is planned as a hash join over a whole-table
         # scan while the table is small, and the plan, cached, stays as the table grows.
-        stmt = text(  # names from the table's metadata, quoted; every value is bound
-            f"UPDATE {t} SET {sets} "  # noqa: S608
+        sql = (
+            f"UPDATE {t} SET {', '.join(sets)} "  # noqa: S608 (names from metadata, quoted)
             f"FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r({defs}) "
             f"WHERE {t}.{k} = r.{k} AND {t}.{k} = ANY(CAST(:keys AS {_type_of(table.c[key])}[]))"
         )
+        if returning:
+            sql += " RETURNING " + ", ".join(f"{t}.{_quote(n)}" for n in returning)
+        stmt = text(sql)
+        if returning:
+            stmt = stmt.columns(*(table.c[n] for n in returning))  # type: ignore[assignment]
         _STATEMENTS[cache_key] = stmt
     return stmt
 
 
 def update(
-    conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *, key: str = "id"
-) -> int:
-    """Set each row's columns on the table's row whose ``key`` column equals the row's
-    (one statement per set of column names); returns how many rows were updated."""
+    conn: Connection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    key: str = "id",
+    returning: Sequence[str] = (),
+) -> list[Row[Any]]:
+    """Set each row's columns on the table's row whose ``key`` column equals the row's (one
+    statement per set of column names; SQL ``onupdate`` columns set as Core sets them).
+    With ``returning``, the updated rows' columns (``key`` among them) in ``rows`` order;
+    a row whose key matches nothing is not in it."""
     groups: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
     for row in rows:
-        groups.setdefault(tuple(sorted(row)), []).append(row)
-    count = 0
-    for names, members in groups.items():
-        if key not in names:
+        if key not in row:
             raise ValueError(f"every row needs its {key!r}")
+        groups.setdefault(tuple(sorted(row)), []).append(row)
+    want = tuple(dict.fromkeys((key, *returning))) if returning else ()
+    found: dict[Any, Row[Any]] = {}
+    for names, members in groups.items():
         result = conn.execute(
-            _update_sql(table, key, names),
+            _update_sql(table, key, names, want),
             {"rows": encode_rows(members), "keys": [row[key] for row in members]},
         )
-        count += result.rowcount
-    return count
+        if want:
+            found.update((getattr(r, key), r) for r in result)
+    return [found[row[key]] for row in rows if row[key] in found]

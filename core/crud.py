@@ -15,7 +15,6 @@ from geoalchemy2.shape import from_shape, to_shape
 from shapely import Geometry
 from shapely.geometry import mapping
 from sqlalchemy import Select, Table, select
-from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -125,10 +124,6 @@ def create_many(
     return ids
 
 
-def _wkb(geom: Geometry | None) -> Any:
-    return None if geom is None else from_shape(geom, srid=4326)
-
-
 def _record_created(
     session: Session,
     kind: FeatureKind,
@@ -180,33 +175,64 @@ def update_locked(
     note: str | None = None,
     topics: tuple[str, ...] = (SITUATION,),
 ) -> bool:
-    """Change a row the caller has loaded under a row lock: one UPDATE .. RETURNING (no
-    flush, no read-back), the loaded object kept in step, the change recorded against the
-    object as loaded. False (nothing recorded) if nothing changed."""
+    """Change a row the caller has loaded under a row lock (see :func:`update_many_locked`).
+    False (nothing recorded) if nothing changed."""
+    (changed,) = update_many_locked(
+        session, kind, [Change(obj, changes, geom, action, note)], principal=principal,
+        topics=topics,
+    )  # fmt: skip
+    return changed
+
+
+@dataclass(frozen=True)
+class Change:
+    """One locked row's change for :func:`update_many_locked`."""
+
+    obj: Any
+    changes: Mapping[str, Any]
+    geom: Geometry | None = None
+    action: str | None = None  # default: "<entity>.updated"
+    note: str | None = None
+
+
+def update_many_locked(
+    session: Session,
+    kind: FeatureKind,
+    items: Sequence[Change],
+    *,
+    principal: Principal,
+    topics: tuple[str, ...] = (SITUATION,),
+) -> list[bool]:
+    """Change rows the caller has loaded under row locks: one UPDATE .. RETURNING per set
+    of column names (:func:`core.bulk.update`; no flush, no read-back), the loaded objects
+    kept in step, each change recorded against its object as loaded, in ``items`` order.
+    Per item, False (nothing recorded) if nothing changed."""
+    if not items:
+        return []
     table = cast(Table, kind.model.__table__)
-    before = feature(kind, obj)
-    values = dict(changes)
-    if geom is not None:
-        values["geom"] = _wkb(geom)
+    befores = [feature(kind, c.obj) for c in items]
+    rows = [
+        {**c.changes, **({"geom": c.geom} if c.geom is not None else {}), "id": c.obj.id}
+        for c in items
+    ]
+    names = dict.fromkeys([*kind.fields, *(n for row in rows for n in row), "geom"])
     try:
-        row = (
-            session.connection()
-            .execute(
-                sql_update(table)
-                .where(table.c.id == obj.id)
-                .values(values)
-                .returning(*(table.c[c] for c in dict.fromkeys([*kind.fields, *values, "geom"])))
-            )
-            .one()
-        )
+        got = bulk.update(session.connection(), table, rows, returning=tuple(names))
     except IntegrityError as exc:
         raise integrity_error(exc) from exc
-    for name, value in row._mapping.items():
-        set_committed_value(obj, name, value)
-    shape = geom if geom is not None else obj.geom
-    after = feature(kind, SimpleNamespace(**{**row._mapping, "id": obj.id, "geom": shape}))
-    return _record_updated(session, kind, obj.id, before, after,
-                           action or f"{kind.entity}.updated", principal, note, topics)  # fmt: skip
+    if len(got) != len(items):
+        raise NotFound(f"{kind.entity} rows changed while locked")  # cannot happen: locked
+    out = []
+    for c, before, row in zip(items, befores, got, strict=True):
+        for name, value in row._mapping.items():
+            set_committed_value(c.obj, name, value)
+        shape = c.geom if c.geom is not None else c.obj.geom
+        after = feature(kind, SimpleNamespace(**{**row._mapping, "id": c.obj.id, "geom": shape}))
+        out.append(
+            _record_updated(session, kind, c.obj.id, before, after,
+                            c.action or f"{kind.entity}.updated", principal, c.note, topics)
+        )  # fmt: skip
+    return out
 
 
 def record_update(

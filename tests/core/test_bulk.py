@@ -9,7 +9,7 @@ from geoalchemy2.shape import to_shape
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from shapely.geometry import Point, Polygon
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from command.models import Alert, AlertArea, AlertInfo, Incident, WarningZone
 from core import bulk
@@ -97,12 +97,14 @@ def test_raw_json_is_spliced_as_json(session):
 def test_update_sets_columns_by_key(session):
     conn = session.connection()
     a, b = bulk.insert(conn, ALERT, [_alert_row("U-1"), _alert_row("U-2")], returning=("id",))
-    n = bulk.update(
+    got = bulk.update(
         conn, ALERT,
-        [{"id": a.id, "thread_id": a.id, "result": {"x": 1}},
-         {"id": b.id, "thread_id": a.id, "result": {"x": 2}}],
+        [{"id": b.id, "thread_id": a.id, "result": {"x": 2}},
+         {"id": a.id, "thread_id": a.id, "result": {"x": 1}},
+         {"id": -1, "thread_id": a.id, "result": {}}],
+        returning=("thread_id",),
     )  # fmt: skip
-    assert n == 2
+    assert [(r.id, r.thread_id) for r in got] == [(b.id, a.id), (a.id, a.id)]
     got = session.execute(
         select(Alert.id, Alert.thread_id, Alert.result).where(Alert.id.in_((a.id, b.id)))
     ).all()
@@ -157,3 +159,15 @@ def test_zone_check_constraints_still_apply(session):
     bow = Polygon([(113.3, 23.1), (113.4, 23.2), (113.4, 23.1), (113.3, 23.2)])  # self-crossing
     with session.begin_nested(), pytest.raises(IntegrityError, match="geom_valid"):
         bulk.insert(conn, WarningZone.__table__, [dict(name="z", kind="flood", geom=bow)])
+
+
+def test_update_sets_onupdate_columns(session):
+    conn = session.connection()
+    (row,) = bulk.insert(conn, INCIDENT, [dict(title="t", type="fire")], returning=("updated_at",))
+    old = datetime(2020, 1, 1, tzinfo=UTC)
+    bulk.update(conn, INCIDENT, [{"id": row.id, "updated_at": old}])
+    (after,) = bulk.update(
+        conn, INCIDENT, [{"id": row.id, "title": "u"}], returning=("title", "updated_at")
+    )
+    now = session.scalar(text("SELECT now()"))
+    assert (after.title, after.updated_at) == ("u", now)
