@@ -8,6 +8,7 @@ of its own (cloned from the PostGIS template, migrated, dropped afterwards).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import time
@@ -232,8 +233,13 @@ class Feed:
     ``last[topic]`` is the last seq applied (a ``resync`` sets it to the snapshot's seq);
     a seq at or below it is a duplicate (counted, not applied), one above ``last + 1`` is a
     gap (recorded: the tests assert there are none). Pings are answered; a responder's own
-    topic is acknowledged as events arrive (``ack=True``).
+    topic is acknowledged as events arrive (``ack=True``), as a phone does: acks are
+    cumulative, so events that arrive within ``ACK_EVERY_S`` of the last ack are covered by
+    one ack of the highest (a feed acking every event of a busy test topic would pass the
+    server's 20 messages/s limit and be closed, 4429).
     """
+
+    ACK_EVERY_S = 0.1
 
     def __init__(self, ws: Ws, *, ack: bool = False) -> None:
         self.ws = ws
@@ -248,6 +254,10 @@ class Feed:
         self.other: list[dict[str, Any]] = []
         self.close_code: int | None = None
         self._task: asyncio.Task[None] | None = None
+        self._acked_at: dict[str, float] = {}
+        self._ack_due: dict[str, int] = {}  # topic -> highest seq waiting for its ack
+        self._ack_sent: dict[str, int] = {}
+        self.acked: dict[str, int] = {}  # topic -> highest seq the server said it stored
 
     @classmethod
     async def start(
@@ -277,6 +287,9 @@ class Feed:
                 elif kind == "error":
                     self.errors.append(message)
                 else:
+                    if kind == "acked":
+                        topic = message["topic"]
+                        self.acked[topic] = max(self.acked.get(topic, 0), message["seq"])
                     self.other.append(message)
         except websockets.ConnectionClosed:
             pass
@@ -294,6 +307,28 @@ class Feed:
             self.applied.setdefault(topic, []).append(seq)
             self.arrivals.setdefault(topic, {})[seq] = (time.time(), message)
         if self.ack:
+            await self._acknowledge(topic, seq)
+
+    async def _acknowledge(self, topic: str, seq: int) -> None:
+        waiting = topic in self._ack_due
+        self._ack_due[topic] = max(seq, self._ack_due.get(topic, 0))
+        if waiting:  # a delayed ack is on its way; it will carry this seq
+            return
+        wait = self._acked_at.get(topic, 0.0) + self.ACK_EVERY_S - time.monotonic()
+        if wait > 0:
+            asyncio.get_running_loop().call_later(
+                wait, lambda: asyncio.ensure_future(self._send_ack(topic))
+            )
+        else:
+            await self._send_ack(topic)
+
+    async def _send_ack(self, topic: str) -> None:
+        seq = self._ack_due.pop(topic, None)
+        if seq is None:
+            return
+        self._acked_at[topic] = time.monotonic()
+        self._ack_sent[topic] = max(seq, self._ack_sent.get(topic, 0))
+        with contextlib.suppress(websockets.ConnectionClosed):
             await self.ws.send({"type": "ack", "topic": topic, "seq": seq})
 
     async def wait_for(self, topic: str, seq: int, within: float = 30.0) -> float:
@@ -307,7 +342,19 @@ class Feed:
             await asyncio.sleep(0.02)
         return time.monotonic() - start
 
+    async def settle_acks(self, within: float = 5.0) -> None:
+        """Send the acks still waiting and wait until the server has stored them all."""
+        for topic in list(self._ack_due):
+            await self._send_ack(topic)
+        start = time.monotonic()
+        while any(self.acked.get(t, 0) < seq for t, seq in self._ack_sent.items()):
+            if time.monotonic() - start > within or (self._task is not None and self._task.done()):
+                return
+            await asyncio.sleep(0.02)
+
     async def stop(self) -> None:
+        """Close, after the acks still waiting are sent and stored (up to 5 s)."""
+        await self.settle_acks()
         await self.ws.close()
         if self._task is not None:
             await asyncio.wait_for(self._task, 10)

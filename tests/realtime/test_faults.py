@@ -607,8 +607,12 @@ async def _bus_fault_steps(
     stopped = time.monotonic()
     heads = await asyncio.to_thread(topic_heads, live_db.sessions)
     # Nothing left behind: the last events arrive without waiting for the 30 s poll.
-    await screen.wait_for("situation", heads["situation"], within=20)
     await phone.wait_for(topic, heads[topic], within=20)
+    # The phone's last (cumulative) ack is stored and published on the situation topic
+    # before its head is read, so the screen's count below includes it.
+    await phone.settle_acks()
+    heads = await asyncio.to_thread(topic_heads, live_db.sessions)
+    await screen.wait_for("situation", heads["situation"], within=20)
     drain_s = time.monotonic() - stopped
     code, after = await _health(http)
     return (

@@ -65,9 +65,11 @@ async def _cross(live_db: LiveDb, a: str, b: str, n: int) -> dict[str, Any]:
                         assert r.status_code == 200, r.text
                 await asyncio.sleep(0.02)
             heads = await asyncio.to_thread(topic_heads, live_db.sessions)
+            await phone_a.wait_for(topic, heads[topic], within=30)
+            await phone_a.settle_acks()  # its last ack's event is on the situation topic
+            heads = await asyncio.to_thread(topic_heads, live_db.sessions)
             for feed in (screen_a, screen_b):
                 await feed.wait_for("situation", heads["situation"], within=30)
-            await phone_a.wait_for(topic, heads[topic], within=30)
     finally:
         for feed in (screen_a, screen_b, phone_a):
             await feed.stop()
