@@ -31,6 +31,7 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Column, Table, TextClause, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Row
+from sqlalchemy.sql import sqltypes
 
 _DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
 _ORDER = "_n"  # each row's position, so identity ids follow the rows' order
@@ -75,6 +76,16 @@ def _quote(name: str) -> str:
     return str(_DIALECT.identifier_preparer.quote(name))
 
 
+def _value(table: Table, name: str) -> str:
+    """Column ``name`` of the row set, as the ORM would store it: ``jsonb_to_recordset``
+    reads a JSON null as SQL NULL, but SQLAlchemy stores ``None`` in a JSON column as JSON
+    ``null`` unless the column says ``none_as_null``; so do we."""
+    column = table.c[name]
+    if isinstance(column.type, sqltypes.JSON) and not column.type.none_as_null:
+        return f"COALESCE(r.{_quote(name)}, CAST('null' AS {_type_of(column)}))"
+    return f"r.{_quote(name)}"
+
+
 _STATEMENTS: dict[tuple[Any, ...], TextClause] = {}
 
 
@@ -85,7 +96,7 @@ def _insert_sql(
     stmt = _STATEMENTS.get(key)
     if stmt is None:
         cols = ", ".join(_quote(n) for n in names)
-        picked = ", ".join(f"r.{_quote(n)}" for n in names)
+        picked = ", ".join(_value(table, n) for n in names)
         defs = ", ".join([f"{_quote(n)} {_type_of(table.c[n])}" for n in names] + [f"{_ORDER} int"])
         # Names from the table's metadata, quoted; every value is bound (:rows).
         sql = (
@@ -163,7 +174,7 @@ def _update_sql(
     cache_key = ("update", table.name, key, names, returning)
     stmt = _STATEMENTS.get(cache_key)
     if stmt is None:
-        sets = [f"{_quote(n)} = r.{_quote(n)}" for n in names if n != key]
+        sets = [f"{_quote(n)} = {_value(table, n)}" for n in names if n != key]
         for column in table.columns:  # SQL-side onupdate (updated_at = now()), as Core does
             onupdate = column.onupdate
             if column.name not in names and onupdate is not None:

@@ -171,3 +171,31 @@ def test_update_sets_onupdate_columns(session):
     )
     now = session.scalar(text("SELECT now()"))
     assert (after.title, after.updated_at) == ("u", now)
+
+
+def test_none_in_a_json_column_is_json_null_as_from_the_orm(session):
+    """The ORM stores None in a JSON column as JSON null (none_as_null off); so does bulk,
+    whether given None or RawJSON("null") (an audit row's "before" of a creation)."""
+    from core.audit import AuditEvent
+
+    conn = session.connection()
+    (a,) = bulk.insert(conn, ALERT, [_alert_row("N-1", result=None)], returning=("id",))
+    bulk.insert(
+        conn, AuditEvent.__table__,
+        [dict(at=datetime(2026, 12, 4, tzinfo=UTC), actor="t", action="x.y", entity="x",
+              entity_id=None, before=bulk.RawJSON("null"), after=bulk.RawJSON("{}"),
+              prev_hash="0" * 64, hash="f" * 64)],
+    )  # fmt: skip
+    got = session.execute(
+        text(
+            "SELECT (SELECT jsonb_typeof(result) FROM alert WHERE id = :id), "
+            "(SELECT jsonb_typeof(before) FROM audit_event WHERE hash = :h)"
+        ),
+        {"id": a.id, "h": "f" * 64},
+    ).one()
+    assert tuple(got) == ("null", "null")
+    bulk.update(conn, ALERT, [{"id": a.id, "result": None}])
+    kind = session.scalar(
+        text("SELECT jsonb_typeof(result) FROM alert WHERE id = :id"), {"id": a.id}
+    )
+    assert kind == "null"
