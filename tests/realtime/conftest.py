@@ -257,6 +257,7 @@ class Feed:
         self._acked_at: dict[str, float] = {}
         self._ack_due: dict[str, int] = {}  # topic -> highest seq waiting for its ack
         self._ack_sent: dict[str, int] = {}
+        self._ack_tasks: set[asyncio.Task[None]] = set()
         self.acked: dict[str, int] = {}  # topic -> highest seq the server said it stored
 
     @classmethod
@@ -316,13 +317,15 @@ class Feed:
             return
         wait = self._acked_at.get(topic, 0.0) + self.ACK_EVERY_S - time.monotonic()
         if wait > 0:
-            asyncio.get_running_loop().call_later(
-                wait, lambda: asyncio.ensure_future(self._send_ack(topic))
-            )
+            task = asyncio.create_task(self._send_ack(topic, after=wait))
+            self._ack_tasks.add(task)  # held, so it is not collected before it runs
+            task.add_done_callback(self._ack_tasks.discard)
         else:
             await self._send_ack(topic)
 
-    async def _send_ack(self, topic: str) -> None:
+    async def _send_ack(self, topic: str, *, after: float = 0.0) -> None:
+        if after > 0:
+            await asyncio.sleep(after)
         seq = self._ack_due.pop(topic, None)
         if seq is None:
             return
