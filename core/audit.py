@@ -1,38 +1,44 @@
-"""The hash-chained audit log: append in the caller's transaction, verify the chain.
+"""The audit chain: its rows, their canonical form and keyed links, and how it is verified.
 
-Each row's hash is SHA-256 over the previous row's hash and the row's own canonical JSON,
-so changing, deleting or reordering any row breaks every link after it. Writers take a
-transaction-scoped advisory lock before reading the chain's head, which orders them: the
-chain is a single sequence even with many app processes.
+Every change is first written, in the transaction that makes it, to a staging table
+(:mod:`core.changes`); after commit the sealer (:mod:`core.sealer`) moves staged rows into
+``audit_event`` in the order it finds them committed and links each to the one before:
+
+    hash = HMAC-SHA256(key, chain_id | prev_hash | body)
+
+where ``body`` is the row's canonical JSON (:func:`body`) and ``key`` is derived from the
+server's secret and never stored in the database (:class:`Keyring`). Changing, deleting or
+reordering a row breaks its link or the next one; recomputing the links needs the key. Rows
+written before links were keyed (``key_id`` NULL) carry plain SHA-256 links and are accepted
+only before the first keyed row. Rows cut from the end leave an intact chain: the signed
+checkpoints kept outside the database (:mod:`core.checkpoint`) catch that.
+
+The canonical form is what PostgreSQL gives back: ``jsonb`` keeps numbers as decimal text
+(``-0.0`` comes back ``0.0``, ``1e+16`` as the integer ``10000000000000000``), so a value is
+normalised the same way before it is hashed (:func:`normalize`), and a row read back hashes
+to what was written.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
+import math
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    DateTime,
-    Identity,
-    String,
-    Table,
-    func,
-    select,
-)
+from sqlalchemy import BigInteger, DateTime, Identity, String, Uuid, func, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from core import bulk
 from core.db import Base
-from core.types import utcnow
 
-GENESIS = "0" * 64
-_LOCK_KEY = 0x61756469  # "audi": the advisory lock that serialises chain writers
+GENESIS = "0" * 64  # the prev_hash of a chain's first row
 
 
 class AuditEvent(Base):
@@ -50,33 +56,72 @@ class AuditEvent(Base):
     after: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # Which key made the link (None: a plain SHA-256 link, written before links were keyed).
+    key_id: Mapped[str | None] = mapped_column(String(32))
 
 
-def _canonical(value: Any) -> Any:
-    """JSON-safe copy (datetimes as ISO text) so the hash is stable after a round trip."""
-    return json.loads(json.dumps(value, default=str)) if value is not None else None
+class AuditChain(Base):
+    """The chain's identity: one row, made with the database (so it survives a backup and
+    restore), named in every link and checkpoint."""
+
+    __tablename__ = "audit_chain"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Rows up to this id were written before links were keyed (None: none were).
+    legacy_until_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+# --- the canonical form -----------------------------------------------------------
 
 
 def canonical_text(value: Any) -> str:
-    """A JSON-safe value as the chain hashes it: keys sorted, compact, UTF-8 as is."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """A normalised JSON value as the chain hashes it: keys sorted, compact, UTF-8 as is."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
 
 
-def encode(value: Any) -> str:
-    """Any value's canonical text as the chain stores it: ``canonical_text(_canonical(value))``
-    (datetimes and other non-JSON values as ``str``), in one pass when every mapping key is a
-    string (then the round trip changes nothing the text shows), else through the round
-    trip (``{1: ..}`` becomes ``{"1": ..}`` and sorts as text)."""
-    if value is None:
-        return "null"
-    if _string_keys(value):
-        return json.dumps(
-            value, default=str, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-        )
-    return canonical_text(_canonical(value))
+def normalize(value: Any) -> Any:
+    """``value`` as PostgreSQL's ``jsonb`` gives it back (through psycopg's ``json.loads``).
+
+    Mappings get text keys (as ``json.dumps`` writes them), tuples become lists, other
+    non-JSON values their ``str`` (datetimes, decimals). Floats: ``-0.0`` is ``0.0`` (numeric
+    has no negative zero) and one Python writes with a positive exponent (``1.5e+16``:
+    every float of 1e16 and up) comes back as the integer of that decimal text. NaN and
+    infinities have no JSON form and are refused (ValueError)."""
+    if isinstance(value, str) or value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return _float(value)
+    if isinstance(value, dict):
+        return {_key(k): normalize(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [normalize(v) for v in value]
+    return str(value)
 
 
-def _string_keys(value: Any) -> bool:
+def _float(value: float) -> float | int:
+    if not math.isfinite(value):
+        raise ValueError(f"{value!r} has no JSON form")
+    if value == 0.0:
+        return 0.0
+    if abs(value) >= 1e16:  # repr uses an exponent: numeric keeps the digits as written
+        return int(Decimal(repr(value)))
+    return value
+
+
+def _key(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    if key is None or isinstance(key, bool | int | float):
+        return json.dumps(key)  # what json.dumps makes of a non-text key
+    return str(key)
+
+
+def _normal(value: Any) -> bool:
+    """Whether ``value`` is already normal (every key text, no float to change, no tuple
+    or other non-JSON value): then its text needs no copy of it."""
     stack = [value]
     while stack:
         item = stack.pop()
@@ -84,31 +129,37 @@ def _string_keys(value: Any) -> bool:
             for key, child in item.items():
                 if not isinstance(key, str):
                     return False
-                if isinstance(child, dict | list | tuple):
+                if not _plain(child):
+                    if not isinstance(child, dict | list):
+                        return False
                     stack.append(child)
-        elif isinstance(item, list | tuple):
-            stack.extend(child for child in item if isinstance(child, dict | list | tuple))
+        elif isinstance(item, list):
+            for child in item:
+                if not _plain(child):
+                    if not isinstance(child, dict | list):
+                        return False
+                    stack.append(child)
+        elif not _plain(item):
+            return False
     return True
 
 
-def row_hash(
-    prev_hash: str,
-    *,
-    at: datetime,
-    actor: str,
-    action: str,
-    entity: str,
-    entity_id: str | None,
-    before: Any,
-    after: Any,
-) -> str:
-    """SHA-256 hex of ``prev_hash`` and the row's fields in canonical JSON."""
-    body = _body(at, actor, action, entity, entity_id, canonical_text(before),
-                 canonical_text(after))  # fmt: skip
-    return _link(prev_hash, body)
+def _plain(value: Any) -> bool:
+    if isinstance(value, float):
+        negative_zero = value == 0.0 and math.copysign(1.0, value) < 0
+        return math.isfinite(value) and abs(value) < 1e16 and not negative_zero
+    return value is None or isinstance(value, str | int)
 
 
-def _body(
+def encode(value: Any) -> str:
+    """Any value's canonical text: ``canonical_text(normalize(value))``, without the copy
+    when it is already normal (the common case: one ``json.dumps``)."""
+    if value is None:
+        return "null"
+    return canonical_text(value if _normal(value) else normalize(value))
+
+
+def body(
     at: datetime,
     actor: str,
     action: str,
@@ -117,7 +168,7 @@ def _body(
     before_text: str,
     after_text: str,
 ) -> str:
-    """The row's canonical JSON from its parts, before/after already encoded: exactly
+    """A row's canonical JSON from its parts, before/after already encoded: exactly
     ``canonical_text`` of the whole row (keys in sorted order), without encoding them twice."""
     t = canonical_text
     return (
@@ -127,112 +178,103 @@ def _body(
     )
 
 
-def _link(prev_hash: str, body: str) -> str:
-    return hashlib.sha256(f"{prev_hash}|{body}".encode()).hexdigest()
+def row_body(row: AuditEvent) -> str:
+    """The body of a stored row, as it was when it was linked."""
+    return body(
+        row.at,
+        row.actor,
+        row.action,
+        row.entity,
+        row.entity_id,
+        encode(row.before),
+        encode(row.after),
+    )
 
 
-def record(
-    session: Session,
-    *,
-    actor: str,
-    action: str,
-    entity: str,
-    entity_id: object | None = None,
-    before: dict[str, Any] | None = None,
-    after: dict[str, Any] | None = None,
-) -> AuditEvent:
-    """Append one audit row, chained to the current head, in the caller's transaction."""
-    (digest,) = record_many(session, [Entry(actor, action, entity, entity_id, before, after)])
-    row = session.scalar(select(AuditEvent).where(AuditEvent.hash == digest))
-    assert row is not None
+# --- keys and links -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditKey:
+    """A link key: derived from a secret, never stored; ``id`` names it in rows."""
+
+    id: str
+    secret: bytes = field(repr=False)
+
+    @classmethod
+    def derive(cls, secret: str) -> AuditKey:
+        key = hmac.new(secret.encode(), b"emergency.audit-chain.v1", hashlib.sha256).digest()
+        key_id = "k" + hmac.new(key, b"key-id", hashlib.sha256).hexdigest()[:15]
+        return cls(key_id, key)
+
+    def link(self, chain_id: uuid.UUID, prev_hash: str, row_body: str) -> str:
+        message = f"{chain_id}|{prev_hash}|{row_body}".encode()
+        return hmac.new(self.secret, message, hashlib.sha256).hexdigest()
+
+    def sign(self, text: str) -> str:
+        """A detached signature of ``text`` (checkpoints)."""
+        return hmac.new(self.secret, b"checkpoint|" + text.encode(), hashlib.sha256).hexdigest()
+
+
+def legacy_link(prev_hash: str, row_body: str) -> str:
+    """A link of a row written before links were keyed: plain SHA-256."""
+    return hashlib.sha256(f"{prev_hash}|{row_body}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Keyring:
+    """The key new links are made with, and every key this server can check."""
+
+    current: AuditKey
+    retired: tuple[AuditKey, ...] = ()
+
+    @classmethod
+    def from_secrets(cls, secret: str, retired: Iterable[str] = ()) -> Keyring:
+        return cls(AuditKey.derive(secret), tuple(AuditKey.derive(s) for s in retired))
+
+    def get(self, key_id: str) -> AuditKey | None:
+        return next((k for k in (self.current, *self.retired) if k.id == key_id), None)
+
+
+def chain(session: Session) -> AuditChain:
+    """The database's chain identity (made by the migration)."""
+    row: AuditChain | None = session.scalar(select(AuditChain))
+    if row is None:
+        raise RuntimeError("audit_chain is empty: run `emergency migrate`")
     return row
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One audit row to append (see :func:`record_many`)."""
-
-    actor: str
-    action: str
-    entity: str
-    entity_id: object | None
-    before: dict[str, Any] | None
-    after: dict[str, Any] | None
+# --- verification ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Encoded:
-    """One audit row to append, its before/after already as :func:`encode` gives them."""
-
-    actor: str
-    action: str
-    entity: str
-    entity_id: object | None
-    before_text: str
-    after_text: str
+class BadRow:
+    id: int
+    reason: str
 
 
-def record_many(session: Session, entries: list[Entry]) -> list[str]:
-    """Append ``entries`` in order, chained (see :func:`record_encoded`); their hashes."""
-    return record_encoded(
-        session,
-        [Encoded(e.actor, e.action, e.entity, e.entity_id, encode(e.before), encode(e.after))
-         for e in entries],
-    )  # fmt: skip
+@dataclass
+class Walk:
+    """What walking the chain found."""
+
+    checked: int = 0
+    last_id: int | None = None
+    last_hash: str | None = None
+    bad: list[BadRow] = field(default_factory=list)
+    bad_count: int = 0
+    legacy: int = 0
+
+    def flag(self, row_id: int, reason: str, *, keep: int) -> None:
+        self.bad_count += 1
+        if len(self.bad) < keep:
+            self.bad.append(BadRow(row_id, reason))
 
 
-def record_encoded(session: Session, entries: list[Encoded]) -> list[str]:
-    """Append ``entries`` in order, chained, with one lock, one head read and one INSERT:
-    a transaction's whole chain segment costs three round trips, not three per row.
-    Returns the rows' hashes.
-
-    Everything but the chaining (JSON, row bodies) is done before the lock is taken: the
-    lock orders every writer of the system, so only the SHA-256 links are computed under it."""
-    if not entries:
-        return []
-    at = utcnow()
-    rows: list[dict[str, Any]] = []
-    bodies: list[str] = []
-    for e in entries:
-        entity_id = None if e.entity_id is None else str(e.entity_id)
-        bodies.append(_body(at, e.actor, e.action, e.entity, entity_id, e.before_text,
-                            e.after_text))  # fmt: skip
-        rows.append(
-            {"at": at, "actor": e.actor, "action": e.action, "entity": e.entity,
-             "entity_id": entity_id, "before": bulk.RawJSON(e.before_text),
-             "after": bulk.RawJSON(e.after_text)}
-        )  # fmt: skip
-    session.execute(select(func.pg_advisory_xact_lock(_LOCK_KEY)))
-    prev = session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
-    prev = prev or GENESIS
-    for row, body in zip(rows, bodies, strict=True):
-        row["prev_hash"], row["hash"] = prev, _link(prev, body)
-        prev = row["hash"]
-    # One INSERT; identity ids follow the rows' order, so the chain order is the id order.
-    bulk.insert(session.connection(), _TABLE, rows)
-    return [r["hash"] for r in rows]
-
-
-_TABLE: Table = AuditEvent.__table__  # type: ignore[assignment]
-
-
-@dataclass(frozen=True)
-class VerifyResult:
-    """Outcome of a chain check: rows read, and the first bad row if any."""
-
-    checked: int
-    first_bad_id: int | None = None
-    reason: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.first_bad_id is None
-
-
-def _rows(session: Session, batch: int = 5000) -> Iterator[AuditEvent]:
+def rows(session: Session, batch: int = 5000) -> Iterator[AuditEvent]:
+    """Every row in id order, read in batches (loaded rows are let go between batches)."""
     last_id = 0
     while True:
-        rows = list(
+        found = list(
             session.scalars(
                 select(AuditEvent)
                 .where(AuditEvent.id > last_id)
@@ -240,32 +282,60 @@ def _rows(session: Session, batch: int = 5000) -> Iterator[AuditEvent]:
                 .limit(batch)
             )
         )
-        if not rows:
+        if not found:
             return
-        yield from rows
-        last_id = rows[-1].id
+        yield from found
+        last_id = found[-1].id
         session.expunge_all()
 
 
-def verify(session: Session) -> VerifyResult:
-    """Walk the chain in id order; report the first row whose link or hash is wrong."""
+def walk(session: Session, keyring: Keyring, *, keep: int = 1000) -> Walk:
+    """Check every link in id order; every bad row is counted (the first ``keep`` named).
+
+    A row is bad when its ``prev_hash`` is not the previous row's hash (a row before it
+    was removed or changed, or rows were reordered), when its hash is not its content's
+    link (it was edited), when its key is unknown, or when it is an unkeyed row where
+    only keyed rows may be."""
+    meta = chain(session)
+    found = Walk()
     prev = GENESIS
-    checked = 0
-    for row in _rows(session):
+    keyed_seen = False
+    for row in rows(session):
+        found.checked += 1
         if row.prev_hash != prev:
-            return VerifyResult(checked, row.id, "prev_hash does not match the previous row")
-        expected = row_hash(
-            prev,
-            at=row.at,
-            actor=row.actor,
-            action=row.action,
-            entity=row.entity,
-            entity_id=row.entity_id,
-            before=row.before,
-            after=row.after,
-        )
-        if row.hash != expected:
-            return VerifyResult(checked, row.id, "row content does not match its hash")
+            found.flag(row.id, "prev_hash is not the previous row's hash", keep=keep)
+        expected = _expected(row, meta, keyring, keyed_seen)
+        if isinstance(expected, BadRow):
+            found.flag(row.id, expected.reason, keep=keep)
+        elif row.hash != expected:
+            found.flag(row.id, "row content does not match its hash", keep=keep)
+        keyed_seen = keyed_seen or row.key_id is not None
+        found.legacy += row.key_id is None
         prev = row.hash
-        checked += 1
-    return VerifyResult(checked)
+        found.last_id, found.last_hash = row.id, row.hash
+    return found
+
+
+def _expected(
+    row: AuditEvent, meta: AuditChain, keyring: Keyring, keyed_seen: bool
+) -> str | BadRow:
+    if row.key_id is None:
+        if keyed_seen or meta.legacy_until_id is None or row.id > meta.legacy_until_id:
+            return BadRow(row.id, "unkeyed link where only keyed links may be")
+        return legacy_link(row.prev_hash, row_body(row))
+    key = keyring.get(row.key_id)
+    if key is None:
+        return BadRow(row.id, f"linked with key {row.key_id}, which this server does not have")
+    return key.link(meta.id, row.prev_hash, row_body(row))
+
+
+def head(session: Session) -> tuple[int, str] | None:
+    """The newest row's id and hash."""
+    found = session.execute(
+        select(AuditEvent.id, AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
+    ).first()
+    return None if found is None else (int(found[0]), str(found[1]))
+
+
+def count(session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(AuditEvent)) or 0)

@@ -64,6 +64,9 @@ def encode_rows(rows: Sequence[Mapping[str, Any]]) -> str:
         plain = {k: v for k, v in row.items() if not isinstance(v, RawJSON)}
         text_ = json.dumps(plain, default=_default, ensure_ascii=False, allow_nan=False)
         raw = ",".join(f"{json.dumps(k)}:{v}" for k, v in row.items() if isinstance(v, RawJSON))
+        if not raw:  # this row has none: its plain text is the whole row
+            parts.append(text_)
+            continue
         parts.append(f"{text_[:-1]}{',' if plain else ''}{raw}}}")
     return f"[{','.join(parts)}]"
 

@@ -1,33 +1,47 @@
-"""One call per change: the audit row and the outbox event, written when the transaction commits.
+"""One call per change: its audit row and outbox events, staged when the transaction commits.
 
-Changes are collected on the session and written in a ``before_commit`` hook, in the order
-they were recorded. The audit chain's advisory lock and each topic's sequence-row lock are
-therefore taken last and held only for the commit itself: a request never waits on a row
-lock while holding them (no lock-order deadlocks between writers), and writers serialise
-only for the few milliseconds of their commit, not for their whole transaction.
+Changes are collected on the session and staged in ``pending_change`` in a ``before_commit``
+hook, in the order they were recorded, in the same transaction as the change (so a change
+and its record commit or vanish together). The sealer (:mod:`core.sealer`) then links them
+onto the audit chain and gives their events seqs. Staging takes no lock another writer
+waits for: writers never queue behind each other's commits.
+
+Who seals depends on the session: sessions of a server carry its :class:`Sealer` in their
+``info`` (:data:`SEALER`), and a commit waits (at most ``SEAL_WAIT_S``) for the pass that
+seals what it staged, so a request's changes are on the chain and on the bus when it
+answers. Sessions without one (the CLI, tests) seal in their own commit, with
+``info[KEYRING]`` or the configured key.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy import Table, event
+from sqlalchemy.orm import Session, SessionTransaction
 
-from core import audit, outbox
+from core import audit, bulk, sealer
+from core.config import Settings, get_settings
+from core.types import utcnow
 
 SITUATION = "situation"
+SEALER = "emergency.sealer"  # session.info: the server's Sealer
+KEYRING = "emergency.audit_keyring"  # session.info: the keys to seal with, without a Sealer
+SEAL_WAIT_S = 5.0
 _PENDING = "emergency.pending_changes"
+_STAGED = "emergency.staged"
+log = logging.getLogger("emergency.changes")
 
 
 @dataclass(frozen=True)
 class _Change:
-    """A change as it will be written: its JSON encoded when it was recorded."""
+    """A change as it will be staged: its JSON encoded when it was recorded."""
 
-    audit: audit.Encoded
-    topics: tuple[str, ...]
-    payload_text: str
+    row: dict[str, Any]
 
 
 def record_change(
@@ -44,48 +58,94 @@ def record_change(
 ) -> None:
     """Audit ``action`` on ``entity`` and publish it as event ``action`` on ``topics``.
 
-    Both are written when ``session`` commits, in the same transaction as the change.
+    Both are staged when ``session`` commits, in the same transaction as the change.
     ``payload`` defaults to ``after`` (or ``before`` for deletions): what a live map needs
     to redraw the thing without another request.
 
-    The values are encoded now, once (later changes to the objects cannot alter what is
-    written): the audit row's canonical text, which is also the event's payload unless
-    ``payload`` is given (the outbox stores it as jsonb: its formatting does not matter)."""
+    The values are encoded now, once, in the chain's canonical form (later changes to the
+    objects cannot alter what is written); the audit row's ``after`` doubles as the
+    events' payload unless ``payload`` is given."""
     before_text, after_text = audit.encode(before), audit.encode(after)
     if payload is not None:
-        payload_text = audit.encode(payload)
+        payload_text: str | None = audit.encode(payload)
     elif after is not None:
-        payload_text = after_text
+        payload_text = None  # the sealer takes the row's after
     else:
         payload_text = before_text if before is not None else "{}"
-    change = _Change(
-        audit.Encoded(actor, action, entity, entity_id, before_text, after_text),
-        topics,
-        payload_text,
-    )
-    session.info.setdefault(_PENDING, []).append(change)
+    at = utcnow()
+    ident = None if entity_id is None else str(entity_id)
+    row = {
+        "at": at,
+        "actor": actor,
+        "action": action,
+        "entity": entity,
+        "entity_id": ident,
+        "body": audit.body(at, actor, action, entity, ident, before_text, after_text),
+        "topics": list(topics),
+        "payload": None if payload_text is None else bulk.RawJSON(payload_text),
+    }
+    session.connection()  # in a transaction now: a rollback forgets the change
+    session.info.setdefault(_PENDING, []).append(_Change(row))
+
+
+_TABLE: Table = sealer.PendingChange.__table__  # type: ignore[assignment]
 
 
 def write_pending(session: Session) -> int:
-    """Write the collected audit rows and events now; returns how many changes."""
+    """Stage the collected changes now (one INSERT); returns how many."""
     pending: list[_Change] = session.info.pop(_PENDING, [])
-    # JSON first: the audit chain's lock and the topics' row locks are held from the first
-    # of these statements to the commit, and every writer of the system waits for them.
-    events = outbox.encode_texts(
-        [(topic, c.audit.action, c.payload_text) for c in pending for topic in c.topics]
-    )
-    audit.record_encoded(session, [c.audit for c in pending])
-    outbox.publish_encoded(session, events)
+    if pending:
+        bulk.insert(session.connection(), _TABLE, [c.row for c in pending])
     return len(pending)
 
 
+@functools.lru_cache(maxsize=8)
+def _keyring(secret: str, audit_key: str | None, retired: tuple[str, ...]) -> audit.Keyring:
+    return audit.Keyring.from_secrets(audit_key or secret, retired)
+
+
+def keyring(settings: Settings | None = None) -> audit.Keyring:
+    """The audit keys of ``settings`` (default: the process's configuration)."""
+    settings = settings or get_settings()
+    return _keyring(settings.secret_key, settings.audit_key, settings.audit_retired_keys)
+
+
 @event.listens_for(Session, "before_commit")
-def _write_before_commit(session: Session) -> None:
-    if session.info.get(_PENDING):
-        session.flush()  # row changes (and their lock waits) first, then the chain locks
-        write_pending(session)
+def _stage_before_commit(session: Session) -> None:
+    if not session.info.get(_PENDING):
+        return
+    session.flush()  # row changes (and their lock waits) first
+    write_pending(session)
+    if session.info.get(SEALER) is not None:
+        session.info[_STAGED] = True
+    else:
+        sealer.seal(session.connection(), session.info.get(KEYRING) or keyring())
 
 
-@event.listens_for(Session, "after_rollback")
-def _forget_on_rollback(session: Session) -> None:
+@event.listens_for(Session, "after_commit")
+def _wait_for_seal(session: Session) -> None:
+    if not session.info.pop(_STAGED, False):
+        return
+    worker: sealer.Sealer = session.info[SEALER]
+    if not worker.seal(SEAL_WAIT_S):
+        log.warning("changes committed but not sealed within %.1f s", SEAL_WAIT_S)
+
+
+# How many changes were recorded when each open savepoint began.
+_SAVEPOINTS: weakref.WeakKeyDictionary[SessionTransaction, int] = weakref.WeakKeyDictionary()
+
+
+@event.listens_for(Session, "after_transaction_create")
+def _mark_savepoint(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.nested:  # a rollback to it forgets only what was recorded after it
+        _SAVEPOINTS[transaction] = len(session.info.get(_PENDING, ()))
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_on_rollback(session: Session, previous: SessionTransaction) -> None:
+    if previous.nested:
+        kept = _SAVEPOINTS.get(previous, 0)
+        del session.info.get(_PENDING, [])[kept:]
+        return
     session.info.pop(_PENDING, None)
+    session.info.pop(_STAGED, None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import MetaData, create_engine
 from sqlalchemy.engine import Engine, make_url
@@ -45,9 +46,12 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     )
 
 
-def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    """Sessions that keep loaded values after commit (responses read them)."""
-    return sessionmaker(bind=engine, expire_on_commit=False)
+def make_sessionmaker(
+    engine: Engine, *, info: dict[str, Any] | None = None
+) -> sessionmaker[Session]:
+    """Sessions that keep loaded values after commit (responses read them); ``info``
+    is each session's ``info`` to start with (the server's sealer: core.changes)."""
+    return sessionmaker(bind=engine, expire_on_commit=False, info=info)
 
 
 @contextmanager

@@ -1,8 +1,9 @@
 """The bus: PostgreSQL's event table, LISTEN/NOTIFY of event ids, and a polling fallback.
 
-Writers commit an event row and ``NOTIFY emergency_events, '<id>'`` in one transaction
-(:func:`core.outbox.publish`). Each app process keeps one LISTEN connection; the ids it
-hears are read in batches and handed to the hub in seq order per topic. Because a
+The sealer (:mod:`core.sealer`) writes event rows after their changes commit and, in the
+same transaction, ``NOTIFY emergency_events, '<first id>-<last id>'`` (a single ``'<id>'``
+is read too). Each app process keeps one LISTEN connection; the ids it hears are read in
+batches and handed to the hub in seq order per topic. Because a
 notification can be lost (the listener's connection drops, PostgreSQL restarts), the bus
 also polls every ``poll_interval_s`` for events after the hub's last seq of every
 subscribed topic, and at once after every reconnect. A gap the hub reports is filled from
@@ -36,6 +37,19 @@ _BY_ID = (
 def libpq_dsn(database_url: str) -> str:
     """``postgresql+psycopg://...`` (SQLAlchemy) to a plain libpq URL."""
     return make_url(database_url).set(drivername="postgresql").render_as_string(False)
+
+
+MAX_NOTIFIED = 20_000  # ids in one notification read by id; more are read by a poll
+
+
+def notified_ids(payload: str) -> range:
+    """The event ids a notification names: ``"17"`` or the range ``"17-42"``."""
+    first, _, last = payload.partition("-")
+    lo = int(first)
+    hi = int(last) if last else lo
+    if hi < lo or hi - lo >= MAX_NOTIFIED:
+        raise ValueError(f"bad notification {payload!r}")
+    return range(lo, hi + 1)
 
 
 class PgBus:
@@ -94,9 +108,11 @@ class PgBus:
                     backoff = 0.1
                     self.poll_soon()  # whatever was committed while we were away
                     async for notify in conn.notifies():
-                        with contextlib.suppress(ValueError):
-                            self._ids.append(int(notify.payload))
-                            self._wake.set()
+                        try:
+                            self._ids.extend(notified_ids(notify.payload))
+                        except ValueError:
+                            self._poll_now = True  # read what it named by a poll
+                        self._wake.set()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

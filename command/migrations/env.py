@@ -9,7 +9,8 @@ from sqlalchemy import engine_from_config, pool
 import command.models  # noqa: F401 - register tables on the metadata
 import core.audit
 import core.idempotency
-import core.outbox  # noqa: F401
+import core.outbox
+import core.sealer  # noqa: F401 - pending_change
 import gis.models  # noqa: F401
 import realtime.store  # noqa: F401 - topic_ack
 import resources.models  # noqa: F401

@@ -21,10 +21,10 @@ from command import alerts, auth, cap
 from command.alert_queue import AlertQueue, Busy, Item
 from command.alerts_router import take_in
 from command.models import Alert, ApiNonce, Incident, WarningZone
-from core import audit
 from core.config import Settings
 from core.errors import Unauthenticated
 from tests.command.test_alerts_api import alert_xml, square
+from tests.conftest import chain_ok
 
 # --- the queue (no database) ----------------------------------------------------------
 
@@ -156,7 +156,7 @@ def test_a_batch_applies_its_alerts_in_order_as_if_one_by_one(
     # of the rest: QB-3's row is written before QB-2's.
     stored = session.scalars(select(Alert.identifier).order_by(Alert.id)).all()
     assert stored == ["QB-1", "QB-3", "QB-2"]
-    assert audit.verify(session).ok
+    assert chain_ok(session)
 
 
 def test_one_bad_alert_fails_only_itself(
@@ -186,7 +186,7 @@ def test_one_bad_alert_fails_only_itself(
     # The bad alert's signature was rolled back with it: its poster may send it again.
     bad_signature = batch[1].caller.signature.removeprefix("sha256=")  # type: ignore[union-attr]
     assert session.get(ApiNonce, bad_signature) is None
-    assert audit.verify(session).ok
+    assert chain_ok(session)
 
 
 def test_a_batch_checks_each_signature_and_spends_it_once(

@@ -94,6 +94,18 @@ def test_raw_json_is_spliced_as_json(session):
     assert row.result == {"a": [1, 2], "b": "中"}
 
 
+def test_rows_with_and_without_raw_json_go_in_together(session):
+    """A batch where only some rows carry RawJSON (staged changes: a payload or none)."""
+    conn = session.connection()
+    got = bulk.insert(
+        conn,
+        ALERT,
+        [_alert_row("M-1", result=bulk.RawJSON('{"a":1}')), _alert_row("M-2", result=None)],
+        returning=("result",),
+    )
+    assert [r.result for r in got] == [{"a": 1}, None]
+
+
 def test_update_sets_columns_by_key(session):
     conn = session.connection()
     a, b = bulk.insert(conn, ALERT, [_alert_row("U-1"), _alert_row("U-2")], returning=("id",))

@@ -1,80 +1,107 @@
-"""The event outbox: rows in the same transaction, gap-free sequence per topic."""
+"""The event outbox: events staged with their change, sequenced gap-free per topic."""
 
 from __future__ import annotations
 
-import threading
-
-from sqlalchemy import select, text
-from sqlalchemy.orm import Session
-
 from core import outbox
+from core.changes import record_change
+
+
+def _publish(session, topic: str, i: int | None = None) -> None:
+    record_change(
+        session,
+        actor="user:test",
+        action="x.happened",
+        entity="x",
+        entity_id=i,
+        before=None,
+        after={} if i is None else {"i": i},
+        topics=(topic,),
+    )
 
 
 def test_seq_is_gap_free_per_topic(session):
-    a = [
-        outbox.publish(session, topic="t:a", type="x.happened", payload={"i": i}) for i in range(3)
+    for i in range(3):
+        _publish(session, "t:a", i)
+    _publish(session, "t:b")
+    _publish(session, "t:a", 3)
+    session.commit()
+    got = outbox.events_after(session, topic="t:a", seq=0)
+    assert [(e.seq, e.type, e.payload) for e in got] == [
+        (1, "x.happened", {"i": 0}),
+        (2, "x.happened", {"i": 1}),
+        (3, "x.happened", {"i": 2}),
+        (4, "x.happened", {"i": 3}),
     ]
-    b = outbox.publish(session, topic="t:b", type="x.happened", payload={})
-    a.append(outbox.publish(session, topic="t:a", type="x.happened", payload={"i": 3}))
-    assert [e.seq for e in a] == [1, 2, 3, 4]
-    assert b.seq == 1
-    got = outbox.events_after(session, topic="t:a", seq=2)
-    assert [(e.seq, e.payload) for e in got] == [(3, {"i": 2}), (4, {"i": 3})]
+    assert [e.seq for e in outbox.events_after(session, topic="t:b", seq=0)] == [1]
+    assert [e.seq for e in outbox.events_after(session, topic="t:a", seq=2)] == [3, 4]
+
+
+def test_one_change_on_several_topics_gets_each_topics_next_seq(session):
+    _publish(session, "t:c")
+    session.commit()
+    record_change(
+        session,
+        actor="user:test",
+        action="x.moved",
+        entity="x",
+        entity_id=1,
+        before={"i": 0},
+        after=None,
+        topics=("t:c", "t:d"),
+        payload={"why": "test"},
+    )
+    session.commit()
+    c = outbox.events_after(session, topic="t:c", seq=0)
+    d = outbox.events_after(session, topic="t:d", seq=0)
+    assert [(e.seq, e.type, e.payload) for e in c] == [
+        (1, "x.happened", {}),
+        (2, "x.moved", {"why": "test"}),
+    ]
+    assert [(e.seq, e.payload) for e in d] == [(1, {"why": "test"})]
+
+
+def test_a_deletion_publishes_what_was_deleted(session):
+    record_change(
+        session,
+        actor="user:test",
+        action="x.deleted",
+        entity="x",
+        entity_id=1,
+        before={"i": 9},
+        after=None,
+        topics=("t:del",),
+    )
+    session.commit()
+    assert [e.payload for e in outbox.events_after(session, topic="t:del", seq=0)] == [{"i": 9}]
 
 
 def test_rolled_back_change_leaves_no_event(session):
     with session.begin_nested() as sp:
-        outbox.publish(session, topic="t:rollback", type="x.happened", payload={})
+        _publish(session, "t:rollback")
         sp.rollback()
+    session.rollback()
+    session.commit()
     assert outbox.events_after(session, topic="t:rollback", seq=0) == []
 
 
 def test_refused_request_writes_no_event(client, world, count):
-    before = (count("event"), count("audit_event"), count("incident"))
+    before = (count("event"), count("audit_event"), count("incident"), count("pending_change"))
     bad = {
         "type": "Feature",
         "geometry": {"type": "Point", "coordinates": [24.9, 95.0]},
         "properties": {"title": "x", "type": "fire"},
     }
     assert client.post("/api/incidents", json=bad, headers=world.h("dispatcher")).status_code == 422
-    assert (count("event"), count("audit_event"), count("incident")) == before
+    after = (count("event"), count("audit_event"), count("incident"), count("pending_change"))
+    assert after == before
 
 
-def test_concurrent_writers_commit_in_seq_order(engine):
-    """A later seq is never visible while an earlier one is still uncommitted."""
-    topic = "t:concurrent"
-    first = Session(engine)
-    outbox.publish(first, topic=topic, type="x", payload={})  # holds the topic row lock
-    done = threading.Event()
-
-    def second_writer() -> None:
-        with Session(engine) as s:
-            outbox.publish(s, topic=topic, type="x", payload={})
-            s.commit()
-        done.set()
-
-    thread = threading.Thread(target=second_writer)
-    thread.start()
-    try:
-        # The second writer waits for the first: nothing with seq 2 can be seen yet.
-        assert not done.wait(0.5)
-        with Session(engine) as reader:
-            assert (
-                reader.scalars(select(outbox.Event.seq).where(outbox.Event.topic == topic)).all()
-                == []
-            )
-        first.commit()
-        thread.join(10)
-        with Session(engine) as reader:
-            seqs = reader.scalars(
-                select(outbox.Event.seq)
-                .where(outbox.Event.topic == topic)
-                .order_by(outbox.Event.id)
-            ).all()
-        assert seqs == [1, 2]
-    finally:
-        first.close()
-        thread.join(10)
-        with engine.begin() as conn:
-            conn.execute(text("DELETE FROM event WHERE topic = :t"), {"t": topic})
-            conn.execute(text("DELETE FROM topic_seq WHERE topic = :t"), {"t": topic})
+def test_a_savepoint_rolled_back_forgets_only_what_was_recorded_in_it(session):
+    _publish(session, "t:sp", 1)
+    with session.begin_nested() as sp:
+        _publish(session, "t:sp", 2)
+        sp.rollback()
+    _publish(session, "t:sp", 3)
+    session.commit()
+    got = outbox.events_after(session, topic="t:sp", seq=0)
+    assert [e.payload for e in got] == [{"i": 1}, {"i": 3}]
