@@ -16,13 +16,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from command import alerts, auth, cap, prepositions
 from command.alert_queue import AlertQueue, Answer, Busy, Item
-from command.auth import SignedRequest, check_timestamp
+from command.auth import SignedRequest, check_timestamp, check_version, request_target
 from command.models import Alert, AlertArea, AlertInfo
 from core.config import Settings
 from core.errors import DomainError, NotFound
 from core.metrics import registry
 from core.security import Principal, require
-from core.web import PageDep, PrincipalDep, SessionDep, get_principal
+from core.web import PageDep, PathId, PrincipalDep, SessionDep, TextFilter, get_principal
 from gis.router import engine_of
 
 router = APIRouter(prefix="/api", tags=["alerts"])
@@ -163,9 +163,17 @@ async def alert_caller(request: Request) -> Principal | SignedRequest:
         with request.app.state.sessionmaker() as session:
             return await get_principal(request, session)
     timestamp = request.headers.get("x-timestamp", "")
+    version = request.headers.get("x-signature-version", "1")
+    check_version(version)
     check_timestamp(timestamp, skew_s=request.app.state.settings.api_key_clock_skew_s)
     return SignedRequest(
-        key_id, timestamp, request.headers.get("x-signature", ""), await request.body()
+        key_id,
+        timestamp,
+        request.headers.get("x-signature", ""),
+        await request.body(),
+        version=version,
+        method=request.method,
+        target=request_target(request.scope),
     )
 
 
@@ -247,7 +255,7 @@ def list_alerts(
     session: SessionDep,
     principal: PrincipalDep,
     page: PageDep,
-    status_: Annotated[str | None, Query(alias="status", max_length=20)] = None,
+    status_: Annotated[TextFilter, Query(alias="status", max_length=20)] = None,
     drill: bool | None = None,
 ) -> dict[str, Any]:
     """Alerts received, newest first, each with what intake did and its warnings."""
@@ -272,7 +280,7 @@ def _get(session: Session, alert_id: int) -> Alert:
 
 
 @router.get("/alerts/{alert_id}")
-def get_alert(alert_id: int, session: SessionDep, principal: PrincipalDep) -> dict[str, Any]:
+def get_alert(alert_id: PathId, session: SessionDep, principal: PrincipalDep) -> dict[str, Any]:
     """One alert as parsed: header, info blocks, and areas with their geometry (GeoJSON)."""
     require(principal, "read")
     row = _get(session, alert_id)
@@ -317,7 +325,7 @@ def get_alert(alert_id: int, session: SessionDep, principal: PrincipalDep) -> di
     response_class=Response,
     responses={200: {"content": {"application/cap+xml": {}, "application/json": {}}}},
 )
-def get_alert_raw(alert_id: int, session: SessionDep, principal: PrincipalDep) -> Response:
+def get_alert_raw(alert_id: PathId, session: SessionDep, principal: PrincipalDep) -> Response:
     """The alert exactly as it was posted."""
     require(principal, "read")
     row = _get(session, alert_id)
@@ -326,7 +334,7 @@ def get_alert_raw(alert_id: int, session: SessionDep, principal: PrincipalDep) -
 
 @router.get("/warning-zones/{zone_id}/suggestions", tags=["warning zones"])
 def zone_suggestions(
-    zone_id: int,
+    zone_id: PathId,
     request: Request,
     session: SessionDep,
     principal: PrincipalDep,

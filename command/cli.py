@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -58,6 +58,8 @@ def serve(
     hub; they share PostgreSQL and the event table, so every client sees every event."""
     import uvicorn
 
+    from command.server import uvicorn_options
+
     settings = get_settings()
     uvicorn.run(
         "command.app:create_app",
@@ -65,7 +67,10 @@ def serve(
         host=host or settings.host,
         port=port or settings.port,
         workers=workers or settings.workers,
+        # Idle, slow-header and slow-body connections are closed (command/server.py).
+        **uvicorn_options(settings),
         proxy_headers=True,
+        forwarded_allow_ips=list(settings.trusted_proxies),  # none: X-Forwarded-For ignored
         # Oversized WebSocket frames are refused by the protocol layer (close 1009),
         # before they are buffered; protocol pings find dead TCP connections.
         ws_max_size=settings.ws_max_frame_bytes,
@@ -165,21 +170,92 @@ def seed_demo(
         )
 
 
-@audit_app.command("verify")
-def audit_verify() -> None:
-    """Check the audit hash chain; exit 1 and name the first tampered row if any."""
-    from core.audit import verify
+CheckpointDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--checkpoint-dir",
+        help="folder of signed checkpoints (default: EMERGENCY_AUDIT_CHECKPOINT_DIR)",
+    ),
+]
 
-    with session_scope(_sessions()) as session:
-        result = verify(session)
-    if result.ok:
-        typer.echo(f"audit chain intact: {result.checked} rows checked")
+
+@audit_app.command("verify")
+def audit_verify(
+    checkpoint_dir: CheckpointDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the whole report as JSON")] = False,
+) -> None:
+    """Check the audit chain: every link (keyed), then every checkpoint of this chain, so
+    rows cut from the end are found. Names every bad row; exit 1 if any row is bad or a
+    checkpoint is contradicted. Changes not sealed yet are reported as pending."""
+    from core.audit_verify import verify
+    from core.changes import keyring
+
+    settings = get_settings()
+    folder = checkpoint_dir or settings.audit_checkpoint_dir
+    with _sessions()() as session:
+        report = verify(session, keyring(settings), checkpoint_dir=folder)
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
+    else:
+        _print_report(report, folder)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _print_report(report: Any, folder: Path | None) -> None:
+    walk = report.walk
+    if report.ok:
+        typer.echo(f"audit chain intact: {walk.checked} rows checked")
+    else:
+        typer.echo(
+            f"audit chain NOT intact: {walk.bad_count} bad rows of {walk.checked} checked, "
+            f"{len(report.problems)} checkpoint problems"
+        )
+    for bad in walk.bad:
+        typer.echo(f"  row {bad.id}: {bad.reason}")
+    if walk.bad_count > len(walk.bad):
+        typer.echo(f"  ... and {walk.bad_count - len(walk.bad)} more bad rows")
+    for problem in report.problems:
+        typer.echo(f"  {problem}")
+    if folder is None:
+        typer.echo("no checkpoint folder: links checked alone (rows cut from the end go unseen)")
+    elif report.checkpoint is None:
+        typer.echo(f"no checkpoint of this chain in {folder}: links checked alone")
+    else:
+        c = report.checkpoint
+        typer.echo(f"{report.checkpoints} checkpoints; newest: row {c.last_id} at {c.at}")
+    if report.pending:
+        typer.echo(
+            f"{report.pending} changes pending (committed, not sealed yet; oldest "
+            f"{report.pending_oldest_s or 0:.1f} s): not checked, not tampering"
+        )
+    if walk.legacy:
+        typer.echo(f"{walk.legacy} rows have plain SHA-256 links (written before keyed links)")
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(checkpoint_dir: CheckpointDir = None) -> None:
+    """Seal what is pending, then write a signed checkpoint of the chain's head into the
+    folder (keep it where the database's superuser cannot write). Prints its path."""
+    from core import checkpoint
+    from core.changes import keyring
+    from core.sealer import seal
+
+    settings = get_settings()
+    folder = checkpoint_dir or settings.audit_checkpoint_dir
+    if folder is None:
+        err.print("set EMERGENCY_AUDIT_CHECKPOINT_DIR or pass --checkpoint-dir")
+        raise typer.Exit(2)
+    keys = keyring(settings)
+    sessions = _sessions()
+    with session_scope(sessions) as session:
+        while seal(session.connection(), keys).rows:
+            session.commit()
+    path = checkpoint.write_now(sessions, keys, folder)
+    if path is None:
+        typer.echo("the audit chain is empty: nothing to checkpoint")
         return
-    typer.echo(
-        f"audit chain broken at row {result.first_bad_id}: {result.reason} "
-        f"({result.checked} rows before it are intact)"
-    )
-    raise typer.Exit(1)
+    typer.echo(str(path))
 
 
 @user_app.command("add")
@@ -190,20 +266,10 @@ def user_add(
     unit: Annotated[str | None, typer.Option(help="unit id or callsign (responders)")] = None,
 ) -> None:
     """Add a person who can log in."""
-    from sqlalchemy import or_, select
-
     from command.auth import add_user
-    from resources.models import Unit
 
     with session_scope(_sessions()) as session:
-        unit_id = None
-        if unit is not None:
-            cond = Unit.callsign == unit
-            if unit.isdigit():
-                cond = or_(cond, Unit.id == int(unit))
-            unit_id = session.scalar(select(Unit.id).where(cond))
-            if unit_id is None:
-                raise DomainError(f"unit {unit!r} not found")
+        unit_id = _unit_id(session, unit) if unit is not None else None
         user = add_user(session, username=username, password=password, role=role, unit_id=unit_id)
         typer.echo(
             json.dumps(
@@ -215,6 +281,98 @@ def user_add(
                 }
             )
         )
+
+
+def _unit_id(session: Session, unit: str) -> int:
+    """A unit named by id or callsign."""
+    from sqlalchemy import or_, select
+
+    from resources.models import Unit
+
+    cond = Unit.callsign == unit
+    if unit.isdigit() and len(unit) < 19:  # past that, not a bigint id
+        cond = or_(cond, Unit.id == int(unit))
+    unit_id = session.scalar(select(Unit.id).where(cond))
+    if unit_id is None:
+        raise DomainError(f"unit {unit!r} not found")
+    return int(unit_id)
+
+
+def _change_user(username: str, change: Any) -> None:
+    """Apply a users.UserChange to USERNAME as the CLI (audited) and print the user."""
+    from command import users
+    from core.security import SYSTEM
+
+    with session_scope(_sessions()) as session:
+        user = users.user_by_name(session, username)
+        user = users.update_user(session, user.id, change, actor=SYSTEM.actor)
+        shown = users.user_dict(user)
+    typer.echo(json.dumps(shown, default=str))
+
+
+@user_app.command("list")
+def user_list() -> None:
+    """Print every user, one JSON object per line (no password hashes)."""
+    from command import users
+
+    with session_scope(_sessions()) as session:
+        page = users.list_users(session, limit=2**31, offset=0)
+        for user in page.items:
+            typer.echo(json.dumps(users.user_dict(user), default=str))
+
+
+@user_app.command("disable")
+def user_disable(username: str) -> None:
+    """Stop USERNAME logging in; their tokens stop working and live sockets close."""
+    from command.users import UserChange
+
+    _change_user(username, UserChange(active=False))
+
+
+@user_app.command("enable")
+def user_enable(username: str) -> None:
+    """Let a disabled USERNAME log in again (with a new login: old tokens stay revoked)."""
+    from command.users import UserChange
+
+    _change_user(username, UserChange(active=True))
+
+
+@user_app.command("set-role")
+def user_set_role(
+    username: str,
+    role: Annotated[
+        str, typer.Argument(help="commander|dispatcher|responder|planner|auditor|admin")
+    ],
+    unit: Annotated[
+        str | None, typer.Option(help="unit id or callsign (needed to become a responder)")
+    ] = None,
+) -> None:
+    """Give USERNAME another role (a role other than responder drops the unit)."""
+    from command.users import UserChange
+
+    if unit is None:
+        _change_user(username, UserChange(role=role))
+        return
+    with session_scope(_sessions()) as session:
+        unit_id = _unit_id(session, unit)
+    _change_user(username, UserChange(role=role, unit_id=unit_id, unit_given=True))
+
+
+@user_app.command("set-password")
+def user_set_password(
+    username: str,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="read the password from stdin's first line")
+    ] = False,
+) -> None:
+    """Set USERNAME's password (asked twice, not echoed); their earlier tokens stop working."""
+    from command.users import UserChange
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    _change_user(username, UserChange(password=password))
 
 
 @apikey_app.command("add")

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from core.db import Base
 from core.security import ROLES
 from core.types import Timestamps, in_list, wgs84_range
+from resources import models as _resources  # noqa: F401 - unit, station: FK targets, mapped first
 
 INCIDENT_STATUSES = (
     "reported",
@@ -280,6 +281,29 @@ class User(Timestamps, Base):
     role: Mapped[str] = mapped_column(String(20))
     unit_id: Mapped[int | None] = mapped_column(ForeignKey("unit.id", ondelete="RESTRICT"))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Bumped by a password change or a disable: a token carries the value it was issued
+    # with (claim `tv`), so every token issued before the bump stops working.
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+
+
+class LoginThrottle(Base):
+    """Failed logins per username and per client address in the current window, shared by
+    every server process (command/login.py). `pending` counts checks in flight, so a burst
+    cannot slip past the limit while its password hashes are being verified."""
+
+    __tablename__ = "login_throttle"
+    __table_args__ = (
+        CheckConstraint("scope IN ('user', 'address')", name="scope"),
+        CheckConstraint("failures >= 0 AND pending >= 0", name="counts"),
+        Index("ix_login_throttle_window_started_at", "window_started_at"),
+    )
+
+    scope: Mapped[str] = mapped_column(String(8), primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    window_started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    pending: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ApiKey(Timestamps, Base):

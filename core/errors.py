@@ -44,3 +44,23 @@ class Unavailable(DomainError):
     """A part the request needs is not there right now (503)."""
 
     code = "unavailable"
+
+
+class TooManyRequests(DomainError):
+    """The caller must wait before trying again (429 + Retry-After)."""
+
+    code = "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after_s: int, details: Any = None) -> None:
+        super().__init__(message, details=details)
+        self.retry_after_s = retry_after_s
+
+
+class Busy(Unavailable):
+    """The server is at capacity for this kind of work right now (503 + Retry-After)."""
+
+    code = "busy"
+
+    def __init__(self, message: str, *, retry_after_s: int, details: Any = None) -> None:
+        super().__init__(message, details=details)
+        self.retry_after_s = retry_after_s

@@ -37,6 +37,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "resource.write": frozenset({"commander", "admin"}),
     "operations.write": frozenset({"commander", "dispatcher", "admin"}),
     "audit.read": frozenset({"auditor", "admin"}),
+    "user.manage": frozenset({"admin"}),
     "drill.watch": frozenset({"commander", "dispatcher", "planner", "auditor", "admin"}),
     "plan.write": frozenset({"commander", "planner", "admin"}),
     "plan.run": frozenset({"commander", "dispatcher", "planner", "admin"}),

@@ -200,9 +200,53 @@ def test_audit_verify_finds_a_tampered_row(db: Engine):
 
     broken = invoke("audit", "verify")
     assert broken.exit_code == 1, broken.output
-    assert "intact" not in broken.stdout.split("(")[0]
-    assert f"row {victim}" in broken.stdout
-    assert "1 rows before it are intact" in broken.stdout
+    assert "NOT intact: 1 bad rows of 3 checked" in broken.stdout
+    assert f"row {victim}: row content does not match its hash" in broken.stdout
+
+
+def test_audit_verify_reports_every_bad_row_and_a_chain_cut_short(db: Engine, tmp_path: Path):
+    """Rows cut from the end leave intact links; the checkpoint written before the cut
+    names them. Every edited row is named, not only the first."""
+    for i in range(8):
+        assert invoke("apikey", "add", f"k{i}").exit_code == 0
+    folder = tmp_path / "checkpoints"
+    made = invoke("audit", "checkpoint", "--checkpoint-dir", str(folder))
+    assert made.exit_code == 0, made.output
+    path = Path(made.stdout.strip())
+    assert path.parent == folder and json.loads(path.read_text())["rows"] == 8
+    with db.connect() as conn:
+        ids = list(conn.scalars(text("SELECT id FROM audit_event ORDER BY id")))
+    with db.begin() as conn:
+        conn.execute(text("ALTER TABLE audit_event DISABLE TRIGGER USER"))
+        conn.execute(text("DELETE FROM audit_event WHERE id > :id"), {"id": ids[-3]})
+        conn.execute(
+            text("UPDATE audit_event SET actor = 'user:mallory' WHERE id = ANY(:ids)"),
+            {"ids": [ids[1], ids[3]]},
+        )
+        conn.execute(text("ALTER TABLE audit_event ENABLE TRIGGER USER"))
+    links_only = invoke("audit", "verify")
+    assert links_only.exit_code == 1
+    assert "row content does not match" in links_only.stdout and "gone" not in links_only.stdout
+    full = invoke("audit", "verify", "--checkpoint-dir", str(folder), "--json")
+    assert full.exit_code == 1, full.output
+    report = json.loads(full.stdout)
+    assert [(b["id"], b["reason"]) for b in report["bad_rows"]] == [
+        (ids[1], "row content does not match its hash"),
+        (ids[3], "row content does not match its hash"),
+    ]
+    assert report["problems"] == [
+        f"rows {ids[-2]}..{ids[-1]} are gone: checkpoint {path.name} of "
+        f"{json.loads(path.read_text())['at']} had 8 rows up to row {ids[-1]} "
+        "(the chain was cut short)"
+    ]
+
+
+def test_audit_checkpoint_needs_a_folder(db: Engine, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("EMERGENCY_AUDIT_CHECKPOINT_DIR", raising=False)
+    get_settings.cache_clear()
+    result = invoke("audit", "checkpoint")
+    assert result.exit_code == 2
+    assert "EMERGENCY_AUDIT_CHECKPOINT_DIR" in result.output
 
 
 def test_audit_rows_cannot_be_changed_with_the_trigger_on(db: Engine):
