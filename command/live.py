@@ -8,25 +8,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from typing import Any
 
+import jwt
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import BigInteger, any_, bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session, sessionmaker
 
 from command import alerts, auth, tasks
 from command.incidents import INCIDENTS
-from command.models import ACTIVE_TASK_STATUSES, Incident, Task, WarningZone
+from command.models import ACTIVE_TASK_STATUSES, Incident, Task, User, WarningZone
 from command.schemas import TaskStatusChange
 from command.zones import ZONES, active_clause
 from core import crud, idempotency
 from core.changes import SITUATION, record_change
 from core.config import Settings
-from core.errors import InvalidInput, NotFound
+from core.errors import InvalidInput, NotFound, Unauthenticated
 from core.security import Principal, require, require_unit
 from core.types import utcnow
 from realtime import store
-from realtime.hub import Hub, HubConfig
+from realtime.hub import Account, Grant, Hub, HubConfig
 from resources import service
 from resources.models import Shelter, Stock, Unit
 from resources.schemas import PositionReport
@@ -46,7 +50,28 @@ def hub_config(settings: Settings) -> HubConfig:
         poll_interval_s=settings.bus_poll_interval_s,
         allowed_origins=tuple(settings.ws_allowed_origins),
         batch_linger_s=settings.ws_batch_linger_s,
+        recheck_s=settings.ws_recheck_s,
     )
+
+
+_ACCOUNT_COLUMNS = (User.id, User.active, User.role, User.unit_id, User.token_version)
+# One statement for any number of users (an array parameter, not an IN list per size).
+_ACCOUNTS = select(*_ACCOUNT_COLUMNS).where(
+    User.id == any_(bindparam("ids", type_=ARRAY(BigInteger())))
+)
+
+
+def _still_granted(session: Session, grant: Grant) -> None:
+    """Refuse an ack or action whose user has been disabled, changed role or unit, or had
+    its tokens revoked since the connection said hello: read in the action's own
+    transaction, so it is refused from the moment the change commits."""
+    if grant.principal.kind != "user":
+        return
+    row = session.execute(
+        select(*_ACCOUNT_COLUMNS[1:]).where(User.id == grant.principal.id)
+    ).one_or_none()
+    if not grant.holds(None if row is None else Account(*row)):
+        raise Unauthenticated("your access has changed; log in again")
 
 
 def _validation_message(exc: ValidationError) -> str:
@@ -61,10 +86,18 @@ class CommandActions:
         self.sessions = sessions
         self.settings = settings
 
-    def authenticate(self, token: str) -> tuple[Principal, float]:
+    def authenticate(self, token: str) -> Grant:
         with self.sessions() as session:
             principal = auth.principal_from_token(session, token, secret=self.settings.secret_key)
-        return principal, auth.token_expiry(token)
+        # Verified above; read again for the expiry and the version it was issued with
+        # (`tv`: absent in tokens issued before versions existed, which were version 0).
+        claims = jwt.decode(token, options={"verify_signature": False})
+        return Grant(principal, float(claims["exp"]), int(claims.get("tv", 0)))
+
+    def accounts(self, user_ids: Sequence[int]) -> dict[int, Account]:
+        with self.sessions() as session:
+            rows = session.execute(_ACCOUNTS, {"ids": list(user_ids)})
+            return {id_: Account(active, role, unit, tv) for id_, active, role, unit, tv in rows}
 
     def authorize(self, principal: Principal, topic: str) -> None:
         require(principal, "read")
@@ -80,8 +113,10 @@ class CommandActions:
 
     def snapshot(self, topic: str) -> tuple[int, dict[str, Any]]:
         with self.sessions() as session:
-            # One consistent view: the state and the seq it reflects come from the same
-            # snapshot, because events are written in the transactions that change state.
+            # One consistent view: the state and the seq come from the same snapshot. Events
+            # are sealed after their changes commit, so the state holds every change up to
+            # that seq, and perhaps a few whose events come after it: those are sent again
+            # and applied again (clients upsert by id), never missed.
             session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
             seq = store.topic_head(session, topic)
             if topic == SITUATION:
@@ -90,9 +125,11 @@ class CommandActions:
                 return seq, unit_snapshot(session, int(topic.partition(":")[2]))
             return seq, {"incidents": [], "tasks": []}  # drill topics: filled by drills
 
-    def acknowledge(self, principal: Principal, topic: str, seq: int) -> dict[str, Any]:
+    def acknowledge(self, grant: Grant, topic: str, seq: int) -> dict[str, Any]:
         """Mark the tasks assigned up to ``seq`` as received by the phone, exactly once."""
+        principal = grant.principal
         with self.sessions() as session:
+            _still_granted(session, grant)
             previous = store.record_ack(session, topic=topic, seq=seq, actor=principal.actor)
             acknowledged: list[int] = []
             ids = store.assigned_task_ids(session, topic, previous, seq) if seq > previous else []
@@ -119,22 +156,29 @@ class CommandActions:
             session.commit()
         return {"acknowledged_tasks": acknowledged}
 
-    def act(self, principal: Principal, message: dict[str, Any]) -> dict[str, Any]:
+    def act(self, grant: Grant, message: dict[str, Any]) -> dict[str, Any]:
         kind = message["type"]
         key = str(message["key"])
         body = {k: v for k, v in message.items() if k not in ("type", "key")}
         with self.sessions() as session:
-            if kind == "status":
-                return self._status(session, principal, key, body)
-            return self._position(session, principal, key, body)
+            _still_granted(session, grant)
+            try:
+                if kind == "status":
+                    return self._status(session, grant.principal, key, body)
+                return self._position(session, grant.principal, key, body)
+            except DataError:
+                # The database refused a value (out of its type's range): the same message
+                # can never succeed, so it must not be answered "unavailable; retry".
+                log.warning("websocket %s refused by the database", kind, exc_info=True)
+                raise InvalidInput(f"{kind}: a value is out of range") from None
 
     def _status(
         self, session: Session, principal: Principal, key: str, body: dict[str, Any]
     ) -> dict[str, Any]:
         require(principal, "task.status")
         task_id = body.pop("task_id", None)
-        if not isinstance(task_id, int) or isinstance(task_id, bool) or task_id < 1:
-            raise InvalidInput("status: task_id must be a positive integer")
+        if not isinstance(task_id, int) or isinstance(task_id, bool) or not 1 <= task_id < 2**63:
+            raise InvalidInput("status: task_id must be a positive 64-bit integer")
         try:
             change = TaskStatusChange.model_validate(body)
         except ValidationError as exc:
@@ -148,8 +192,11 @@ class CommandActions:
     ) -> dict[str, Any]:
         require(principal, "unit.position")
         unit_id = body.pop("unit_id", principal.unit_id)
-        if not isinstance(unit_id, int) or isinstance(unit_id, bool):
-            raise InvalidInput("position: unit_id is required (a responder's is implied)")
+        if not isinstance(unit_id, int) or isinstance(unit_id, bool) or not 1 <= unit_id < 2**63:
+            raise InvalidInput(
+                "position: unit_id (a positive 64-bit integer) is required; a responder's "
+                "is implied"
+            )
         require_unit(principal, unit_id)
         try:
             report = PositionReport.model_validate(body)
@@ -195,7 +242,8 @@ def unit_snapshot(session: Session, unit_id: int) -> dict[str, Any]:
 
 async def background_jobs(hub: Hub, sessions: sessionmaker[Session], settings: Settings) -> None:
     """Once a second: held-back positions. Every ``housekeeping_s``: gauges, ending
-    expired warning zones, and pruning."""
+    expired warning zones, and pruning. Meanwhile, every ``recheck_s``: the users behind
+    the open connections (:meth:`Hub.recheck`)."""
     loop = asyncio.get_running_loop()
     next_housekeeping = 0.0
 
@@ -214,18 +262,23 @@ async def background_jobs(hub: Hub, sessions: sessionmaker[Session], settings: S
             auth.prune_nonces(session, skew_s=settings.api_key_clock_skew_s)
             session.commit()
 
-    while True:
-        await asyncio.sleep(1.0)
-        try:
-            await hub.call(publish_positions)
-            if loop.time() >= next_housekeeping:
-                next_housekeeping = loop.time() + hub.config.housekeeping_s
-                await hub.refresh_gauges()
-                await hub.call(prune)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the database may be away; try again next round
-            log.warning("realtime background job failed: %s", exc)
+    # Its own task: a slow prune must not hold up closing a disabled user's sockets.
+    recheck = asyncio.create_task(hub.recheck_loop(), name="live-recheck")
+    try:
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await hub.call(publish_positions)
+                if loop.time() >= next_housekeeping:
+                    next_housekeeping = loop.time() + hub.config.housekeeping_s
+                    await hub.refresh_gauges()
+                    await hub.call(prune)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database may be away; try again next round
+                log.warning("realtime background job failed: %s", exc)
+    finally:
+        await stop_task(recheck)
 
 
 async def stop_task(task: asyncio.Task[Any] | None) -> None:

@@ -7,6 +7,11 @@ so what a client receives on a topic is exactly ``seq + 1, seq + 2, ...``.
 
 Task events on a responder's own ``unit:<id>`` topic are re-sent every ``ack_timeout_s``
 until acknowledged; the acknowledgement is stored, so the next connection starts after it.
+
+A responder is not sent other units' task events on ``situation``. The seqs it skips count
+as sent (so the sender never takes them for a gap to fill from the table), and the next
+event it is sent says which one it follows: ``"prev"``, the seq of the last event (or
+resync) this client was sent on the topic.
 """
 
 from __future__ import annotations
@@ -26,10 +31,10 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from core.errors import DomainError, InvalidInput, Unauthenticated
 from core.security import Principal
 from realtime import protocol, store
-from realtime.hub import Hub
+from realtime.hub import Grant, Hub, unit_scope
 from realtime.metrics import CONNECTIONS, EVENTS_SENT, LAG, REFUSED
 from realtime.protocol import Close
-from realtime.store import Frame, TopicState
+from realtime.store import Frame, TopicState, UnitFrame
 
 log = logging.getLogger("emergency.realtime")
 
@@ -51,7 +56,16 @@ class _Close:
     reason: str
 
 
-_Item = Frame | _Text | _CatchUp | _Close
+@dataclass(slots=True)
+class _Skip:
+    """The seqs of ``topic`` up to ``upto`` not queued before this are not for this client
+    (other units' tasks); consecutive ones are merged into one."""
+
+    topic: str
+    upto: int
+
+
+_Item = Frame | _Text | _CatchUp | _Close | _Skip
 MAX_BATCH = 500  # events per batch message
 SENT_LIVE = EVENTS_SENT.labels("live")
 SENT_REPLAY = EVENTS_SENT.labels("replay")
@@ -92,8 +106,12 @@ class Connection:
         self.hub = hub
         self.ws = websocket
         self.config = hub.config
+        self.grant: Grant | None = None
         self.principal: Principal | None = None
         self.expires_at = 0.0
+        self.scope: int | None = None  # the one unit whose tasks this client sees; None: all
+        self._prev: dict[str, int] = {}  # topic -> last seq shown, when later ones were skipped
+        self._idle = False  # the sender is waiting, with nothing queued
         self.topics: dict[str, int] = {}  # topic -> last seq sent
         self.unacked: dict[str, dict[int, list[Any]]] = {}  # topic -> seq -> [sent_at, text]
         self._items: deque[_Item] = deque()
@@ -120,6 +138,10 @@ class Connection:
         """From the hub's fan-out: queue a live event, or tell a laggard to resume."""
         if self._closing is not None or frame.topic not in self.topics:
             return
+        # Inline, not _hidden(): this runs for every connection on every event.
+        if self.scope is not None and type(frame) is UnitFrame and frame.unit_id != self.scope:
+            self._skip(frame.topic, frame.seq)
+            return
         if self._frames >= self.config.queue_max:
             self._overflow()
             return
@@ -127,6 +149,51 @@ class Connection:
         self._items.append(frame)
         if not self._wake.is_set():
             self._wake.set()
+
+    def _hidden(self, frame: Frame) -> bool:
+        """Is ``frame`` another unit's task event (for a connection confined to a unit)?"""
+        return isinstance(frame, UnitFrame) and frame.unit_id != self.scope
+
+    def _skip(self, topic: str, seq: int) -> None:
+        """Count ``seq`` as sent without sending it: at once if the sender has sent all that
+        was queued, else in queue order (no wake-up: the busy sender gets to it)."""
+        if self._idle and not self._items:
+            self._cover(topic, seq)
+            return
+        tail = self._items[-1] if self._items else None
+        if isinstance(tail, _Skip) and tail.topic == topic:
+            tail.upto = seq
+        else:
+            self._items.append(_Skip(topic, seq))
+
+    def _cover(self, topic: str, upto: int) -> None:
+        """The seqs after the last one sent on ``topic``, up to ``upto``, are not for this
+        client: count them as sent, and remember the last one it was shown."""
+        last = self.topics.get(topic)
+        if last is None or upto <= last:
+            return
+        self._prev.setdefault(topic, last)
+        self.topics[topic] = upto
+
+    def _text(self, frame: Frame) -> str:
+        """The event as this client gets it: with ``prev`` if seqs before it were skipped."""
+        prev = self._prev.pop(frame.topic, None) if self._prev else None
+        return frame.text if prev is None else f'{frame.text[:-1]},"prev":{prev}}}'
+
+    def revoke(self) -> None:
+        """The user's access has changed (disabled; role, unit or password changed): stop
+        at once. The farewell names no action's key: a phone keeps what it has not had
+        answered and sends it again once logged in, where it is judged afresh."""
+        if self._closing is not None:
+            return
+        REFUSED.labels("revoked").inc()
+        self.hub.detach(self)
+        message = protocol.error(
+            "revoked",
+            "your access has changed (account disabled, role, unit or password changed); "
+            "log in again",
+        )
+        self.close(Close.UNAUTHENTICATED, "access revoked", message)
 
     def push(self, message: dict[str, Any]) -> None:
         if self._closing is None:
@@ -166,6 +233,7 @@ class Connection:
             if self.batch:
                 self.linger_s = self.config.batch_linger_s
             assert self.principal is not None
+            self.scope = unit_scope(self.principal)
             role = self.principal.role
             CONNECTIONS.labels(role).inc()
             sender = asyncio.create_task(self._send_loop())
@@ -214,21 +282,22 @@ class Connection:
         if raw is None:
             return None
         try:
-            hello = protocol.parse(json.loads(raw))
-        except (ValueError, InvalidInput) as exc:
+            hello = protocol.parse(protocol.decode(raw))
+        except InvalidInput as exc:
             await self._refuse(Close.PROTOCOL, f"first message must be a hello: {exc}", "bad_hello")
             return None
         if not isinstance(hello, protocol.Hello):
             await self._refuse(Close.PROTOCOL, "first message must be a hello", "bad_hello")
             return None
         try:
-            self.principal, self.expires_at = await self.hub.call(
-                self.hub.actions.authenticate, hello.token
-            )
+            self._grant(await self.hub.call(self.hub.actions.authenticate, hello.token))
         except Unauthenticated as exc:
             await self._refuse(Close.UNAUTHENTICATED, exc.message, "unauthenticated")
             return None
         return hello
+
+    def _grant(self, grant: Grant) -> None:
+        self.grant, self.principal, self.expires_at = grant, grant.principal, grant.expires_at
 
     async def _receive_text(self) -> str | None:
         message = await self.ws.receive()
@@ -272,16 +341,20 @@ class Connection:
                 )
                 return
             try:
-                message = protocol.parse(json.loads(raw))
-            except (ValueError, InvalidInput) as exc:
+                message = protocol.parse(protocol.decode(raw))
+            except InvalidInput as exc:
                 self._strike(exc)
                 continue
             await self._handle(message)
 
-    def _strike(self, exc: Exception) -> None:
+    def _strike(self, exc: InvalidInput) -> None:
+        """A message refused as it stands: say so (with its key, so a phone drops it from
+        its outbox instead of sending it again), and close after 20 of them."""
         self._strikes += 1
-        text = exc.message if isinstance(exc, DomainError) else f"not JSON: {exc}"
-        message = protocol.error("invalid_message", text[:300])
+        key = exc.key if isinstance(exc, protocol.BadMessage) else None
+        message = protocol.error("invalid_message", exc.message[:300])
+        if key is not None:
+            message["key"] = key
         if self._strikes >= 20:
             REFUSED.labels("protocol").inc()
             self.close(Close.PROTOCOL, "too many malformed messages", message)
@@ -309,6 +382,7 @@ class Connection:
             for topic in message.topics:
                 self.topics.pop(topic, None)
                 self.unacked.pop(topic, None)
+                self._prev.pop(topic, None)
                 self.hub.unsubscribe(self, topic)
             self.push({"type": "unsubscribed", "topics": message.topics})
         elif isinstance(message, protocol.Ack):
@@ -322,16 +396,21 @@ class Connection:
 
     async def _reauth(self, token: str) -> None:
         try:
-            principal, expires_at = await self.hub.call(self.hub.actions.authenticate, token)
+            grant = await self.hub.call(self.hub.actions.authenticate, token)
         except Unauthenticated as exc:
             self.push(protocol.error(exc.code, exc.message))
             return
         assert self.principal is not None
-        if (principal.kind, principal.id) != (self.principal.kind, self.principal.id):
-            self.push(protocol.error("forbidden", "a new token must be for the same user"))
+        new, old = grant.principal, self.principal
+        # The subscriptions were authorised for this role and unit: a token for another
+        # (the user's role changed since) takes a new connection.
+        if (new.kind, new.id, new.role, new.unit_id) != (old.kind, old.id, old.role, old.unit_id):
+            self.push(
+                protocol.error("forbidden", "a new token must be for the same user, role and unit")
+            )
             return
-        self.principal, self.expires_at = principal, expires_at
-        self.push({"type": "authenticated", "expires_at": expires_at})
+        self._grant(grant)
+        self.push({"type": "authenticated", "expires_at": grant.expires_at})
 
     def _spawn(self, coro: Any) -> None:
         if len(self._inflight) >= self.config.max_inflight:
@@ -449,13 +528,13 @@ class Connection:
             self._ack_next.pop(topic, None)
 
     async def _store_ack(self, message: protocol.Ack) -> None:
-        assert self.principal is not None
+        assert self.grant is not None
         try:
             result = await self.hub.call(
-                self.hub.actions.acknowledge, self.principal, message.topic, message.seq
+                self.hub.actions.acknowledge, self.grant, message.topic, message.seq
             )
         except DomainError as exc:
-            self.push(protocol.error(exc.code, exc.message, key=message.key))
+            self._refused(exc, message.key)
             return
         except Exception:
             log.exception("storing an ack failed")
@@ -464,13 +543,13 @@ class Connection:
         self.push({"type": "acked", "topic": message.topic, "seq": message.seq, **result})
 
     async def _act(self, message: protocol.Action) -> None:
-        assert self.principal is not None
+        assert self.grant is not None
         try:
             data = await self.hub.call(
-                self.hub.actions.act, self.principal, message.model_dump(mode="json")
+                self.hub.actions.act, self.grant, message.model_dump(mode="json")
             )
         except DomainError as exc:
-            self.push(protocol.error(exc.code, exc.message, key=message.key))
+            self._refused(exc, message.key)
             return
         except Exception:
             log.exception("websocket action failed")
@@ -480,6 +559,14 @@ class Connection:
             return
         self.push({"type": "result", "key": message.key, "ok": True, "data": data})
 
+    def _refused(self, exc: DomainError, key: str | None) -> None:
+        """An ack or action refused; one refused for the user's access ends the connection
+        at once (the periodic re-check would, a little later)."""
+        if isinstance(exc, Unauthenticated):
+            self.revoke()
+        else:
+            self.push(protocol.error(exc.code, exc.message, key=key))
+
     # --- sending --------------------------------------------------------------------
     async def _send_loop(self) -> None:
         while True:
@@ -488,7 +575,11 @@ class Connection:
                     await self._send_close(self._closing)
                     return
                 self._wake.clear()
-                await self._wake.wait()
+                self._idle = True
+                try:
+                    await self._wake.wait()
+                finally:
+                    self._idle = False
             if self.linger_s and isinstance(self._items[0], Frame):
                 # A screen takes at most one message per linger: events meanwhile wait
                 # and go out together (a phone never waits; see _subscribe).
@@ -513,6 +604,8 @@ class Connection:
                 await self._send(item.text)
             elif isinstance(item, _CatchUp):
                 await self._catch_up(item)
+            elif isinstance(item, _Skip):
+                self._cover(item.topic, item.upto)
             if self._closing is not None and not self._items:
                 await self._send_close(self._closing)
                 return
@@ -546,8 +639,12 @@ class Connection:
             await self._replay(frame.topic, upto=frame.seq - 1)
             if self.topics.get(frame.topic, frame.seq) >= frame.seq:
                 return
+        if self.scope is not None and self._hidden(frame):  # replayed: offer() saw it not
+            self._cover(frame.topic, frame.seq)
+            return
+        text = self._text(frame)
         self._mark(frame)
-        await self._send(frame.text)
+        await self._send(text)
         (SENT_LIVE if live else SENT_REPLAY).inc()
         if live:
             LAG.observe(max(0.0, time.time() - frame.created_at))
@@ -556,17 +653,27 @@ class Connection:
         """A client that said ``"batch": true`` gets the live events waiting in its queue
         as one ``batch`` message: under load, one send carries many events, so a busy
         server sends fewer, bigger messages instead of falling behind."""
+        last = self.topics.get(first.topic)
+        if last is not None and first.seq > last + 1:
+            await self._send_event(first)  # a gap before the first: filled from the table
+            return
         batch: list[Frame] = []
+        texts: list[str] = []
         frame = first
         while True:
             last = self.topics.get(frame.topic)
             if last is not None and frame.seq == last + 1:
+                texts.append(self._text(frame))
                 self._mark(frame)
                 batch.append(frame)
             elif last is not None and frame.seq > last + 1:  # a gap: replay it first
                 self._items.appendleft(frame)
                 self._frames += 1
                 break
+            while self._items and isinstance(self._items[0], _Skip):
+                skip = self._items.popleft()
+                assert isinstance(skip, _Skip)
+                self._cover(skip.topic, skip.upto)
             head = self._items[0] if self._items else None
             if len(batch) >= MAX_BATCH or not isinstance(head, Frame):
                 break
@@ -576,11 +683,9 @@ class Connection:
         if not batch:
             return
         if len(batch) == 1:
-            await self._send(batch[0].text)
+            await self._send(texts[0])
         else:
-            await self._send(
-                '{"type":"batch","messages":[' + ",".join(f.text for f in batch) + "]}"
-            )
+            await self._send('{"type":"batch","messages":[' + ",".join(texts) + "]}")
         SENT_LIVE.inc(len(batch))
         # One observation per message, for its oldest event (per event cost too much
         # at 2,000 connections).
@@ -592,6 +697,8 @@ class Connection:
             if upto is not None and after >= upto:
                 return
             frames = await self.hub.read(store.events_range, topic, after, upto)
+            if self.scope is not None:  # which are other units' tasks (read per client)
+                frames = [store.scoped(f) for f in frames]
             for f in frames:
                 await self._send_event(f, live=False)
             if len(frames) < 5000:
@@ -601,10 +708,11 @@ class Connection:
         if item.topic not in self.topics:
             return
         if item.resync:
-            seq, text = await self.hub.snapshot_text(item.topic)
+            seq, text = await self.hub.snapshot_text(item.topic, self.scope)
             await self._send(text)
             EVENTS_SENT.labels("resync").inc()
             self.topics[item.topic] = seq
+            self._prev.pop(item.topic, None)
             pending = self.unacked.get(item.topic)
             if pending is not None:
                 pending.clear()

@@ -6,6 +6,12 @@ connection's bounded queue; a connection that cannot keep up is told to resume a
 so it never holds up the others. The hub keeps the last seq it fanned out per subscribed
 topic and reports gaps, which the bus fills from the event table.
 
+A responder sees only its own unit's tasks on shared topics (:func:`unit_scope`): a task
+event's unit is noted once per frame (:func:`realtime.store.scoped`) and each connection
+skips the frames not for it; a snapshot's task list is cut the same way. Every
+``recheck_s`` the users behind all connections are read in one query, and a connection
+whose user was disabled, changed role or unit, or had its tokens revoked is closed.
+
 Everything here runs on the event loop; database work goes to a small thread pool.
 """
 
@@ -16,11 +22,11 @@ import json
 import logging
 import time
 from collections import OrderedDict, defaultdict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -36,11 +42,55 @@ log = logging.getLogger("emergency.realtime")
 T = TypeVar("T")
 
 
+class Account(NamedTuple):
+    """A user as the database has it now: what a connection's access rests on (a tuple:
+    thousands are read every ``recheck_s``)."""
+
+    active: bool
+    role: str
+    unit_id: int | None
+    token_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What a connection's token grants: checked at hello and every ``recheck_s`` after."""
+
+    principal: Principal
+    expires_at: float  # unix seconds
+    token_version: int = 0  # the token's `tv` claim (bumped on a password change or disable)
+
+    def holds(self, account: Account | None) -> bool:
+        """Does the grant still stand against the user as the database has it now?"""
+        p = self.principal
+        return (
+            account is not None
+            and account.active
+            and account.role == p.role
+            and account.unit_id == p.unit_id
+            and account.token_version == self.token_version
+        )
+
+
+def unit_scope(principal: Principal) -> int | None:
+    """The one unit whose tasks ``principal`` sees on shared topics (None: every unit's).
+
+    A responder sees only its own unit's tasks, as over HTTP (another unit's task is a
+    403 there); a responder without a unit (the database forbids it) sees none.
+    """
+    if principal.role != "responder":
+        return None
+    return principal.unit_id if principal.unit_id is not None else 0
+
+
 class Actions(Protocol):
     """What the hub needs from the command side (which owns users, tasks and units)."""
 
-    def authenticate(self, token: str) -> tuple[Principal, float]:
-        """The principal of a bearer token and when the token expires (unix seconds)."""
+    def authenticate(self, token: str) -> Grant:
+        """What a bearer token grants (Unauthenticated if nothing)."""
+
+    def accounts(self, user_ids: Sequence[int]) -> dict[int, Account]:
+        """These users as they are now, in one query (a deleted user is absent)."""
 
     def authorize(self, principal: Principal, topic: str) -> None:
         """Raise Forbidden or NotFound unless ``principal`` may subscribe to ``topic``."""
@@ -48,11 +98,13 @@ class Actions(Protocol):
     def snapshot(self, topic: str) -> tuple[int, dict[str, Any]]:
         """The topic's current state and the seq it reflects, read consistently."""
 
-    def acknowledge(self, principal: Principal, topic: str, seq: int) -> dict[str, Any]:
-        """Record that the unit's phone has every event of ``topic`` up to ``seq``."""
+    def acknowledge(self, grant: Grant, topic: str, seq: int) -> dict[str, Any]:
+        """Record that the unit's phone has every event of ``topic`` up to ``seq``
+        (Unauthenticated if ``grant`` no longer holds)."""
 
-    def act(self, principal: Principal, message: dict[str, Any]) -> dict[str, Any]:
-        """A responder's task status or position, idempotent on ``message["key"]``."""
+    def act(self, grant: Grant, message: dict[str, Any]) -> dict[str, Any]:
+        """A responder's task status or position, idempotent on ``message["key"]``
+        (Unauthenticated if ``grant`` no longer holds)."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +123,9 @@ class HubConfig:
     # under load (events meanwhile go out together); phones are never held back.
     batch_linger_s: float = 0.1
     poll_interval_s: float = 2.0  # the bus's catch-up poll, in case a notification is lost
+    # Users behind open connections are read again this often (one query for all), so a
+    # disabled user, a role or unit change or revoked tokens end the connection (4001).
+    recheck_s: float = 2.0
     allowed_origins: tuple[str, ...] = ()  # empty: the page's own origin only
     housekeeping_s: float = 10.0
 
@@ -117,6 +172,41 @@ def _screens_last(frame: Frame) -> bool:
     return not frame.topic.startswith("unit:")
 
 
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    """A ``resync`` message, kept in two parts around the snapshot's task list, so a
+    connection that may see only one unit's tasks costs a join, not another database read
+    or an encoding of the whole map."""
+
+    seq: int
+    text: str  # the whole message, every task in it
+    head: str  # ... up to the task list
+    tail: str  # ... after it
+    tasks: tuple[dict[str, Any], ...] | None  # None: the snapshot lists no tasks
+
+    @classmethod
+    def of(cls, topic: str, seq: int, data: dict[str, Any]) -> _Snapshot:
+        start = _dumps({"type": "resync", "topic": topic, "seq": seq})[:-1] + ',"snapshot":'
+        tasks = data.get("tasks")
+        if not isinstance(tasks, list):
+            return cls(seq, f"{start}{_dumps(data)}}}", "", "", None)
+        rest = _dumps({k: v for k, v in data.items() if k != "tasks"})
+        head = start + '{"tasks":'
+        tail = ("}" if rest == "{}" else "," + rest[1:]) + "}"
+        return cls(seq, head + _dumps(tasks) + tail, head, tail, tuple(tasks))
+
+    def text_for(self, unit: int | None) -> str:
+        """The message as a connection confined to ``unit`` (None: to none) sees it."""
+        if unit is None or self.tasks is None:
+            return self.text
+        mine = [t for t in self.tasks if isinstance(t, dict) and t.get("unit_id") == unit]
+        return self.head + _dumps(mine) + self.tail
+
+
 class Hub:
     def __init__(
         self,
@@ -135,7 +225,7 @@ class Hub:
         # separate pools, so a storm of reconnecting phones cannot delay live events.
         self._pool = ThreadPoolExecutor(max_workers=6, thread_name_prefix="hub")
         self._bus_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-bus")
-        self._snapshots: OrderedDict[tuple[str, int], str] = OrderedDict()
+        self._snapshots: OrderedDict[tuple[str, int], _Snapshot] = OrderedDict()
         self._snapshot_locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.turns = Turns()
 
@@ -163,20 +253,21 @@ class Hub:
 
         return await self.call(run)
 
-    async def snapshot_text(self, topic: str) -> tuple[int, str]:
-        """A ``resync`` message for ``topic``; connections resyncing together share one."""
+    async def snapshot_text(self, topic: str, unit: int | None = None) -> tuple[int, str]:
+        """A ``resync`` message for ``topic``; connections resyncing together share one
+        read. ``unit``: the connection sees only that unit's tasks (see :func:`unit_scope`;
+        a unit's own topic holds only its tasks anyway)."""
         async with self._snapshot_locks[topic]:
             head = await self.read(store.topic_head, topic)
-            cached = self._snapshots.get((topic, head))
-            if cached is not None:
-                return head, cached
-            seq, data = await self.call(self.actions.snapshot, topic)
-            body = {"type": "resync", "topic": topic, "seq": seq, "snapshot": data}
-            text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str)
-            self._snapshots[(topic, seq)] = text
-            while len(self._snapshots) > 8:
-                self._snapshots.popitem(last=False)
-            return seq, text
+            snapshot = self._snapshots.get((topic, head))
+            if snapshot is None:
+                seq, data = await self.call(self.actions.snapshot, topic)
+                snapshot = _Snapshot.of(topic, seq, data)
+                self._snapshots[(topic, seq)] = snapshot
+                while len(self._snapshots) > 8:
+                    self._snapshots.popitem(last=False)
+        shared = not topic.startswith("unit:")
+        return snapshot.seq, snapshot.text_for(unit if shared else None)
 
     # --- subscriptions --------------------------------------------------------------
     def attach(self, conn: Connection) -> None:
@@ -226,9 +317,43 @@ class Hub:
             self.heads[f.topic] = f.seq
             EVENTS_IN.inc()
             BUS_LAG.observe(max(0.0, now - f.created_at))
+            f = store.scoped(f)  # a task event's unit, noted once for every connection
             for conn in list(subs):
                 conn.offer(f)
         return gaps
+
+    # --- access ---------------------------------------------------------------------
+    async def recheck(self) -> int:
+        """Close every connection whose grant no longer holds (the user disabled, its role
+        or unit changed, its tokens revoked), by whatever path the change was made: one
+        query for all the users connected. Returns how many were closed."""
+        held = [
+            (conn, conn.grant)
+            for conn in self.connections
+            if conn.grant is not None and conn.grant.principal.kind == "user"
+        ]
+        if not held:
+            return 0
+        ids = sorted({grant.principal.id for _, grant in held})
+        accounts = await self.call(self.actions.accounts, ids)
+        closed = 0
+        for conn, grant in held:
+            # A connection that re-authenticated meanwhile is judged next time, against
+            # an account read after its new token.
+            if conn.grant is grant and not grant.holds(accounts.get(grant.principal.id)):
+                conn.revoke()
+                closed += 1
+        return closed
+
+    async def recheck_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.recheck_s)
+            try:
+                await self.recheck()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database may be away; connections stay as they are
+                log.warning("re-checking connected users failed: %s", exc)
 
     # --- housekeeping ---------------------------------------------------------------
     async def refresh_gauges(self) -> None:

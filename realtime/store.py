@@ -201,3 +201,31 @@ def prune_events(session: Session, *, older_than_s: float) -> int:
     cutoff = utcnow() - timedelta(seconds=older_than_s)
     result = session.execute(delete(Event).where(Event.created_at < cutoff))
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+# --- who a shared topic's task event is for (issue 14) ------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class UnitFrame(Frame):
+    """A task event on a shared topic (``situation``) and the unit it concerns, noted once
+    when the frame is read: the fan-out to thousands of connections never decodes it."""
+
+    unit_id: int  # 0: the event names no unit (shown to no one confined to a unit)
+
+
+def scoped(f: Frame) -> Frame:
+    """``f`` as a :class:`UnitFrame` if it is a task event on a shared topic; else ``f``.
+
+    A unit's own topic is not marked: everything on it is that unit's.
+    """
+    if isinstance(f, UnitFrame) or not f.type.startswith("task.") or f.topic.startswith("unit:"):
+        return f
+    try:
+        data = json.loads(f.text).get("data")
+    except ValueError:
+        data = None
+    unit = data.get("unit_id") if isinstance(data, dict) else None
+    if not isinstance(unit, int) or isinstance(unit, bool):
+        unit = 0
+    return UnitFrame(f.topic, f.seq, f.type, f.created_at, f.text, unit)
