@@ -63,6 +63,7 @@ from core import bulk, crud
 from core.changes import SITUATION, record_change
 from core.security import Principal
 from core.types import utcnow
+from core.validate import clean_line, clean_text
 
 DRILL_STATUSES = ("Exercise", "Test")
 INERT_STATUSES = ("System", "Draft")
@@ -640,12 +641,14 @@ class _Live:
         info = t.info
         text = "\n\n".join(p for p in (info.description, info.instruction) if p)
         props: dict[str, Any] = {
-            "title": (info.headline or info.event)[:200],
+            # A warning system's text is shown on every screen: no bidi override or control
+            # character may reorder or hide it (the raw alert keeps what was sent).
+            "title": clean_line(info.headline or info.event)[:200],
             "type": t.type,
             "severity": t.severity,
-            "description": text[:10_000] or None,
-            "address": (t.area.desc[:300] or None) if t.area else None,
-            "reported_by": self.row.sender[:120],
+            "description": clean_text(text)[:10_000] or None,
+            "address": (clean_line(t.area.desc)[:300] or None) if t.area else None,
+            "reported_by": clean_line(self.row.sender)[:120],
             "drill": self.drill,
             "alert_id": self.row.id,
         }
@@ -678,9 +681,9 @@ class _Live:
         ends = info.expires
         if ends is not None and starts > ends:
             starts = ends
-        name = (t.area.desc if t.area and t.area.desc else info.headline or info.event)[:200]
+        name = clean_line(t.area.desc if t.area and t.area.desc else info.headline or info.event)
         return {
-            "name": name, "kind": t.type, "severity": t.severity, "status": "active",
+            "name": name[:200], "kind": t.type, "severity": t.severity, "status": "active",
             "blocks_roads": self.closes_roads, "drill": self.drill, "alert_id": self.row.id,
             "starts_at": starts, "ends_at": ends,
         }  # fmt: skip

@@ -34,6 +34,7 @@ from shapely import Geometry, MultiPolygon, Point, Polygon, box, make_valid
 from shapely.affinity import translate
 
 from core.errors import InvalidInput
+from core.validate import unstorable
 
 NAMESPACES = {
     "urn:oasis:names:tc:emergency:cap:1.2": "1.2",
@@ -282,7 +283,7 @@ def _fill(
     if depth > MAX_DEPTH:
         raise Unreadable([(where, f"JSON nested deeper than {MAX_DEPTH} levels")])
     for key, value in data.items():
-        if not isinstance(key, str) or not key or len(key) > 100:
+        if not isinstance(key, str) or not key or len(key) > 100 or unstorable(key):
             raise CapRefused([(where, "JSON keys must be CAP element names")])
         values = value if isinstance(value, list) else [value]
         for item in values:
@@ -295,6 +296,10 @@ def _fill(
             elif isinstance(item, bool) or item is None or isinstance(item, list):
                 raise CapRefused([(f"{where}.{key}", "must be a string, a number or an object")])
             elif isinstance(item, str | int | float):
+                # XML cannot carry these either; PostgreSQL cannot store them.
+                why = unstorable(item) if isinstance(item, str) else None
+                if why:
+                    raise CapRefused([(f"{where}.{key}", f"{why}, which cannot be stored")])
                 child.text = str(item)
             else:  # pragma: no cover - json gives nothing else
                 raise CapRefused([(f"{where}.{key}", "unsupported value")])

@@ -7,13 +7,14 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from command import planning, plans, recommend, tasks, zones
 from command.schemas import DispatchRequest, IncidentType, Severity, TaskRead
 from core.errors import InvalidInput
 from core.security import require
-from core.web import PrincipalDep, SessionDep
+from core.validate import Id, Line, MultiLine, Seed, check_ref
+from core.web import PathId, PrincipalDep, SessionDep, TextFilter, conflict, not_found
 from gis.engine import SnapError
 from gis.features import Strict
 from gis.geojson import GeometryError, parse_geometry
@@ -32,7 +33,7 @@ class ResponsePlanIn(Strict):
     incident_type: IncidentType
     severity: Severity
     needs: list[NeedIn] = Field(min_length=1, max_length=20)
-    note: str | None = Field(default=None, max_length=2000)
+    note: MultiLine | None = Field(default=None, max_length=2000)
 
 
 class ResponsePlanRead(BaseModel):
@@ -48,7 +49,7 @@ class ResponsePlanRead(BaseModel):
 def list_response_plans(
     session: SessionDep,
     principal: PrincipalDep,
-    incident_type: Annotated[str | None, Query(max_length=40)] = None,
+    incident_type: Annotated[TextFilter, Query(max_length=40)] = None,
 ) -> list[dict[str, Any]]:
     """Response plans (预案): what each incident type and severity needs."""
     require(principal, "read")
@@ -77,7 +78,7 @@ def put_response_plan(
 
 @router.get("/incidents/{incident_id}/recommendations", tags=["dispatch"])
 def get_recommendations(
-    incident_id: int,
+    incident_id: PathId,
     request: Request,
     session: SessionDep,
     principal: PrincipalDep,
@@ -105,9 +106,11 @@ def get_recommendations(
     status_code=status.HTTP_201_CREATED,
     response_model=list[TaskRead],
     tags=["dispatch"],
+    responses=conflict("a unit is not available or listed twice; the incident is closed or a drill")
+    | not_found("the incident, or a unit in `unit_ids`"),
 )
 def dispatch_units(
-    incident_id: int,
+    incident_id: PathId,
     body: DispatchRequest,
     request: Request,
     session: SessionDep,
@@ -143,13 +146,15 @@ class CoverageIn(Strict):
 
 
 class DispatchPlanIn(Strict):
-    incident_ids: list[int] | None = Field(default=None, max_length=2000)
+    incident_ids: list[Id] | None = Field(default=None, max_length=2000)
     coverage: CoverageIn | None = None
     time_limit_s: float = Field(default=1.0, gt=0, le=30)
-    seed: int = 0
+    seed: Seed = 0
 
 
-@router.post("/dispatch/plan", tags=["dispatch"])
+@router.post(
+    "/dispatch/plan", tags=["dispatch"], responses=not_found("an incident in `incident_ids`")
+)
 def post_dispatch_plan(
     body: DispatchPlanIn, request: Request, session: SessionDep, principal: PrincipalDep
 ) -> dict[str, Any]:
@@ -167,16 +172,22 @@ def post_dispatch_plan(
     )
 
 
+def _demand_target(value: str) -> str:
+    return check_ref(value, ("shelter", "incident"))
+
+
 class SupplyDemandIn(Strict):
-    target: str = Field(
-        pattern=r"^(shelter|incident):[0-9]+$", description="shelter:<id> or incident:<id>"
+    target: Annotated[str, AfterValidator(_demand_target)] = Field(
+        max_length=40,
+        pattern=r"^(shelter|incident):[0-9]+$",
+        description="shelter:<id> or incident:<id>",
     )
     item: str = Field(min_length=2, max_length=80, pattern=r"^[a-z][a-z0-9_]*$")
     quantity: int = Field(ge=1, le=10_000_000)
 
 
 class FleetIn(Strict):
-    warehouse_id: int = Field(ge=1)
+    warehouse_id: Id
     capacity: int = Field(ge=1, le=1_000_000)
     count: int = Field(default=1, ge=1, le=100)
 
@@ -185,11 +196,16 @@ class SuppliesIn(Strict):
     demands: list[SupplyDemandIn] = Field(min_length=1, max_length=500)
     fleet: list[FleetIn] = Field(default_factory=list, max_length=100)
     time_limit_s: float = Field(default=2.0, gt=0, le=30)
-    seed: int = 0
+    seed: Seed = 0
     commit: bool = Field(default=False, description="reserve the allocated stock now")
 
 
-@router.post("/supplies/allocate", tags=["supplies"])
+@router.post(
+    "/supplies/allocate",
+    tags=["supplies"],
+    responses=not_found("a shelter, incident or warehouse the body names")
+    | conflict("with `commit`: the stock was taken since it was read; plan again"),
+)
 def post_supplies(
     body: SuppliesIn, request: Request, session: SessionDep, principal: PrincipalDep
 ) -> dict[str, Any]:
@@ -213,12 +229,12 @@ def post_supplies(
 class ZoneIn(Strict):
     """A zone to evacuate: its own area, or a warning zone's (``warning_zone_id``)."""
 
-    id: str = Field(min_length=1, max_length=80)
+    id: Line = Field(min_length=1, max_length=80)
     geometry: dict[str, Any] | None = None
-    warning_zone_id: int | None = Field(default=None, ge=1)
+    warning_zone_id: Id | None = None
     population: int = Field(ge=0, le=10_000_000)
-    needs_accessible: int = Field(default=0, ge=0)
-    with_pets: int = Field(default=0, ge=0)
+    needs_accessible: int = Field(default=0, ge=0, le=10_000_000)
+    with_pets: int = Field(default=0, ge=0, le=10_000_000)
 
 
 class EvacuationIn(Strict):
@@ -228,7 +244,12 @@ class EvacuationIn(Strict):
     commit: bool = Field(default=False, description="hold the shelter space now")
 
 
-@router.post("/evacuation/plan", tags=["evacuation"])
+@router.post(
+    "/evacuation/plan",
+    tags=["evacuation"],
+    responses=not_found("a warning zone named by `warning_zone_id`")
+    | conflict("with `commit`: a shelter filled up since it was read; plan again"),
+)
 def post_evacuation(
     body: EvacuationIn, request: Request, session: SessionDep, principal: PrincipalDep
 ) -> dict[str, Any]:

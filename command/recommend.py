@@ -20,13 +20,20 @@ from command.incidents import INCIDENTS, location_of
 from command.models import Incident
 from command.zones import road_closures
 from core import crud
+from core.errors import InvalidInput
 from core.types import utcnow
 from dispatch.recommend import Candidate, Recommendation, recommend
-from gis.engine import Closures, Engine, Route, Snap
+from gis.engine import Closures, Engine, Route, Snap, SnapError
 from resources.models import Station, Unit
 
 ROUTE_TOLERANCE_DEG = 1e-5
 ROUTES_FOR = 50  # route geometry for the recommended units (one shortest-path tree)
+
+
+class CannotRecommend(InvalidInput, ValueError):
+    """No advice for this input: the incident is beyond the road network, or a closure
+    names an edge it does not have. 422 to whoever asked; a dispatch, which catches
+    ValueError, goes ahead without advice."""
 
 
 def _unit_rows(session: Session, needed: set[str]) -> tuple[list[Any], int]:
@@ -62,8 +69,14 @@ def recommend_for(
     incident: Incident = crud.get(session, INCIDENTS, incident_id)
     target = to_shape(location_of(incident))
     plan = plans.plan_for(session, incident.type, incident.severity)
+    try:
+        snap = engine.snap(target.x, target.y)
+    except SnapError as exc:
+        raise CannotRecommend(
+            f"incident {incident_id} is not near the road network: {exc}"
+        ) from exc
     body = rank_units(
-        session, engine, engine.snap(target.x, target.y), plan=plan, limit=limit,
+        session, engine, snap, plan=plan, limit=limit,
         closures=closures, stale_after_s=stale_after_s,
     )  # fmt: skip
     return {"incident_id": incident.id, **body}
@@ -98,7 +111,10 @@ def rank_units(
     snapped = [u for u, s in zip(free, found, strict=True) if s is not None]
     snaps = [s for s in found if s is not None]
     closures = road_closures(session, closures)
-    matrix = engine.matrix(snaps, [target], closures=closures)
+    try:
+        matrix = engine.matrix(snaps, [target], closures=closures)
+    except ValueError as exc:  # a closed edge id the network does not have
+        raise CannotRecommend(str(exc)) from exc
     eta = {u.id: (float(matrix.durations_s[i, 0]), float(matrix.distances_m[i, 0]))
            for i, u in enumerate(snapped)}  # fmt: skip
     candidates = []

@@ -25,9 +25,13 @@ from core.web import (
     BBoxDep,
     GeoJSONResponse,
     IdempotencyKeyHeader,
+    IdFilter,
     PageDep,
+    PathId,
     PrincipalDep,
     SessionDep,
+    TextFilter,
+    conflict,
 )
 from gis.features import FeatureCollectionOut, FeatureOut
 
@@ -47,14 +51,19 @@ def _statuses(value: str | None, allowed: tuple[str, ...]) -> list[str] | None:
     return wanted
 
 
-@router.get("/incidents", response_model=FeatureCollectionOut[IncidentRead], tags=["incidents"])
+@router.get(
+    "/incidents",
+    response_model=FeatureCollectionOut[IncidentRead],
+    response_class=GeoJSONResponse,
+    tags=["incidents"],
+)
 def list_incidents(
     session: SessionDep,
     principal: PrincipalDep,
     bbox: BBoxDep,
     page: PageDep,
     status: StatusFilter = None,
-    type: Annotated[str | None, Query(max_length=40)] = None,
+    type: Annotated[TextFilter, Query(max_length=40)] = None,
     drill: bool | None = None,
 ) -> GeoJSONResponse:
     """Incidents as a FeatureCollection, filtered by bbox, status and type, newest id last."""
@@ -75,6 +84,7 @@ def list_incidents(
     "/incidents",
     status_code=status.HTTP_201_CREATED,
     response_model=FeatureOut[IncidentRead],
+    response_class=GeoJSONResponse,
     tags=["incidents"],
 )
 def create_incident(
@@ -89,17 +99,28 @@ def create_incident(
     return crud.feature(INCIDENTS, incident)
 
 
-@router.get("/incidents/{incident_id}", response_model=FeatureOut[IncidentRead], tags=["incidents"])
-def get_incident(incident_id: int, session: SessionDep, principal: PrincipalDep) -> dict[str, Any]:
+@router.get(
+    "/incidents/{incident_id}",
+    response_model=FeatureOut[IncidentRead],
+    response_class=GeoJSONResponse,
+    tags=["incidents"],
+)
+def get_incident(
+    incident_id: PathId, session: SessionDep, principal: PrincipalDep
+) -> dict[str, Any]:
     require(principal, "read")
     return crud.feature(INCIDENTS, crud.get(session, INCIDENTS, incident_id))
 
 
 @router.patch(
-    "/incidents/{incident_id}", response_model=FeatureOut[IncidentRead], tags=["incidents"]
+    "/incidents/{incident_id}",
+    response_model=FeatureOut[IncidentRead],
+    response_class=GeoJSONResponse,
+    tags=["incidents"],
+    responses=conflict("the incident is closed or cancelled: it cannot change"),
 )
 def patch_incident(
-    incident_id: int, body: IncidentPatch, session: SessionDep, principal: PrincipalDep
+    incident_id: PathId, body: IncidentPatch, session: SessionDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     require(principal, "incident.write")
     incident = incidents.update_incident(
@@ -110,10 +131,14 @@ def patch_incident(
 
 
 @router.post(
-    "/incidents/{incident_id}/status", response_model=FeatureOut[IncidentRead], tags=["incidents"]
+    "/incidents/{incident_id}/status",
+    response_model=FeatureOut[IncidentRead],
+    response_class=GeoJSONResponse,
+    tags=["incidents"],
+    responses=conflict("the incident's lifecycle does not allow this step"),
 )
 def post_incident_status(
-    incident_id: int, body: IncidentStatusChange, session: SessionDep, principal: PrincipalDep
+    incident_id: PathId, body: IncidentStatusChange, session: SessionDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     """One lifecycle step; `dispatched` comes from dispatching units, not from here."""
     require(principal, "incident.write")
@@ -129,8 +154,8 @@ def list_tasks(
     session: SessionDep,
     principal: PrincipalDep,
     page: PageDep,
-    unit_id: int | None = None,
-    incident_id: int | None = None,
+    unit_id: IdFilter = None,
+    incident_id: IdFilter = None,
     status: StatusFilter = None,
 ) -> dict[str, Any]:
     """Tasks; a responder sees only their own unit's."""
@@ -148,14 +173,21 @@ def list_tasks(
 
 
 @router.get("/tasks/{task_id}", response_model=TaskRead, tags=["tasks"])
-def get_task(task_id: int, session: SessionDep, principal: PrincipalDep) -> dict[str, Any]:
+def get_task(task_id: PathId, session: SessionDep, principal: PrincipalDep) -> dict[str, Any]:
     require(principal, "read")
     return tasks.task_dict(tasks.get_task(session, task_id, principal=principal))
 
 
-@router.post("/tasks/{task_id}/status", response_model=TaskRead, tags=["tasks"])
+@router.post(
+    "/tasks/{task_id}/status",
+    response_model=TaskRead,
+    tags=["tasks"],
+    responses=conflict(
+        "the task cannot go to this status, or the Idempotency-Key was used for another request"
+    ),
+)
 def post_task_status(
-    task_id: int,
+    task_id: PathId,
     body: TaskStatusChange,
     session: SessionDep,
     principal: PrincipalDep,

@@ -18,7 +18,8 @@ from core import crud
 from core.crud import FeatureKind
 from core.security import require
 from core.types import utcnow
-from core.web import BBoxDep, GeoJSONResponse, PageDep, PrincipalDep, SessionDep
+from core.validate import ClientTime, Line
+from core.web import BBoxDep, GeoJSONResponse, PageDep, PathId, PrincipalDep, SessionDep
 from gis.engine import Closures
 from gis.features import FeatureCollectionOut, FeatureIn, FeatureOut, FeaturePatch, Strict
 
@@ -31,41 +32,28 @@ ZONES = FeatureKind(
 AREAS = ("Polygon", "MultiPolygon")
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise ValueError("times must carry a UTC offset (ISO 8601)")
-    return value
-
-
 class ZoneProps(Strict):
-    name: str = Field(min_length=1, max_length=200)
+    name: Line = Field(min_length=1, max_length=200)
     kind: IncidentType
     severity: Severity = "moderate"
     blocks_roads: bool = False
     drill: bool = False
-    starts_at: datetime | None = None
-    ends_at: datetime | None = None
+    starts_at: ClientTime | None = None
+    ends_at: ClientTime | None = None
 
     @model_validator(mode="after")
     def _period(self) -> ZoneProps:
-        _aware(self.starts_at)
-        _aware(self.ends_at)
         if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
             raise ValueError("ends_at must be after starts_at")
         return self
 
 
 class ZonePatchProps(Strict):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: Line | None = Field(default=None, min_length=1, max_length=200)
     severity: Severity | None = None
     status: Literal["active", "ended"] | None = None
     blocks_roads: bool | None = None
-    ends_at: datetime | None = None
-
-    @model_validator(mode="after")
-    def _tz(self) -> ZonePatchProps:
-        _aware(self.ends_at)
-        return self
+    ends_at: ClientTime | None = None
 
 
 class ZoneCreate(FeatureIn[ZoneProps]):
@@ -118,7 +106,8 @@ def zone_area(session: Session, zone_id: int) -> Any:
     return to_shape(crud.get(session, ZONES, zone_id).geom)
 
 
-router = APIRouter(prefix="/api", tags=["warning zones"])
+# Every answer here is GeoJSON (a Feature or a FeatureCollection).
+router = APIRouter(prefix="/api", tags=["warning zones"], default_response_class=GeoJSONResponse)
 
 
 @router.get("/warning-zones", response_model=FeatureCollectionOut[ZoneRead])
@@ -152,14 +141,14 @@ def create_zone(body: ZoneCreate, session: SessionDep, principal: PrincipalDep) 
 
 
 @router.get("/warning-zones/{zone_id}", response_model=FeatureOut[ZoneRead])
-def get_zone(zone_id: int, session: SessionDep, principal: PrincipalDep) -> dict[str, Any]:
+def get_zone(zone_id: PathId, session: SessionDep, principal: PrincipalDep) -> dict[str, Any]:
     require(principal, "read")
     return crud.feature(ZONES, crud.get(session, ZONES, zone_id))
 
 
 @router.patch("/warning-zones/{zone_id}", response_model=FeatureOut[ZoneRead])
 def patch_zone(
-    zone_id: int, body: ZonePatch, session: SessionDep, principal: PrincipalDep
+    zone_id: PathId, body: ZonePatch, session: SessionDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     """Change or end a zone (`"status": "ended"`)."""
     require(principal, "operations.write")

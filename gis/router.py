@@ -11,7 +11,7 @@ from shapely.geometry import mapping
 
 from core.errors import InvalidInput, Unavailable
 from core.security import require
-from core.web import PrincipalDep
+from core.web import GeoJSONResponse, PrincipalDep
 from gis.crs import Crs, to_wgs84
 from gis.engine import Closures, Engine, Snap, SnapError
 from gis.geojson import GeometryError, parse_geometry
@@ -139,7 +139,7 @@ def _route(
     return {"type": "Feature", "geometry": geometry, "properties": props}
 
 
-@router.get("/route", response_model=RouteFeature)
+@router.get("/route", response_model=RouteFeature, response_class=GeoJSONResponse)
 def get_route(
     request: Request,
     principal: PrincipalDep,
@@ -156,7 +156,7 @@ def get_route(
     return _route(engine, parse_point(from_, crs), parse_point(to, crs), closures)
 
 
-@router.post("/route", response_model=RouteFeature)
+@router.post("/route", response_model=RouteFeature, response_class=GeoJSONResponse)
 def post_route(
     request: Request, body: RouteRequest, principal: PrincipalDep, zones: ZonesParam = True
 ) -> dict[str, Any]:
@@ -185,7 +185,7 @@ def _isochrone(
     }
 
 
-@router.get("/isochrone", response_model=IsochroneFeature)
+@router.get("/isochrone", response_model=IsochroneFeature, response_class=GeoJSONResponse)
 def get_isochrone(
     request: Request,
     principal: PrincipalDep,
@@ -202,7 +202,7 @@ def get_isochrone(
     return _isochrone(engine, parse_point(at, crs), seconds, closures)
 
 
-@router.post("/isochrone", response_model=IsochroneFeature)
+@router.post("/isochrone", response_model=IsochroneFeature, response_class=GeoJSONResponse)
 def post_isochrone(
     request: Request, body: IsochroneRequest, principal: PrincipalDep, zones: ZonesParam = True
 ) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from core.validate import EdgeId
 from gis.features import Strict
 
 LonLat = tuple[float, float]
@@ -14,7 +15,7 @@ LonLat = tuple[float, float]
 class ClosuresIn(Strict):
     """Roads not to use for this request only."""
 
-    edge_ids: list[int] = Field(default_factory=list, max_length=10_000)
+    edge_ids: list[EdgeId] = Field(default_factory=list, max_length=10_000)
     polygons: list[dict[str, Any]] = Field(
         default_factory=list, max_length=100, description="GeoJSON Polygon or MultiPolygon"
     )

@@ -14,9 +14,13 @@ from core.web import (
     BBoxDep,
     GeoJSONResponse,
     IdempotencyKeyHeader,
+    IdFilter,
     PageDep,
+    PathId,
     PrincipalDep,
     SessionDep,
+    TextFilter,
+    conflict,
 )
 from gis.features import FeatureCollectionOut, FeatureIn, FeatureOut, FeaturePatch
 from resources import service
@@ -55,30 +59,40 @@ def _page(
 
 
 # --- stations -----------------------------------------------------------------------
-@router.get("/stations", response_model=FeatureCollectionOut[StationRead], tags=["stations"])
+@router.get(
+    "/stations",
+    response_model=FeatureCollectionOut[StationRead],
+    response_class=GeoJSONResponse,
+    tags=["stations"],
+)
 def list_stations(
     session: SessionDep,
     principal: PrincipalDep,
     bbox: BBoxDep,
     page: PageDep,
-    kind: Annotated[str | None, Query(max_length=20)] = None,
+    kind: Annotated[TextFilter, Query(max_length=20)] = None,
 ) -> GeoJSONResponse:
     require(principal, "read")
     return _page(session, service.STATIONS, bbox, page, kind=kind)
 
 
 # --- units --------------------------------------------------------------------------
-@router.get("/units", response_model=FeatureCollectionOut[UnitRead], tags=["units"])
+@router.get(
+    "/units",
+    response_model=FeatureCollectionOut[UnitRead],
+    response_class=GeoJSONResponse,
+    tags=["units"],
+)
 def list_units(
     session: SessionDep,
     principal: PrincipalDep,
     bbox: BBoxDep,
     page: PageDep,
-    status: Annotated[str | None, Query(max_length=20)] = None,
-    type: Annotated[str | None, Query(max_length=40)] = None,
-    kind: Annotated[str | None, Query(max_length=20)] = None,
-    station_id: int | None = None,
-    capability: Annotated[str | None, Query(max_length=40)] = None,
+    status: Annotated[TextFilter, Query(max_length=20)] = None,
+    type: Annotated[TextFilter, Query(max_length=40)] = None,
+    kind: Annotated[TextFilter, Query(max_length=20)] = None,
+    station_id: IdFilter = None,
+    capability: Annotated[TextFilter, Query(max_length=40)] = None,
 ) -> GeoJSONResponse:
     require(principal, "read")
     extra = [] if capability is None else [Unit.capabilities.contains([capability])]
@@ -98,7 +112,9 @@ def list_units(
     "/units",
     status_code=status.HTTP_201_CREATED,
     response_model=FeatureOut[UnitRead],
+    response_class=GeoJSONResponse,
     tags=["units"],
+    responses=conflict("a unit with this callsign exists"),
 )
 def create_unit(body: UnitCreate, session: SessionDep, principal: PrincipalDep) -> dict[str, Any]:
     require(principal, "resource.write")
@@ -112,15 +128,26 @@ def create_unit(body: UnitCreate, session: SessionDep, principal: PrincipalDep) 
     return crud.feature(service.UNITS, unit)
 
 
-@router.get("/units/{unit_id}", response_model=FeatureOut[UnitRead], tags=["units"])
-def get_unit(unit_id: int, session: SessionDep, principal: PrincipalDep) -> dict[str, Any]:
+@router.get(
+    "/units/{unit_id}",
+    response_model=FeatureOut[UnitRead],
+    response_class=GeoJSONResponse,
+    tags=["units"],
+)
+def get_unit(unit_id: PathId, session: SessionDep, principal: PrincipalDep) -> dict[str, Any]:
     require(principal, "read")
     return crud.feature(service.UNITS, crud.get(session, service.UNITS, unit_id))
 
 
-@router.patch("/units/{unit_id}", response_model=FeatureOut[UnitRead], tags=["units"])
+@router.patch(
+    "/units/{unit_id}",
+    response_model=FeatureOut[UnitRead],
+    response_class=GeoJSONResponse,
+    tags=["units"],
+    responses=conflict("a unit with this callsign exists"),
+)
 def patch_unit(
-    unit_id: int, body: UnitPatch, session: SessionDep, principal: PrincipalDep
+    unit_id: PathId, body: UnitPatch, session: SessionDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     require(principal, "resource.write")
     changes = body.changes()
@@ -135,9 +162,15 @@ def patch_unit(
     return crud.feature(service.UNITS, unit)
 
 
-@router.post("/units/{unit_id}/status", response_model=FeatureOut[UnitRead], tags=["units"])
+@router.post(
+    "/units/{unit_id}/status",
+    response_model=FeatureOut[UnitRead],
+    response_class=GeoJSONResponse,
+    tags=["units"],
+    responses=conflict("the unit cannot go to this status (or only its task sets it)"),
+)
 def post_unit_status(
-    unit_id: int, body: UnitStatusChange, session: SessionDep, principal: PrincipalDep
+    unit_id: PathId, body: UnitStatusChange, session: SessionDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     require(principal, "unit.status")
     require_unit(principal, unit_id)
@@ -148,9 +181,14 @@ def post_unit_status(
     return crud.feature(service.UNITS, unit)
 
 
-@router.post("/units/{unit_id}/position", status_code=status.HTTP_202_ACCEPTED, tags=["units"])
+@router.post(
+    "/units/{unit_id}/position",
+    status_code=status.HTTP_202_ACCEPTED,
+    tags=["units"],
+    responses=conflict("the Idempotency-Key was used for another request"),
+)
 def post_unit_position(
-    unit_id: int,
+    unit_id: PathId,
     body: PositionReport,
     session: SessionDep,
     principal: PrincipalDep,
@@ -166,13 +204,18 @@ def post_unit_position(
 
 
 # --- shelters -----------------------------------------------------------------------
-@router.get("/shelters", response_model=FeatureCollectionOut[ShelterRead], tags=["shelters"])
+@router.get(
+    "/shelters",
+    response_model=FeatureCollectionOut[ShelterRead],
+    response_class=GeoJSONResponse,
+    tags=["shelters"],
+)
 def list_shelters(
     session: SessionDep,
     principal: PrincipalDep,
     bbox: BBoxDep,
     page: PageDep,
-    status: Annotated[str | None, Query(max_length=20)] = None,
+    status: Annotated[TextFilter, Query(max_length=20)] = None,
     accessible: bool | None = None,
     pets_allowed: bool | None = None,
 ) -> GeoJSONResponse:
@@ -189,7 +232,12 @@ def list_shelters(
 
 
 # --- warehouses and stock -----------------------------------------------------------
-@router.get("/warehouses", response_model=FeatureCollectionOut[WarehouseRead], tags=["warehouses"])
+@router.get(
+    "/warehouses",
+    response_model=FeatureCollectionOut[WarehouseRead],
+    response_class=GeoJSONResponse,
+    tags=["warehouses"],
+)
 def list_warehouses(
     session: SessionDep, principal: PrincipalDep, bbox: BBoxDep, page: PageDep
 ) -> GeoJSONResponse:
@@ -202,8 +250,8 @@ def list_stock(
     session: SessionDep,
     principal: PrincipalDep,
     page: PageDep,
-    warehouse_id: int | None = None,
-    item: Annotated[str | None, Query(max_length=80)] = None,
+    warehouse_id: IdFilter = None,
+    item: Annotated[TextFilter, Query(max_length=80)] = None,
 ) -> dict[str, Any]:
     require(principal, "read")
     result = service.list_stock(
@@ -213,7 +261,11 @@ def list_stock(
 
 
 @router.post(
-    "/stock", status_code=status.HTTP_201_CREATED, response_model=StockRead, tags=["stock"]
+    "/stock",
+    status_code=status.HTTP_201_CREATED,
+    response_model=StockRead,
+    tags=["stock"],
+    responses=conflict("this warehouse already stocks this item"),
 )
 def create_stock(body: StockCreate, session: SessionDep, principal: PrincipalDep) -> dict[str, Any]:
     require(principal, "operations.write")
@@ -224,7 +276,7 @@ def create_stock(body: StockCreate, session: SessionDep, principal: PrincipalDep
 
 @router.patch("/stock/{stock_id}", response_model=StockRead, tags=["stock"])
 def patch_stock(
-    stock_id: int, body: StockPatch, session: SessionDep, principal: PrincipalDep
+    stock_id: PathId, body: StockPatch, session: SessionDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     require(principal, "operations.write")
     stock = service.update_stock(
@@ -261,12 +313,12 @@ def feature_routes(
         session.commit()
         return crud.feature(kind, obj)
 
-    def read(obj_id: int, session: SessionDep, principal: PrincipalDep) -> Any:
+    def read(obj_id: PathId, session: SessionDep, principal: PrincipalDep) -> Any:
         require(principal, "read")
         return crud.feature(kind, crud.get(session, kind, obj_id))
 
     def patch(
-        obj_id: int, body: FeaturePatch[Any], session: SessionDep, principal: PrincipalDep
+        obj_id: PathId, body: FeaturePatch[Any], session: SessionDep, principal: PrincipalDep
     ) -> Any:
         require(principal, patch_action)
         obj = crud.update(
@@ -285,6 +337,8 @@ def feature_routes(
         methods=["POST"],
         status_code=status.HTTP_201_CREATED,
         response_model=out,
+        response_class=GeoJSONResponse,
+        responses=conflict("`external_id` is taken by another row"),
         tags=[tag],
         name=f"create_{name}",
         summary=f"Create {name}",
@@ -294,6 +348,7 @@ def feature_routes(
         read,
         methods=["GET"],
         response_model=out,
+        response_class=GeoJSONResponse,
         tags=[tag],
         name=f"get_{name}",
         summary=f"Get {name}",
@@ -303,6 +358,8 @@ def feature_routes(
         patch,
         methods=["PATCH"],
         response_model=out,
+        response_class=GeoJSONResponse,
+        responses=conflict("`external_id` is taken by another row"),
         tags=[tag],
         name=f"patch_{name}",
         summary=f"Change {name} (only the properties sent)",

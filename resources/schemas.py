@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import AfterValidator, BaseModel, Field, model_validator
 
+from core.config import get_settings
+from core.validate import Id, Line, MultiLine, check_recent
 from gis.features import FeatureIn, FeaturePatch, Strict
 from resources.models import STATION_KINDS, UNIT_KINDS, UNIT_STATUSES
 
-Name = Annotated[str, Field(min_length=1, max_length=200)]
+Name = Annotated[Line, Field(min_length=1, max_length=200)]
+Address = Annotated[Line, Field(max_length=300)]
+Note = Annotated[MultiLine, Field(max_length=1000)]
 Code = Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_.:/-]+$")]
 Word = Annotated[str, Field(min_length=2, max_length=40, pattern=r"^[a-z][a-z0-9_]*$")]
 StationKind = Literal[STATION_KINDS]  # type: ignore[valid-type]
@@ -22,15 +26,15 @@ UnitStatus = Literal[UNIT_STATUSES]  # type: ignore[valid-type]
 class StationProps(Strict):
     name: Name
     kind: StationKind
-    address: str | None = Field(default=None, max_length=300)
+    address: Address | None = None
     external_id: Code | None = None
-    osm_id: str | None = Field(default=None, max_length=40)
+    osm_id: Line | None = Field(default=None, max_length=40)
 
 
 class StationPatchProps(Strict):
     name: Name | None = None
     kind: StationKind | None = None
-    address: str | None = Field(default=None, max_length=300)
+    address: Address | None = None
 
 
 class StationCreate(FeatureIn[StationProps]):
@@ -59,7 +63,7 @@ class UnitProps(Strict):
     type: Word
     capabilities: list[Word] = Field(default_factory=list, max_length=30)
     crew: int = Field(default=0, ge=0, le=500)
-    home_station_id: int | None = Field(default=None, ge=1)
+    home_station_id: Id | None = None
     status: Literal["available", "out_of_service"] = "available"
 
 
@@ -68,7 +72,7 @@ class UnitPatchProps(Strict):
     type: Word | None = None
     capabilities: list[Word] | None = Field(default=None, max_length=30)
     crew: int | None = Field(default=None, ge=0, le=500)
-    home_station_id: int | None = Field(default=None, ge=1)
+    home_station_id: Id | None = None
 
 
 class UnitCreate(FeatureIn[UnitProps]):
@@ -82,6 +86,9 @@ class UnitPatch(FeaturePatch[UnitPatchProps]):
 
 
 class UnitRead(BaseModel):
+    # A unit's Feature may have null geometry (no known place yet): OpenAPI says so.
+    geometry_optional: ClassVar[bool] = True
+
     callsign: str
     name: str
     kind: str
@@ -98,7 +105,20 @@ class UnitRead(BaseModel):
 
 class UnitStatusChange(Strict):
     status: UnitStatus
-    note: str | None = Field(default=None, max_length=1000)
+    note: Note | None = None
+
+
+def _recent(value: datetime) -> datetime:
+    # The request carries no app; the window is the process's settings (the environment).
+    settings = get_settings()
+    return check_recent(
+        value,
+        max_age_s=settings.position_max_age_s,
+        max_future_s=settings.position_max_future_s,
+    )
+
+
+RecordedAt = Annotated[datetime, AfterValidator(_recent)]
 
 
 class PositionReport(Strict):
@@ -107,16 +127,15 @@ class PositionReport(Strict):
     lon: float = Field(ge=-180, le=180)
     lat: float = Field(ge=-90, le=90)
     crs: Literal["wgs84", "gcj02", "bd09"] = "wgs84"
-    recorded_at: datetime | None = None
+    recorded_at: RecordedAt | None = Field(
+        default=None,
+        description="when the fix was taken, with its UTC offset; at most "
+        "EMERGENCY_POSITION_MAX_AGE_S old and EMERGENCY_POSITION_MAX_FUTURE_S ahead "
+        "(default: now)",
+    )
     speed_mps: float | None = Field(default=None, ge=0, le=200)
     heading_deg: float | None = Field(default=None, ge=0, lt=360)
     accuracy_m: float | None = Field(default=None, ge=0, le=100_000)
-
-    @model_validator(mode="after")
-    def _aware(self) -> PositionReport:
-        if self.recorded_at is not None and self.recorded_at.tzinfo is None:
-            raise ValueError("recorded_at must carry a UTC offset (ISO 8601)")
-        return self
 
 
 # --- shelters -----------------------------------------------------------------------
@@ -127,9 +146,9 @@ class ShelterProps(Strict):
     accessible: bool = False
     pets_allowed: bool = False
     status: Literal["open", "closed"] = "open"
-    address: str | None = Field(default=None, max_length=300)
+    address: Address | None = None
     external_id: Code | None = None
-    osm_id: str | None = Field(default=None, max_length=40)
+    osm_id: Line | None = Field(default=None, max_length=40)
 
     @model_validator(mode="after")
     def _fits(self) -> ShelterProps:
@@ -145,7 +164,7 @@ class ShelterPatchProps(Strict):
     accessible: bool | None = None
     pets_allowed: bool | None = None
     status: Literal["open", "closed"] | None = None
-    address: str | None = Field(default=None, max_length=300)
+    address: Address | None = None
 
 
 class ShelterCreate(FeatureIn[ShelterProps]):
@@ -173,14 +192,14 @@ class ShelterRead(BaseModel):
 # --- warehouses and stock -----------------------------------------------------------
 class WarehouseProps(Strict):
     name: Name
-    address: str | None = Field(default=None, max_length=300)
+    address: Address | None = None
     external_id: Code | None = None
-    osm_id: str | None = Field(default=None, max_length=40)
+    osm_id: Line | None = Field(default=None, max_length=40)
 
 
 class WarehousePatchProps(Strict):
     name: Name | None = None
-    address: str | None = Field(default=None, max_length=300)
+    address: Address | None = None
 
 
 class WarehouseCreate(FeatureIn[WarehouseProps]):
@@ -201,11 +220,11 @@ class WarehouseRead(BaseModel):
 
 
 class StockCreate(Strict):
-    warehouse_id: int = Field(ge=1)
+    warehouse_id: Id
     item: Word
-    unit_of_measure: str = Field(default="piece", min_length=1, max_length=20)
+    unit_of_measure: Line = Field(default="piece", min_length=1, max_length=20)
     quantity: int = Field(ge=0, le=10**12)
-    note: str | None = Field(default=None, max_length=1000)
+    note: Note | None = None
 
 
 class StockPatch(Strict):
@@ -213,7 +232,7 @@ class StockPatch(Strict):
 
     quantity: int | None = Field(default=None, ge=0, le=10**12)
     delta: int | None = Field(default=None, ge=-(10**12), le=10**12)
-    note: str | None = Field(default=None, max_length=1000)
+    note: Note | None = None
 
     @model_validator(mode="after")
     def _one(self) -> StockPatch:
