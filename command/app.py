@@ -21,28 +21,33 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from command import auth, live, roads
+from command import auth, live, openapi, roads
 from command.alerts_router import router as alerts_router
 from command.auth_router import router as auth_router
 from command.cap import Unreadable, UnsupportedMedia
 from command.dispatch_router import router as dispatch_router
-from command.middleware import BodySizeLimit, Metrics
+from command.middleware import BodySizeLimit, InternalErrors, Metrics
+from command.ops import FORWARDING_HEADERS, check_metrics_access
 from command.router import router as command_router
 from command.zones import road_closures
 from command.zones import router as zones_router
-from core import gcstats
+from core import checkpoint, gcstats
+from core.changes import SEALER, keyring
 from core.config import Settings, get_settings
 from core.db import integrity_error, make_engine, make_sessionmaker
 from core.errors import (
+    Busy,
     Conflict,
     DomainError,
     Forbidden,
     InvalidInput,
     NotFound,
+    TooManyRequests,
     Unauthenticated,
     Unavailable,
 )
 from core.metrics import registry
+from core.sealer import Sealer
 from core.security import Principal
 from gis.engine import Closures, Engine
 from gis.graph import RoadGraph
@@ -67,6 +72,7 @@ ERROR_STATUS: tuple[tuple[type[DomainError], int], ...] = (
     (InvalidInput, 422),
     (Unauthenticated, 401),
     (Forbidden, 403),
+    (TooManyRequests, 429),
     (Unavailable, 503),
     (DomainError, 400),
 )
@@ -83,7 +89,10 @@ def error_response(status: int, code: str, message: str, details: Any = None) ->
 def _domain_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
     status = next(code for cls, code in ERROR_STATUS if isinstance(exc, cls))
-    return error_response(status, exc.code, exc.message, exc.details)
+    response = error_response(status, exc.code, exc.message, exc.details)
+    if isinstance(exc, TooManyRequests | Busy):
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+    return response
 
 
 def _validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -97,12 +106,24 @@ def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "validation_error", f"{where}: {first['msg']}", errors)
 
 
-def _http_error(_: Request, exc: Exception) -> JSONResponse:
+def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
-    return error_response(
+    codes = {
+        400: "unreadable",  # a body FastAPI could not decode (not UTF-8)
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "payload_too_large",
+    }
+    response = error_response(
         exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail)
     )
+    response.headers.update(exc.headers or {})
+    if exc.status_code == 405:
+        # Every method the path takes: the router's own header names only the first
+        # route it matched (GET /api/incidents, not POST), or none at all.
+        methods = openapi.allowed_methods(request.app, request.url.path)
+        response.headers["Allow"] = ", ".join(methods)
+    return response
 
 
 def _integrity_error(_: Request, exc: Exception) -> JSONResponse:
@@ -128,6 +149,9 @@ def authenticate(request: Request, session: Session, body: bytes) -> Principal:
             body=body,
             secret_key=settings.secret_key,
             skew_s=settings.api_key_clock_skew_s,
+            version=request.headers.get("x-signature-version", "1"),
+            method=request.method,
+            target=auth.request_target(request.scope),
         )
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -155,9 +179,19 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = None
         jobs: asyncio.Task[None] | None = None
+        sealer: Sealer | None = None
         if session_factory is None:
             db = make_engine(settings.database_url, pool_size=settings.db_pool_size)
-            app.state.sessionmaker = make_sessionmaker(db)
+            # The sealer's own connection: a committing request holds its pool connection
+            # while it waits for the seal, so a full pool must not starve the sealer.
+            sealer = Sealer(
+                make_engine(settings.database_url, pool_size=1),
+                keyring(settings),
+                poll_s=settings.audit_seal_poll_s,
+            )
+            sealer.start()
+            app.state.sessionmaker = make_sessionmaker(db, info={SEALER: sealer})
+        checkpoints = _start_checkpoints(app, settings)
         if settings.realtime:
             hub = Hub(
                 app.state.sessionmaker,
@@ -191,6 +225,9 @@ def create_app(
             await app.state.bus.stop()
             app.state.hub.shutdown()
             app.state.hub = app.state.bus = None
+        await live.stop_task(checkpoints)
+        if sealer is not None:
+            sealer.stop()
         if db is not None:
             db.dispose()
 
@@ -230,6 +267,8 @@ def create_app(
         paths={"/api/alerts": settings.alert_max_bytes},
     )
     app.add_middleware(Metrics)
+    # Outermost of ours: whatever escapes the rest is answered as the JSON 500.
+    app.add_middleware(InternalErrors)
 
     app.include_router(auth_router)
     app.include_router(command_router)
@@ -241,11 +280,26 @@ def create_app(
     app.include_router(routing_router)
     app.add_api_websocket_route("/ws", ws_endpoint, name="realtime")
     _add_ops_routes(app)
+    openapi.install(app)  # every operation's errors and credentials (command/openapi.py)
     return app
 
 
+def _start_checkpoints(app: FastAPI, settings: Settings) -> asyncio.Task[None] | None:
+    """The audit chain's signed checkpoints, every ``audit_checkpoint_s`` (when a folder
+    is set: without one, rows cut from the chain's end would go unseen; say so)."""
+    directory = settings.audit_checkpoint_dir
+    if directory is None:
+        if settings.env != "test":
+            log.warning("EMERGENCY_AUDIT_CHECKPOINT_DIR is not set: no audit checkpoints")
+        return None
+    job = checkpoint.every(
+        app.state.sessionmaker, keyring(settings), directory, settings.audit_checkpoint_s
+    )
+    return asyncio.create_task(job, name="audit-checkpoints")
+
+
 def _add_ops_routes(app: FastAPI) -> None:
-    @app.get("/healthz", tags=["ops"])
+    @app.get("/healthz", tags=["ops"], responses=openapi.HEALTH_RESPONSES)
     def healthz(request: Request) -> JSONResponse:
         """Liveness, database readiness (PostGIS version) and the realtime bus.
 
@@ -272,7 +326,14 @@ def _add_ops_routes(app: FastAPI) -> None:
         )
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
-    def metrics() -> Response:
+    def metrics(request: Request) -> Response:
+        """Prometheus metrics, for the allowed networks or the metrics token (command/ops.py)."""
+        check_metrics_access(
+            request.app.state.settings,
+            host=request.client.host if request.client else None,
+            authorization=request.headers.get("authorization", ""),
+            forwarded=any(h in request.headers for h in FORWARDING_HEADERS),
+        )
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/", include_in_schema=False)

@@ -1,8 +1,11 @@
-"""ASGI middleware: refuse oversized bodies before reading them; request metrics."""
+"""ASGI middleware: refuse oversized bodies before reading them; request metrics; the JSON
+500 for an error nothing else handled."""
 
 from __future__ import annotations
 
 import json
+import logging
+import secrets
 import time
 from typing import Any
 
@@ -11,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.metrics import registry
 
+log = logging.getLogger("emergency.errors")
 REQUESTS = Counter(
     "http_requests_total", "HTTP requests", ["method", "route", "status"], registry=registry
 )
@@ -117,3 +121,57 @@ class Metrics:
             method = scope.get("method", "")
             REQUESTS.labels(method, name, str(status["code"])).inc()
             LATENCY.labels(method, name).observe(time.perf_counter() - start)
+
+
+class InternalErrors:
+    """An exception no handler took becomes the documented JSON 500, and the connection
+    stays usable.
+
+    Starlette's own last resort answers text/plain and re-raises, and uvicorn then closes
+    the connection after the response it just sent as keep-alive: the client's next
+    request on it fails. Here the error is logged with a reference that the answer
+    carries (never the exception's text: it may hold SQL or data), and not re-raised.
+    Only a response already begun cannot be mended: then uvicorn closes the connection,
+    and the client sees the body cut short.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        sent = {"started": False, "complete": False}
+
+        async def tracked_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                sent["started"] = True
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                sent["complete"] = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked_send)
+        except Exception:
+            reference = secrets.token_hex(6)
+            log.exception(
+                "internal error %s: %s %s", reference, scope.get("method"), scope.get("path")
+            )
+            if sent["started"] and not sent["complete"]:
+                raise
+            if not sent["started"]:
+                await _send_500(send, reference)
+
+
+async def _send_500(send: Send, reference: str) -> None:
+    body = json.dumps(
+        {
+            "error": "internal_error",
+            "message": f"internal error (reference {reference}); it has been logged",
+            "details": {"reference": reference},
+        }
+    ).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": 500, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from command.models import SEVERITIES
+from core.security import ROLES
+from core.validate import Id, Line, MultiLine, Secret
 from gis.features import FeatureIn, FeaturePatch, Strict
 
 Severity = Literal[SEVERITIES]  # type: ignore[valid-type]
@@ -16,22 +18,22 @@ AREA_TYPES = ("Point", "Polygon", "MultiPolygon")
 
 
 class IncidentProps(Strict):
-    title: str = Field(min_length=1, max_length=200)
+    title: Line = Field(min_length=1, max_length=200)
     type: IncidentType
     severity: Severity = "moderate"
-    description: str | None = Field(default=None, max_length=10_000)
-    address: str | None = Field(default=None, max_length=300)
+    description: MultiLine | None = Field(default=None, max_length=10_000)
+    address: Line | None = Field(default=None, max_length=300)
     people_affected: int | None = Field(default=None, ge=0, le=100_000_000)
-    reported_by: str | None = Field(default=None, max_length=120)
+    reported_by: Line | None = Field(default=None, max_length=120)
     drill: bool = False
 
 
 class IncidentPatchProps(Strict):
-    title: str | None = Field(default=None, min_length=1, max_length=200)
+    title: Line | None = Field(default=None, min_length=1, max_length=200)
     type: IncidentType | None = None
     severity: Severity | None = None
-    description: str | None = Field(default=None, max_length=10_000)
-    address: str | None = Field(default=None, max_length=300)
+    description: MultiLine | None = Field(default=None, max_length=10_000)
+    address: Line | None = Field(default=None, max_length=300)
     people_affected: int | None = Field(default=None, ge=0, le=100_000_000)
 
 
@@ -72,17 +74,17 @@ class IncidentRead(BaseModel):
 
 class IncidentStatusChange(Strict):
     status: Literal["verified", "on_scene", "resolved", "closed", "cancelled"]
-    note: str | None = Field(default=None, max_length=2000)
+    note: MultiLine | None = Field(default=None, max_length=2000)
 
 
 class DispatchRequest(Strict):
-    unit_ids: list[Annotated[int, Field(ge=1)]] = Field(min_length=1, max_length=50)
-    note: str | None = Field(default=None, max_length=2000)
+    unit_ids: list[Id] = Field(min_length=1, max_length=50)
+    note: MultiLine | None = Field(default=None, max_length=2000)
 
 
 class TaskStatusChange(Strict):
     status: Literal["accepted", "en_route", "on_scene", "done", "cancelled"]
-    note: str | None = Field(default=None, max_length=2000)
+    note: MultiLine | None = Field(default=None, max_length=2000)
 
 
 class TaskRead(BaseModel):
@@ -111,8 +113,8 @@ class TaskPage(BaseModel):
 
 
 class TokenRequest(Strict):
-    username: str = Field(min_length=1, max_length=80)
-    password: str = Field(min_length=1, max_length=200)
+    username: Line = Field(min_length=1, max_length=80)
+    password: Secret = Field(min_length=1, max_length=200)
 
 
 class TokenResponse(BaseModel):
@@ -147,8 +149,63 @@ class AuditPage(BaseModel):
     numberReturned: int
 
 
+class AuditBadRow(BaseModel):
+    id: int
+    reason: str
+
+
+class AuditCheckpointRead(BaseModel):
+    last_id: int
+    at: str
+    rows: int
+
+
 class AuditVerifyRead(BaseModel):
+    """The audit chain checked: every link, then every checkpoint of this chain."""
+
     ok: bool
-    checked: int
+    checked: int = Field(description="rows whose links were checked")
     first_bad_id: int | None
-    reason: str | None
+    reason: str | None = Field(
+        description="what is wrong with the first bad row, or the first problem"
+    )
+    bad_count: int
+    bad_rows: list[AuditBadRow] = Field(description="bad rows (the first 1,000)")
+    legacy_rows: int = Field(description="rows with plain SHA-256 links, from before keyed links")
+    pending: int = Field(description="changes committed but not sealed yet (not tampering)")
+    pending_oldest_s: float | None
+    checkpoints: int = Field(description="valid checkpoints of this chain found")
+    checkpoint: AuditCheckpointRead | None = Field(description="the newest of them")
+    problems: list[str] = Field(
+        description="what the checkpoints contradict, and bad checkpoint files"
+    )
+    other_chains: int = Field(description="checkpoint files of other chains, ignored")
+
+
+# --- users (issue 14: user management) ---------------------------------------------
+
+
+class UserRead(BaseModel):
+    id: int
+    username: str
+    role: str
+    unit_id: int | None
+    active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class UserPage(BaseModel):
+    items: list[UserRead]
+    numberMatched: int
+    numberReturned: int
+
+
+class UserPatch(Strict):
+    """What to change; leave a field out to keep it. `unit_id: null` unbinds the unit
+    (refused for a responder). A new password revokes the user's earlier tokens."""
+
+    active: bool | None = Field(default=None, description="false: disabled, tokens revoked")
+    role: Literal[ROLES] | None = None  # type: ignore[valid-type]
+    unit_id: Id | None = Field(default=None, description="the unit a responder is bound to")
+    password: Secret | None = Field(default=None, min_length=8, max_length=200)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRET = "dev-only-placeholder-secret-change-me-in-production"  # noqa: S105 - refused outside development
@@ -28,6 +29,21 @@ class Settings(BaseSettings):
     secret_key: str = PLACEHOLDER_SECRET
     token_ttl_s: int = Field(default=12 * 3600, ge=60, le=7 * 24 * 3600)
     api_key_clock_skew_s: int = Field(default=300, ge=1, le=3600)
+    # Login throttling (command/login.py), counted in the database so every server process
+    # shares it: after `login_max_failures` failures for one username, or
+    # `login_max_failures_per_address` from one client address, within `login_window_s`,
+    # logins there are refused (429 + Retry-After) for `login_window_s`. At most
+    # `login_max_concurrent` password checks run at once per process; a login that waits
+    # longer than `login_wait_s` for one, or finds `login_max_waiting` ahead, gets 503.
+    login_max_failures: int = Field(default=10, ge=1, le=10_000)
+    login_max_failures_per_address: int = Field(default=100, ge=1, le=1_000_000)
+    login_window_s: int = Field(default=900, ge=1, le=7 * 24 * 3600)
+    login_max_concurrent: int = Field(default=2, ge=1, le=64)
+    login_max_waiting: int = Field(default=16, ge=0, le=10_000)
+    login_wait_s: float = Field(default=2.0, gt=0, le=60)
+    # Reverse proxies (addresses or CIDRs) whose X-Forwarded-For names the client; from any
+    # other peer the header is ignored. `emergency serve` passes the same list to uvicorn.
+    trusted_proxies: tuple[str, ...] = ()
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     # CAP alerts may carry long area lists and inline resources: their own limit.
     workers: int = Field(default=1, ge=1, le=64)  # `emergency serve` processes
@@ -41,6 +57,12 @@ class Settings(BaseSettings):
     alert_queue_timeout_s: float = Field(default=5.0, gt=0, le=120)
     page_limit_default: int = Field(default=100, ge=1)
     page_limit_max: int = Field(default=1000, ge=1)
+    # A position's `recorded_at` (HTTP and WebSocket) must lie within this window around
+    # the server's clock: a phone may upload a backlog after days offline, but a fix from
+    # year 0001 or from next week is a broken clock (core/validate.py; read from the
+    # environment by the position schema, resources/schemas.py).
+    position_max_age_s: int = Field(default=7 * 24 * 3600, ge=60, le=366 * 24 * 3600)
+    position_max_future_s: int = Field(default=300, ge=0, le=24 * 3600)
     demo_password: str = "demo-pass-2026"  # noqa: S105 - demo users exist only in development
     osm_file: Path | None = Field(
         default=None, description="road network file; default: the demo city's extract"
@@ -58,10 +80,50 @@ class Settings(BaseSettings):
     ws_ack_timeout_s: float = Field(default=5.0, ge=0.2, le=300)
     ws_max_frame_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     ws_batch_linger_s: float = Field(default=0.1, ge=0, le=5)
+    # Users behind open sockets are read again this often: a disabled user, a role or unit
+    # change or revoked tokens close the socket (4001) within it (at most 5 s, by design).
+    ws_recheck_s: float = Field(default=2.0, ge=0.1, le=5)
     bus_poll_interval_s: float = Field(default=2.0, ge=0.05, le=60)
     event_retention_s: int = Field(default=7 * 24 * 3600, ge=60)
+    # The audit chain (docs/security.md). Its links are keyed with a key derived from
+    # `audit_key` (default: `secret_key`); retired keys still verify the rows they made.
+    audit_key: str | None = Field(default=None, min_length=32)
+    audit_retired_keys: tuple[str, ...] = ()
+    # Signed checkpoints of the chain's head, kept outside the database (None: none are
+    # written by the server; `emergency audit checkpoint --dir` still can).
+    audit_checkpoint_dir: Path | None = None
+    audit_checkpoint_s: float = Field(default=300.0, ge=1, le=86_400)
+    # The sealer's pass for rows other processes committed and did not seal (a crash).
+    audit_seal_poll_s: float = Field(default=1.0, ge=0.01, le=60)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # HTTP connections (`emergency serve`, command/server.py): an idle keep-alive
+    # connection (or one that never sends a request) is closed after `http_keepalive_s`;
+    # once a request has begun, its head must arrive within `http_header_timeout_s` and
+    # its body within `http_body_timeout_s` (slowloris clients are cut off, answered 408).
+    http_keepalive_s: float = Field(default=5.0, gt=0, le=3600)
+    http_header_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    http_body_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    # /metrics: open to clients whose address is in `metrics_allow` (CIDRs; default
+    # loopback only), and to anyone sending `Authorization: Bearer <metrics_token>`.
+    metrics_allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    metrics_token: str | None = Field(default=None, min_length=16)
+
+    @field_validator("metrics_allow")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # A typo must stop the server at start, not open or close /metrics silently.
+        for network in value:
+            ipaddress.ip_network(network, strict=False)
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # uvicorn silently treats a malformed entry as a literal that never matches.
+        for network in value:
+            ipaddress.ip_network(network, strict=False)
+        return value
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Settings:

@@ -27,7 +27,7 @@ from command import auth
 from command.app import create_app
 from command.migrate import upgrade
 from command.models import User
-from core.config import DEFAULT_DATABASE_URL, Settings
+from core.config import DEFAULT_DATABASE_URL, Settings, get_settings
 from core.db import sqlalchemy_url
 from core.security import ROLES
 from gis.engine import Engine as RoadEngine
@@ -35,6 +35,10 @@ from gis.network import load_network
 from resources.models import Station, Unit
 
 TEST_SECRET = secrets.token_urlsafe(48)
+# Sessions outside an app (fixtures, the CLI) seal audit rows with the configured key: the
+# test apps' own secret, so their /api/audit/verify checks those rows too.
+os.environ["EMERGENCY_SECRET_KEY"] = TEST_SECRET
+get_settings.cache_clear()
 PASSWORD = "correct-horse-battery"
 
 
@@ -190,7 +194,8 @@ def app(settings: Settings, session_factory: sessionmaker[Session], road_engine:
 
 @pytest.fixture
 def client(app: Any) -> Iterator[TestClient]:
-    with TestClient(app) as c:
+    # A local client, as an operator's curl is (/metrics is served to loopback only).
+    with TestClient(app, client=("127.0.0.1", 50000)) as c:
         yield c
 
 
@@ -274,3 +279,10 @@ def count(session: Session) -> Callable[[str], int]:
         return int(session.execute(text(f'SELECT count(*) FROM "{table}"')).scalar_one())
 
     return _count
+
+
+def chain_ok(session: Session) -> bool:
+    """Whether the audit chain verifies (links only) with the tests' key."""
+    from core import audit_verify, changes
+
+    return audit_verify.verify(session, changes.keyring(), checkpoint_dir=None).ok
