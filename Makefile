@@ -17,5 +17,7 @@ bench:          ## benchmarks in bench/, printing medians, p95 and ratios agains
 	uv run python -m bench.realtime
 	uv run python -m bench.realtime --clients 301 --phones 300 --batch 2 --out bench/results/realtime_phones.json
 	uv run python -m bench.alerts
+	uv run python -m bench.audit_writes
+	uv run python -m bench.login_flood
 fmt:            ## format and fix lint
 	uv run ruff format . && uv run ruff check --fix .

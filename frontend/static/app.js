@@ -1,10 +1,13 @@
 // Overview page: log in, then show counts by status. zh-CN by default, English switchable.
+import { loginError, loginErrorText } from "/static/live.js";
+
 const STRINGS = {
   "zh-CN": {
     title: "智慧应急指挥调度", login: "登录", username: "用户名", password: "密码", signin: "登录",
     incidents: "事件", units: "救援力量", shelters: "避难场所", warehouses: "物资仓库",
     api: "接口文档 (OpenAPI)", screenLink: "实时态势大屏", responderLink: "救援终端", attribution: "地图数据", other: "English",
     total: "合计", capacity: "容量", occupancy: "已安置", badLogin: "用户名或密码错误",
+    lockedOut: "登录失败次数过多，请稍后再试", loginBusy: "服务器繁忙，请稍后再试",
     healthy: "系统正常", degraded: "数据库不可用", signedIn: "当前用户", items: "种物资",
     role: { commander: "指挥员", dispatcher: "调度员", responder: "救援队员", planner: "预案演练",
       auditor: "审计员", admin: "管理员" },
@@ -18,7 +21,8 @@ const STRINGS = {
     shelters: "Shelters", warehouses: "Warehouses", api: "API docs (OpenAPI)",
     screenLink: "Live situation screen", responderLink: "Responder app",
     attribution: "Map data", other: "中文", total: "Total", capacity: "Capacity",
-    occupancy: "Occupancy", badLogin: "Wrong username or password", healthy: "System OK",
+    occupancy: "Occupancy", badLogin: "Wrong username or password",
+    lockedOut: "Too many failed logins; try again later", loginBusy: "Server busy; try again shortly", healthy: "System OK",
     degraded: "Database unavailable", signedIn: "Signed in as", items: "items",
     role: { commander: "commander", dispatcher: "dispatcher", responder: "responder",
       planner: "planner", auditor: "auditor", admin: "admin" },
@@ -98,7 +102,12 @@ document.getElementById("login").addEventListener("submit", async (ev) => {
     body: JSON.stringify({ username: form.get("username"), password: form.get("password") }),
   });
   const error = document.getElementById("login-error");
-  if (!res.ok) { error.dataset.i18n = "badLogin"; error.textContent = t("badLogin"); return; }
+  if (!res.ok) {
+    const key = loginError(res.status);
+    error.dataset.i18n = key;
+    error.textContent = loginErrorText(t, key, Number(res.headers.get("Retry-After")) || 0);
+    return;
+  }
   token = (await res.json()).access_token;
   sessionStorage.setItem("token", token);
   delete error.dataset.i18n;

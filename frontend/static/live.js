@@ -189,8 +189,19 @@ export async function login(username, password) {
     method: "POST", headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ username, password }),
   });
-  if (!res.ok) return null;
-  return (await res.json()).access_token;
+  if (res.ok) return { token: (await res.json()).access_token };
+  return { error: loginError(res.status), retryAfterS: Number(res.headers.get("Retry-After")) || 0 };
+}
+
+// Why a login failed, as an i18n key: too many failures (429) is not a wrong password.
+export function loginError(status) {
+  return status === 429 ? "lockedOut" : status === 503 ? "loginBusy" : "badLogin";
+}
+
+// The login error's text, with the wait the server asked for.
+export function loginErrorText(t, key, retryAfterS) {
+  const wait = retryAfterS > 0 ? ` (${Math.ceil(retryAfterS / 60)} min)` : "";
+  return key === "badLogin" ? t(key) : `${t(key)}${wait}`;
 }
 
 export async function apiGet(path, token) {

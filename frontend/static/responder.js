@@ -2,12 +2,13 @@
 // each task event after storing it, move the task step by step and report GPS positions.
 // Actions wait in a local outbox (localStorage) with their idempotency key until the server
 // answers, and are re-sent with the same key after a reconnect.
-import { LiveClient, apiGet, distanceM, login, newKey } from "/static/live.js";
+import { LiveClient, apiGet, distanceM, login, loginErrorText, newKey } from "/static/live.js";
 
 const STRINGS = {
   "zh-CN": {
     app: "救援终端", title: "智慧应急指挥调度", other: "English", login: "登录",
     username: "用户名", password: "密码", signin: "登录", badLogin: "用户名或密码错误",
+    lockedOut: "登录失败次数过多，请稍后再试", loginBusy: "服务器繁忙，请稍后再试",
     notResponder: "该账号未绑定救援力量", gps: "定位上报", type: "类型", address: "地址",
     coords: "坐标", distance: "距离", assignedAt: "派遣时间", accept: "接受", depart: "出发",
     arrive: "到达", finish: "完成", noTask: "暂无任务，待命中", logout: "退出登录",
@@ -26,7 +27,9 @@ const STRINGS = {
   en: {
     app: "Responder", title: "Emergency Command & Dispatch", other: "中文", login: "Sign in",
     username: "Username", password: "Password", signin: "Sign in",
-    badLogin: "Wrong username or password", notResponder: "This account has no unit",
+    badLogin: "Wrong username or password",
+    lockedOut: "Too many failed logins; try again later", loginBusy: "Server busy; try again shortly",
+    notResponder: "This account has no unit",
     gps: "Share location", type: "Type", address: "Address", coords: "Coordinates",
     distance: "Distance", assignedAt: "Assigned", accept: "Accept", depart: "Depart",
     arrive: "Arrive", finish: "Done", noTask: "No task — standing by", logout: "Sign out",
@@ -392,10 +395,11 @@ $("login").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const form = new FormData(ev.target);
   const error = $("login-error");
-  const got = await login(form.get("username"), form.get("password")).catch(() => null);
-  if (!got) { error.textContent = t("badLogin"); return; }
+  const got = await login(form.get("username"), form.get("password"))
+    .catch(() => ({ error: "badLogin", retryAfterS: 0 }));
+  if (!got.token) { error.textContent = loginErrorText(t, got.error, got.retryAfterS); return; }
   error.textContent = "";
-  token = got;
+  token = got.token;
   localStorage.setItem(TOKEN_KEY, token);
   start().catch(showLogin);
 });

@@ -5,7 +5,7 @@
 // (screen_map.js, screen_alerts.js, screen_proposal.js) over shared state (screen_state.js)
 // and strings (screen_i18n.js). zh-CN by default, English switchable. Tests read
 // window.__live, window.__map and window.__chart.
-import { LiveClient, apiGet, login } from "/static/live.js";
+import { LiveClient, apiGet, login, loginErrorText } from "/static/live.js";
 import { STRINGS, label, lang, reasonText, setLang, t } from "/static/screen_i18n.js";
 import {
   ENDED_INCIDENT, UNIT_COLORS, UNIT_STATUSES, alertRecord, applyEvent, applySnapshot, counts, dirty, live,
@@ -181,8 +181,13 @@ document.getElementById("login").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const form = new FormData(ev.target);
   const error = document.getElementById("login-error");
-  setToken(await login(form.get("username"), form.get("password")));
-  if (!token) { error.dataset.i18n = "badLogin"; error.textContent = t("badLogin"); return; }
+  const got = await login(form.get("username"), form.get("password"));
+  setToken(got.token || null);
+  if (!token) {
+    error.dataset.i18n = got.error;
+    error.textContent = loginErrorText(t, got.error, got.retryAfterS);
+    return;
+  }
   delete error.dataset.i18n;
   error.textContent = "";
   sessionStorage.setItem("token", token);

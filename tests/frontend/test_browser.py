@@ -166,6 +166,23 @@ def test_wrong_password_shows_the_error(page_at):
     assert error.inner_text() == "Wrong username or password"
 
 
+def test_a_locked_out_user_is_told_so_not_that_the_password_is_wrong(page_at):
+    """After 10 failures the right password is refused too (429): the page says why and
+    for how long, instead of 'wrong password' (which would send them guessing on)."""
+    page = page_at()
+    error = page.locator("#login-error")
+    for n in range(10):
+        login(page, "auditor", f"not-the-password-{n}")
+        page.wait_for_function("document.getElementById('login-error').textContent.length > 0")
+        assert error.inner_text() == "用户名或密码错误"
+        page.evaluate("document.getElementById('login-error').textContent = ''")
+    login(page, "auditor", DEMO_PASSWORD)
+    page.wait_for_function("document.getElementById('login-error').textContent.length > 0")
+    assert error.inner_text() == "登录失败次数过多，请稍后再试 (15 min)"
+    assert page.locator("#overview").is_hidden()
+    page.screenshot(path=str(SCREENSHOTS / "login-locked-out-zh-CN.png"))
+
+
 def test_language_button_switches_to_english_and_back(page_at):
     page = page_at()
     page.wait_for_function("document.getElementById('health').textContent.length > 0")
