@@ -113,44 +113,29 @@ def prepare(name: str, code: Path, url: str, secret_key: str) -> Peer:
 
 @contextmanager
 def serving(peer: Peer, workers: int) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    from bench.http_api import tail
-    from bench.timing import stop_process
-    from tests.conftest import free_port
+    """The peer's own `emergency serve --workers N` (its code first on the path)."""
+    from bench.http_api import running_server
 
-    port = free_port()
     script = (
         "import sys; from command.cli import main; "
         "sys.argv = ['emergency', 'serve', *sys.argv[1:]]; main()"
     )
-    argv = [sys.executable, "-c", script, "--host", "127.0.0.1", "--port", str(port)]
-    argv += ["--workers", str(workers)]
-    base = f"http://127.0.0.1:{port}"
-    import httpx2 as httpx
 
-    with tempfile.TemporaryFile(mode="w+b") as log:
-        proc = subprocess.Popen(  # noqa: S603 - fixed argv
-            argv,
-            cwd=peer.code,
-            env={**peer.env, "PYTHONPATH": str(peer.code)},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"{peer.name} server exited:\n{tail(log)}")
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{peer.name} server not healthy:\n{tail(log)}")
-                time.sleep(0.2)
-            yield base, proc
-        finally:
-            stop_process(proc)
+    def command(port: int) -> list[str]:
+        argv = [sys.executable, "-c", script, "--host", "127.0.0.1", "--port", str(port)]
+        return [*argv, "--workers", str(workers)]
+
+    procs: list[subprocess.Popen[bytes]] = []
+    with running_server(
+        peer.url,
+        peer.env["EMERGENCY_SECRET_KEY"],
+        extra_env={**peer.env, "PYTHONPATH": str(peer.code)},
+        timeout_s=120,
+        command=command,
+        cwd=peer.code,
+        started=procs.append,
+    ) as base:
+        yield base, procs[0]
 
 
 # --- the load -------------------------------------------------------------------------

@@ -306,8 +306,12 @@ def running_server(
     *,
     extra_env: dict[str, str] | None = None,
     timeout_s: float = SERVER_START_TIMEOUT_S,
+    command: Callable[[int], list[str]] = server_command,
+    cwd: Path = ROOT,
+    started: Callable[[subprocess.Popen[bytes]], None] | None = None,
 ) -> Iterator[str]:
-    """The real server in a subprocess; yields its base URL once healthy; always stops it."""
+    """The real server in a subprocess (``command(port)``, run in ``cwd``); yields its base
+    URL once healthy (``started`` is told its process first); always stops it."""
     port = free_port()
     env = {
         **os.environ,
@@ -319,8 +323,10 @@ def running_server(
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryFile(mode="w+b") as log:
         proc = subprocess.Popen(  # noqa: S603 - fixed argv
-            server_command(port), env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
+            command(port), env=env, stdout=log, stderr=subprocess.STDOUT, cwd=cwd
         )
+        if started is not None:
+            started(proc)
         try:
             deadline = time.monotonic() + timeout_s
             while True:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, GetJsonSchemaHandler
+from pydantic import AfterValidator, Field, GetJsonSchemaHandler, Strict
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
@@ -23,9 +23,10 @@ from pydantic_core import CoreSchema
 MAX_ID = 2**63 - 1  # PostgreSQL bigint, the type of every id column
 MAX_SEED = 2**31 - 1  # OR-Tools and numpy take a 32-bit seed
 
-Id = Annotated[int, Field(ge=1, le=MAX_ID, description="a row id (1 .. 2^63-1)")]
-EdgeId = Annotated[int, Field(ge=0, le=MAX_ID, description="a road edge id")]
-Seed = Annotated[int, Field(ge=0, le=MAX_SEED, description="random seed (0 .. 2^31-1)")]
+# Strict: JSON true/false are not ids (pydantic would take them as 1 and 0).
+Id = Annotated[int, Strict(), Field(ge=1, le=MAX_ID, description="a row id (1 .. 2^63-1)")]
+EdgeId = Annotated[int, Strict(), Field(ge=0, le=MAX_ID, description="a road edge id")]
+Seed = Annotated[int, Strict(), Field(ge=0, le=MAX_SEED, description="random seed (0 .. 2^31-1)")]
 
 
 def check_ref(value: str, kinds: tuple[str, ...]) -> str:

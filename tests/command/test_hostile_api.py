@@ -592,3 +592,16 @@ def test_alert_text_with_bidi_overrides_is_shown_defused(post_alert, client, adm
     assert [f["properties"]["title"] for f in titles] == ["fire\ufffdereh\ufffd now north"]
     raw = client.get(f"/api/alerts/{alert_id}/raw", headers=admin)
     assert "\u202e" in raw.json()["info"]["headline"]  # the alert itself is kept verbatim
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_booleans_are_not_ids_or_seeds(client, world, count, flag):
+    """JSON true/false are not 1 and 0 (schemathesis found `"seed": false` taken as 0)."""
+    before = count("incident"), count("task")
+    for path, body in (
+        ("/api/dispatch/plan", {"seed": flag}),
+        ("/api/dispatch/plan", {"incident_ids": [flag]}),
+    ):
+        answer = client.post(path, json=body, headers=world.h("dispatcher"))
+        assert answer.status_code == 422, (path, body, answer.text)
+    assert (count("incident"), count("task")) == before
