@@ -3,14 +3,15 @@
 Both designs run side by side in one run, each its own real server (`emergency serve
 --workers 2`) on a fresh database of its own: "before" is the code at ``--before`` (by default
 the last commit with the one-lock chain, checked out from git into a temporary folder),
-"after" is this checkout. Each is loaded for ``--seconds`` by ``--clients`` keep-alive
-clients creating incidents (POST /api/incidents, every one an audited change with an event)
+"after" is this checkout. Each is loaded for ``--seconds`` by each of ``--clients`` counts of
+keep-alive clients (8 as the issue asks; 32 shows where each design stops scaling) creating
+incidents (POST /api/incidents, every one an audited change with an event)
 back to back; the rounds alternate (before, after, before, after, ...) so drift in the
 machine hits both. Reported: writes per second, latency, how busy the machine's cores were,
 and CPU per write in the server and in PostgreSQL. After the run every created incident is
 counted and each chain is verified.
 
-    uv run python -m bench.audit_writes [--seconds 20] [--rounds 2] [--clients 8]
+    uv run python -m bench.audit_writes [--seconds 30] [--rounds 3] [--clients 8,32]
 """
 
 from __future__ import annotations
@@ -215,7 +216,7 @@ def login(base: str) -> str:
     return str(answer.json()["access_token"])
 
 
-def one_round(peer: Peer, args: argparse.Namespace) -> dict[str, Any]:
+def one_round(peer: Peer, args: argparse.Namespace, clients: int) -> dict[str, Any]:
     from bench.alerts import tree_cpu_s
     from bench.realtime import postgres_cpu_s
 
@@ -224,13 +225,13 @@ def one_round(peer: Peer, args: argparse.Namespace) -> dict[str, Any]:
         port = int(base.rsplit(":", 1)[1])
         ctx = multiprocessing.get_context("spawn")
         queue = ctx.Queue()
-        worker = ctx.Process(target=load, args=(port, token, args.clients, 2.0, queue))
+        worker = ctx.Process(target=load, args=(port, token, clients, 2.0, queue))
         worker.start()  # a short warm-up: connections, prepared statements, caches
         warmup = queue.get()
         worker.join()
         busy0, total0 = machine_busy()
         server0, pg0 = tree_cpu_s(proc.pid), sum(postgres_cpu_s().values())
-        worker = ctx.Process(target=load, args=(port, token, args.clients, args.seconds, queue))
+        worker = ctx.Process(target=load, args=(port, token, clients, args.seconds, queue))
         started = time.perf_counter()
         worker.start()
         results = queue.get()
@@ -282,74 +283,110 @@ def median(rounds: list[dict[str, Any]], key: str) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--clients",
+        default="8,32",
+        help="client counts, comma-separated (8: the issue's load; more shows where each "
+        "design stops scaling)",
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--before", default=BEFORE_REV, help="git revision of the old design")
     args = parser.parse_args(argv)
+    loads = [int(c) for c in str(args.clients).split(",")]
 
     from tests.conftest import create_database, drop_database
 
     secret_key = secrets.token_urlsafe(48)
     urls: list[str] = []
-    report: dict[str, Any] = {"args": vars(args), "peers": {}}
+    report: dict[str, Any] = {"args": vars(args), "loads": {}}
     try:
         with checkout(args.before) as old:
             peers = []
             for name, code in (("before", old), ("after", ROOT)):
                 urls.append(create_database(f"emergency_bench_audit_{name}"))
                 peers.append(prepare(name, code, urls[-1], secret_key))
-            rounds: dict[str, list[dict[str, Any]]] = {p.name: [] for p in peers}
-            for r in range(args.rounds):
-                for peer in peers:
-                    got = one_round(peer, args)
-                    rounds[peer.name].append(got)
-                    print(f"round {r + 1} {peer.name}: {json.dumps(got)}", file=sys.stderr)
-            for peer in peers:
-                created = sum(r["writes"] + r["warmup_writes"] for r in rounds[peer.name])
-                report["peers"][peer.name] = {
-                    "rounds": rounds[peer.name],
-                    "median_rate_per_s": median(rounds[peer.name], "rate_per_s"),
-                    "median_p50_ms": median(rounds[peer.name], "p50_ms"),
-                    "median_p99_ms": median(rounds[peer.name], "p99_ms"),
-                    "median_machine_busy": median(rounds[peer.name], "machine_busy"),
-                    "median_server_cpu_ms_per_write": median(
-                        rounds[peer.name], "server_cpu_ms_per_write"
+            rounds: dict[tuple[int, str], list[dict[str, Any]]] = {}
+            for clients in loads:
+                for r in range(args.rounds):
+                    for peer in peers:
+                        got = one_round(peer, args, clients)
+                        rounds.setdefault((clients, peer.name), []).append(got)
+                        print(
+                            f"{clients} clients, round {r + 1}, {peer.name}: {json.dumps(got)}",
+                            file=sys.stderr,
+                        )
+            checks = {
+                peer.name: check(
+                    peer,
+                    sum(
+                        r["writes"] + r["warmup_writes"]
+                        for (_, name), rs in rounds.items()
+                        if name == peer.name
+                        for r in rs
                     ),
-                    "median_postgres_cpu_ms_per_write": median(
-                        rounds[peer.name], "postgres_cpu_ms_per_write"
-                    ),
-                    "check": check(peer, created),
+                )
+                for peer in peers
+            }
+            for clients in loads:
+                report["loads"][str(clients)] = {
+                    peer.name: summary(rounds[(clients, peer.name)]) for peer in peers
                 }
+            report["checks"] = checks
     finally:
         for url in urls:
             drop_database(url)
-    before, after = report["peers"]["before"], report["peers"]["after"]
-    report["ratio_rate"] = after["median_rate_per_s"] / before["median_rate_per_s"]
+    for peers_at in report["loads"].values():
+        peers_at["ratio_rate"] = (
+            peers_at["after"]["median_rate_per_s"] / peers_at["before"]["median_rate_per_s"]
+        )
     print(render(report))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2))
-    ok = all(p["check"]["ok"] for p in report["peers"].values())
-    return 0 if ok else 1
+    return 0 if all(c["ok"] for c in report["checks"].values()) else 1
+
+
+def summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "rounds": rounds,
+        **{
+            f"median_{key}": median(rounds, key)
+            for key in (
+                "rate_per_s",
+                "p50_ms",
+                "p99_ms",
+                "machine_busy",
+                "server_cpu_ms_per_write",
+                "postgres_cpu_ms_per_write",
+            )
+        },
+    }
 
 
 def render(report: dict[str, Any]) -> str:
+    args = report["args"]
     lines = [
-        f"audited incident creation, {report['args']['clients']} clients, "
-        f"--workers {report['args']['workers']}, {report['args']['rounds']} rounds of "
-        f"{report['args']['seconds']:.0f} s each (medians)",
-        f"{'':8} {'writes/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'busy':>6} "
-        f"{'server ms/write':>16} {'PG ms/write':>12}  check",
+        f"audited incident creation over HTTP, --workers {args['workers']}, "
+        f"{args['rounds']} rounds of {args['seconds']:.0f} s each, alternating (medians)",
+        f"{'clients':>7} {'':7} {'writes/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'busy':>6} "
+        f"{'server ms/write':>16} {'PG ms/write':>12}",
     ]
-    for name, p in report["peers"].items():
+    for clients, peers in report["loads"].items():
+        for name in ("before", "after"):
+            p = peers[name]
+            lines.append(
+                f"{clients:>7} {name:7} {p['median_rate_per_s']:9.1f} {p['median_p50_ms']:8.1f} "
+                f"{p['median_p99_ms']:8.1f} {p['median_machine_busy']:6.0%} "
+                f"{p['median_server_cpu_ms_per_write']:16.2f} "
+                f"{p['median_postgres_cpu_ms_per_write']:12.2f}"
+            )
+        lines.append(f"{'':>7} after / before: {peers['ratio_rate']:.2f}x the writes per second")
+    for name, c in report["checks"].items():
         lines.append(
-            f"{name:8} {p['median_rate_per_s']:9.1f} {p['median_p50_ms']:8.1f} "
-            f"{p['median_p99_ms']:8.1f} {p['median_machine_busy']:6.0%} "
-            f"{p['median_server_cpu_ms_per_write']:16.2f} "
-            f"{p['median_postgres_cpu_ms_per_write']:12.2f}  {p['check']['chain']}"
+            f"{name}: {c['incidents']} incidents for {c['created_201']} answers 201, "
+            f"{c['audited']} audited; {c['chain']}"
         )
-    lines.append(f"after / before: {report['ratio_rate']:.2f}x the writes per second")
     return "\n".join(lines)
 
 

@@ -63,6 +63,12 @@ PASS_ROWS = Histogram(
     buckets=(0, 1, 2, 4, 8, 16, 32, 64, 128, 512, 5000),
     registry=registry,
 )
+WAIT_S = Histogram(
+    "audit_seal_wait_seconds",
+    "A committed request's wait for the pass that seals its changes",
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0, 5.0),
+    registry=registry,
+)
 FAILED = Counter("audit_seal_failures_total", "Seal passes that failed", registry=registry)
 _LOCK_KEY = 0x7365616C  # "seal": one pass at a time, across processes (audit_seal_take)
 
@@ -237,7 +243,13 @@ class Sealer:
     def seal(self, timeout_s: float = 10.0) -> bool:
         """Return once a pass that began after this call has ended (True), or after
         ``timeout_s`` (False: the rows are committed; a later pass seals them)."""
-        deadline = time.monotonic() + timeout_s
+        started = time.monotonic()
+        try:
+            return self._seal(started + timeout_s)
+        finally:
+            WAIT_S.observe(time.monotonic() - started)
+
+    def _seal(self, deadline: float) -> bool:
         with self._cond:
             self._requested += 1
             ticket = self._requested
