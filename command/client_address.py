@@ -30,9 +30,13 @@ def _ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return None
 
 
-def _trusted(value: str | None, trusted: tuple[str, ...]) -> bool:
+def in_networks(value: str | None, networks: tuple[str, ...]) -> bool:
+    """Whether ``value`` is an address in one of ``networks`` (CIDRs); an IPv4 client seen
+    through a dual-stack socket (``::ffff:10.0.0.1``) counts as its IPv4 address."""
     ip = _ip(value) if value else None
-    return ip is not None and any(ip in net for net in _networks(trusted))
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip is not None and any(ip in net for net in _networks(networks))
 
 
 def client_address(peer: str | None, forwarded_for: Sequence[str], trusted: Sequence[str]) -> str:
@@ -43,11 +47,11 @@ def client_address(peer: str | None, forwarded_for: Sequence[str], trusted: Sequ
     Same rule as uvicorn's proxy headers, which ``emergency serve`` configures with the
     same list: applied again to an address uvicorn has resolved, it changes nothing."""
     trusted_t = tuple(trusted)
-    if not _trusted(peer, trusted_t):
+    if not in_networks(peer, trusted_t):
         return peer or "unknown"
     hops = [h.strip() for value in forwarded_for for h in value.split(",") if h.strip()]
     for hop in reversed(hops):
-        if not _trusted(hop, trusted_t):
+        if not in_networks(hop, trusted_t):
             ip = _ip(hop)
             return str(ip) if ip is not None else hop[:MAX_KEY_CHARS]
     return str(_ip(hops[0])) if hops else (peer or "unknown")

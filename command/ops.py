@@ -11,28 +11,10 @@ address: it needs the token. Prometheus on the host itself asks directly, with n
 from __future__ import annotations
 
 import hmac
-import ipaddress
-from functools import lru_cache
 
+from command.client_address import in_networks
 from core.config import Settings
 from core.errors import Forbidden, Unauthenticated
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-@lru_cache(maxsize=16)
-def _networks(allow: tuple[str, ...]) -> tuple[Network, ...]:
-    return tuple(ipaddress.ip_network(n, strict=False) for n in allow)
-
-
-def _address_allowed(host: str | None, allow: tuple[str, ...]) -> bool:
-    try:
-        address = ipaddress.ip_address(host or "")
-    except ValueError:  # not an IP address (a Unix socket, an in-process client)
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped  # a dual-stack socket's view of an IPv4 client
-    return any(address in network for network in _networks(allow))
 
 
 def _token_matches(authorization: str, token: str | None) -> bool:
@@ -52,7 +34,7 @@ def check_metrics_access(
     ``forwarded``: the request carries a forwarding header (came through a proxy)."""
     if _token_matches(authorization, settings.metrics_token):
         return
-    if not forwarded and _address_allowed(host, settings.metrics_allow):
+    if not forwarded and in_networks(host, settings.metrics_allow):
         return
     if settings.metrics_token is not None:
         raise Unauthenticated("send Authorization: Bearer <EMERGENCY_METRICS_TOKEN>")

@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Identity, String, Uuid, func, select
+from sqlalchemy import BigInteger, DateTime, Identity, String, Uuid, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -126,19 +126,11 @@ def _normal(value: Any) -> bool:
     while stack:
         item = stack.pop()
         if isinstance(item, dict):
-            for key, child in item.items():
-                if not isinstance(key, str):
-                    return False
-                if not _plain(child):
-                    if not isinstance(child, dict | list):
-                        return False
-                    stack.append(child)
+            if not all(isinstance(key, str) for key in item):
+                return False
+            stack.extend(item.values())
         elif isinstance(item, list):
-            for child in item:
-                if not _plain(child):
-                    if not isinstance(child, dict | list):
-                        return False
-                    stack.append(child)
+            stack.extend(item)
         elif not _plain(item):
             return False
     return True
@@ -335,7 +327,3 @@ def head(session: Session) -> tuple[int, str] | None:
         select(AuditEvent.id, AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
     ).first()
     return None if found is None else (int(found[0]), str(found[1]))
-
-
-def count(session: Session) -> int:
-    return int(session.scalar(select(func.count()).select_from(AuditEvent)) or 0)

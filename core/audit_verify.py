@@ -11,10 +11,6 @@ from sqlalchemy.orm import Session
 
 from core import audit, checkpoint, sealer
 
-# Staged rows older than this mean no sealer is running (a crash, or only the CLI writes):
-# still not tampering, but worth saying.
-STALE_PENDING_S = 60.0
-
 
 @dataclass
 class Report:

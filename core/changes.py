@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import logging
 import weakref
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Table, event
@@ -35,13 +34,6 @@ SEAL_WAIT_S = 5.0
 _PENDING = "emergency.pending_changes"
 _STAGED = "emergency.staged"
 log = logging.getLogger("emergency.changes")
-
-
-@dataclass(frozen=True)
-class _Change:
-    """A change as it will be staged: its JSON encoded when it was recorded."""
-
-    row: dict[str, Any]
 
 
 def record_change(
@@ -85,7 +77,7 @@ def record_change(
         "payload": None if payload_text is None else bulk.RawJSON(payload_text),
     }
     session.connection()  # in a transaction now: a rollback forgets the change
-    session.info.setdefault(_PENDING, []).append(_Change(row))
+    session.info.setdefault(_PENDING, []).append(row)  # a pending_change row
 
 
 _TABLE: Table = sealer.PendingChange.__table__  # type: ignore[assignment]
@@ -93,9 +85,9 @@ _TABLE: Table = sealer.PendingChange.__table__  # type: ignore[assignment]
 
 def write_pending(session: Session) -> int:
     """Stage the collected changes now (one INSERT); returns how many."""
-    pending: list[_Change] = session.info.pop(_PENDING, [])
+    pending: list[dict[str, Any]] = session.info.pop(_PENDING, [])
     if pending:
-        bulk.insert(session.connection(), _TABLE, [c.row for c in pending])
+        bulk.insert(session.connection(), _TABLE, pending)
     return len(pending)
 
 

@@ -109,18 +109,11 @@ class Settings(BaseSettings):
     metrics_allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     metrics_token: str | None = Field(default=None, min_length=16)
 
-    @field_validator("metrics_allow")
+    @field_validator("metrics_allow", "trusted_proxies")
     @classmethod
     def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        # A typo must stop the server at start, not open or close /metrics silently.
-        for network in value:
-            ipaddress.ip_network(network, strict=False)
-        return value
-
-    @field_validator("trusted_proxies")
-    @classmethod
-    def _proxies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        # uvicorn silently treats a malformed entry as a literal that never matches.
+        # A typo must stop the server at start: a malformed entry would otherwise open or
+        # close /metrics silently, and uvicorn treats one as a literal that never matches.
         for network in value:
             ipaddress.ip_network(network, strict=False)
         return value

@@ -217,9 +217,6 @@ class Sealer:
         self.keyring = keyring
         self.poll_s = poll_s
         self.batch = batch
-        self.passes = 0
-        self.sealed = 0
-        self.last_error: str | None = None
         self._cond = threading.Condition()
         self._requested = 0  # tickets handed out
         self._done = 0  # every ticket up to this one has had its pass
@@ -273,14 +270,12 @@ class Sealer:
             self._drain()
             ok = True
         except Exception as exc:  # the database may be away: a later pass retries
-            self.last_error = str(exc).splitlines()[0][:200] if str(exc) else repr(exc)
             FAILED.inc()
-            log.warning("seal pass failed (%s); a later pass retries", self.last_error)
+            log.warning("seal pass failed (%s); a later pass retries", str(exc)[:200] or repr(exc))
         finally:
             with self._cond:
                 self._running = False
                 if ok:
-                    self.last_error = None
                     self._done = max(self._done, target)
                 self._cond.notify_all()
         return ok
@@ -292,8 +287,8 @@ class Sealer:
                 if self._cond.wait_for(lambda: self._stopping, self.poll_s):
                     return
                 busy = self._running
-            if not busy:
-                self.seal(timeout_s=self.poll_s)
+            if not busy:  # not through seal(): nobody waits, WAIT_S is requests' waits
+                self._seal(time.monotonic() + self.poll_s)
 
     def _drain(self) -> None:
         while True:
@@ -302,7 +297,5 @@ class Sealer:
                 done = seal(conn, self.keyring, limit=self.batch)
             PASS_S.observe(time.perf_counter() - started)
             PASS_ROWS.observe(done.rows)
-            self.passes += 1
-            self.sealed += done.rows
             if done.rows < self.batch:
                 return

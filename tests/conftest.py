@@ -61,15 +61,20 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_in_thread(app: Any, *, name: str = "live-server", start_s: float = 30) -> Iterator[str]:
-    """``app`` under uvicorn in a background thread on a free loopback port; yields its
-    base URL once /healthz answers 200, and stops it afterwards."""
+def serve_in_thread(
+    app: Any, *, name: str = "live-server", start_s: float = 30, **options: Any
+) -> Iterator[str]:
+    """``app`` under uvicorn (with ``options``, e.g. ``command.server.uvicorn_options``) in
+    a background thread on a free loopback port; yields its base URL once /healthz answers
+    200, and stops it afterwards."""
     import httpx2 as httpx
     import uvicorn
 
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **options
+        )
     )
     thread = threading.Thread(target=server.run, name=name, daemon=True)
     thread.start()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,14 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
 from command.app import create_app
 from command.server import uvicorn_options
 from core.config import Settings
 from gis.engine import Engine
-from tests.conftest import TEST_SECRET, free_port
+from tests.conftest import TEST_SECRET, serve_in_thread
 
 pytestmark = pytest.mark.db
 
@@ -91,23 +89,8 @@ def get(path: str, *, extra: str = "") -> bytes:
 @contextmanager
 def running(app: FastAPI, **options: Any) -> Iterator[int]:
     """``app`` under uvicorn in a thread with ``options``; yields its port."""
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **options
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="http-server-test", daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                pytest.fail("server did not start")
-            time.sleep(0.05)
-        yield port
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
+    with serve_in_thread(app, name="http-server-test", **options) as base:
+        yield int(base.rsplit(":", 1)[1])
 
 
 def connect(port: int) -> socket.socket:
