@@ -199,9 +199,10 @@ def shot(page: Any, name: str) -> None:
 
 
 def login_form(page: Any, username: str) -> None:
-    page.fill("#login input[name=username]", username)
-    page.fill("#login input[name=password]", DEMO_PASSWORD)
-    page.click("#login button[type=submit]")
+    """Through the login hooks every page shares (DESIGN, "Screens: automation hooks")."""
+    page.fill("[data-testid=login-username]", username)
+    page.fill("[data-testid=login-password]", DEMO_PASSWORD)
+    page.click("[data-testid=login-submit]")
 
 
 def source_ids(page: Any, source: str) -> list[int]:

@@ -106,9 +106,10 @@ def page_at(browser: Any, live_server: str) -> Iterator[Any]:
 
 
 def login(page: Any, username: str, password: str) -> None:
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", password)
-    page.click("#login button[type=submit]")
+    """Through the login hooks every page shares (DESIGN, "Screens: automation hooks")."""
+    page.fill("[data-testid=login-username]", username)
+    page.fill("[data-testid=login-password]", password)
+    page.click("[data-testid=login-submit]")
 
 
 def card_value(page: Any, list_id: str, label: str) -> str:
