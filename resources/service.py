@@ -16,7 +16,7 @@ from core import crud, idempotency
 from core.changes import record_change
 from core.crud import FeatureKind
 from core.db import flush
-from core.errors import InvalidInput, InvalidTransition, NotFound
+from core.errors import Conflict, InvalidInput, InvalidTransition, NotFound
 from core.query import Page, paginate
 from core.security import Principal
 from core.types import utcnow
@@ -327,6 +327,44 @@ def update_stock(
     return stock
 
 
+def reserve_stock(
+    session: Session, warehouse_id: int, item: str, quantity: int, *, principal: Principal
+) -> Stock:
+    """Take ``quantity`` of ``item`` out of a warehouse's stock for a plan, under a row lock:
+    never more than is there (Conflict), and only from a line that exists (NotFound).
+    Records ``stock.reserved`` with what was taken and what is left."""
+    if quantity < 1:
+        raise InvalidInput(f"a reservation takes at least 1 {item}, not {quantity}")
+    stock = session.scalars(
+        select(Stock)
+        .where(Stock.warehouse_id == warehouse_id, Stock.item == item)
+        .with_for_update()
+        .execution_options(populate_existing=True)  # what is there now, not what was read
+    ).one_or_none()
+    if stock is None:
+        if session.get(Warehouse, warehouse_id) is None:
+            raise NotFound(f"warehouse {warehouse_id} not found")
+        raise NotFound(f"warehouse {warehouse_id} has no {item} in stock")
+    if stock.quantity < quantity:
+        raise Conflict(
+            f"warehouse {warehouse_id} has {stock.quantity} {stock.unit_of_measure} of {item},"
+            f" not {quantity}"
+        )
+    stock.quantity -= quantity
+    flush(session)
+    record_change(
+        session,
+        actor=principal.actor,
+        action="stock.reserved",
+        entity="stock",
+        entity_id=stock.id,
+        before=None,
+        after={"warehouse_id": warehouse_id, "item": item, "reserved": quantity,
+               "left": stock.quantity},
+    )  # fmt: skip
+    return stock
+
+
 def list_stock(
     session: Session, *, warehouse_id: int | None, item: str | None, limit: int, offset: int
 ) -> Page[Stock]:
@@ -336,3 +374,33 @@ def list_stock(
     if item is not None:
         stmt = stmt.where(Stock.item == item)
     return paginate(session, stmt, limit=limit, offset=offset)
+
+
+# --- shelter space ------------------------------------------------------------------
+def hold_shelter_space(
+    session: Session, shelter_id: int, people: int, *, principal: Principal
+) -> Shelter:
+    """Add ``people`` an evacuation plan sends to a shelter to its planned arrivals, under a
+    row lock: never past its capacity with those already there and on their way (Conflict).
+    Records ``shelter.arrivals_planned`` with how many were added and the new total."""
+    if people < 1:
+        raise InvalidInput(f"space is held for at least 1 person, not {people}")
+    shelter = session.get(Shelter, shelter_id, with_for_update=True, populate_existing=True)
+    if shelter is None:
+        raise NotFound(f"shelter {shelter_id} not found")
+    room = shelter.capacity - shelter.occupancy - shelter.planned_arrivals
+    if people > room:
+        raise Conflict(f"shelter {shelter_id} has room for {max(room, 0)}, not {people}")
+    shelter.planned_arrivals += people
+    flush(session)
+    record_change(
+        session,
+        actor=principal.actor,
+        action="shelter.arrivals_planned",
+        entity="shelter",
+        entity_id=shelter_id,
+        before=None,
+        after={"shelter_id": shelter_id, "added": people,
+               "planned_arrivals": shelter.planned_arrivals},
+    )  # fmt: skip
+    return shelter
