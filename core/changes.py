@@ -6,6 +6,11 @@ and its record commit or vanish together). The sealer (:mod:`core.sealer`) then 
 onto the audit chain and gives their events seqs. Staging takes no lock another writer
 waits for: writers never queue behind each other's commits.
 
+The hooks are on :class:`core.db.AuditedSession` (what :func:`core.db.make_sessionmaker`
+makes), never on every :class:`Session` of the process: a library's or a test's plain
+session is left alone, and recording a change on one is refused (TypeError) rather than
+silently dropped at its commit.
+
 Who seals depends on the session: sessions of a server carry its :class:`Sealer` in their
 ``info`` (:data:`SEALER`), and a commit waits (at most ``SEAL_WAIT_S``) for the pass that
 seals what it staged, so a request's changes are on the chain and on the bus when it
@@ -25,6 +30,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from core import audit, bulk, sealer
 from core.config import Settings, get_settings
+from core.db import AuditedSession
 from core.types import utcnow
 
 SITUATION = "situation"
@@ -76,6 +82,9 @@ def record_change(
         "topics": list(topics),
         "payload": None if payload_text is None else bulk.RawJSON(payload_text),
     }
+    if not isinstance(session, AuditedSession):
+        # Nothing would stage or seal it: the change would be lost at commit.
+        raise TypeError("record changes on an AuditedSession (core.db.make_sessionmaker)")
     session.connection()  # in a transaction now: a rollback forgets the change
     session.info.setdefault(_PENDING, []).append(row)  # a pending_change row
 
@@ -102,7 +111,6 @@ def keyring(settings: Settings | None = None) -> audit.Keyring:
     return _keyring(settings.secret_key, settings.audit_key, settings.audit_retired_keys)
 
 
-@event.listens_for(Session, "before_commit")
 def _stage_before_commit(session: Session) -> None:
     if not session.info.get(_PENDING):
         return
@@ -114,7 +122,6 @@ def _stage_before_commit(session: Session) -> None:
         sealer.seal(session.connection(), session.info.get(KEYRING) or keyring())
 
 
-@event.listens_for(Session, "after_commit")
 def _wait_for_seal(session: Session) -> None:
     if not session.info.pop(_STAGED, False):
         return
@@ -127,13 +134,11 @@ def _wait_for_seal(session: Session) -> None:
 _SAVEPOINTS: weakref.WeakKeyDictionary[SessionTransaction, int] = weakref.WeakKeyDictionary()
 
 
-@event.listens_for(Session, "after_transaction_create")
 def _mark_savepoint(session: Session, transaction: SessionTransaction) -> None:
     if transaction.nested:  # a rollback to it forgets only what was recorded after it
         _SAVEPOINTS[transaction] = len(session.info.get(_PENDING, ()))
 
 
-@event.listens_for(Session, "after_soft_rollback")
 def _forget_on_rollback(session: Session, previous: SessionTransaction) -> None:
     if previous.nested:
         kept = _SAVEPOINTS.get(previous, 0)
@@ -141,3 +146,21 @@ def _forget_on_rollback(session: Session, previous: SessionTransaction) -> None:
         return
     session.info.pop(_PENDING, None)
     session.info.pop(_STAGED, None)
+
+
+_HOOKS = (
+    ("before_commit", _stage_before_commit),
+    ("after_commit", _wait_for_seal),
+    ("after_transaction_create", _mark_savepoint),
+    ("after_soft_rollback", _forget_on_rollback),
+)
+
+
+def _hook(target: type[Session]) -> None:
+    """Stage and seal the changes recorded on sessions of ``target`` when they commit."""
+    for name, fn in _HOOKS:
+        if not event.contains(target, name, fn):
+            event.listen(target, name, fn)
+
+
+_hook(AuditedSession)

@@ -46,12 +46,23 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     )
 
 
+class AuditedSession(Session):
+    """The project's sessions: the changes recorded on one (:func:`core.changes.record_change`)
+    are staged and sealed when it commits. :mod:`core.changes` attaches the hooks that do it
+    to this class, not to :class:`Session`: a plain session a library or a test makes is
+    left alone, and recording a change on one is refused."""
+
+
 def make_sessionmaker(
     engine: Engine, *, info: dict[str, Any] | None = None
 ) -> sessionmaker[Session]:
-    """Sessions that keep loaded values after commit (responses read them); ``info``
-    is each session's ``info`` to start with (the server's sealer: core.changes)."""
-    return sessionmaker(bind=engine, expire_on_commit=False, info=info)
+    """Sessions (:class:`AuditedSession`) that keep loaded values after commit (responses
+    read them); ``info`` is each session's ``info`` to start with (the server's sealer:
+    core.changes)."""
+    factory: sessionmaker[Session] = sessionmaker(
+        bind=engine, class_=AuditedSession, expire_on_commit=False, info=info
+    )
+    return factory
 
 
 @contextmanager
