@@ -266,7 +266,7 @@ def user_add(
     unit: Annotated[str | None, typer.Option(help="unit id or callsign (responders)")] = None,
 ) -> None:
     """Add a person who can log in."""
-    from command.auth import add_user
+    from command.auth.service import add_user
 
     with session_scope(_sessions()) as session:
         unit_id = _unit_id(session, unit) if unit is not None else None
@@ -300,7 +300,7 @@ def _unit_id(session: Session, unit: str) -> int:
 
 def _change_user(username: str, change: Any) -> None:
     """Apply a users.UserChange to USERNAME as the CLI (audited) and print the user."""
-    from command import users
+    from command.auth import users
     from core.security import SYSTEM
 
     with session_scope(_sessions()) as session:
@@ -313,7 +313,7 @@ def _change_user(username: str, change: Any) -> None:
 @user_app.command("list")
 def user_list() -> None:
     """Print every user, one JSON object per line (no password hashes)."""
-    from command import users
+    from command.auth import users
 
     with session_scope(_sessions()) as session:
         page = users.list_users(session, limit=2**31, offset=0)
@@ -324,7 +324,7 @@ def user_list() -> None:
 @user_app.command("disable")
 def user_disable(username: str) -> None:
     """Stop USERNAME logging in; their tokens stop working and live sockets close."""
-    from command.users import UserChange
+    from command.auth.users import UserChange
 
     _change_user(username, UserChange(active=False))
 
@@ -332,7 +332,7 @@ def user_disable(username: str) -> None:
 @user_app.command("enable")
 def user_enable(username: str) -> None:
     """Let a disabled USERNAME log in again (with a new login: old tokens stay revoked)."""
-    from command.users import UserChange
+    from command.auth.users import UserChange
 
     _change_user(username, UserChange(active=True))
 
@@ -348,7 +348,7 @@ def user_set_role(
     ] = None,
 ) -> None:
     """Give USERNAME another role (a role other than responder drops the unit)."""
-    from command.users import UserChange
+    from command.auth.users import UserChange
 
     if unit is None:
         _change_user(username, UserChange(role=role))
@@ -366,7 +366,7 @@ def user_set_password(
     ] = False,
 ) -> None:
     """Set USERNAME's password (asked twice, not echoed); their earlier tokens stop working."""
-    from command.users import UserChange
+    from command.auth.users import UserChange
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -378,7 +378,7 @@ def user_set_password(
 @apikey_app.command("add")
 def apikey_add(name: str) -> None:
     """Create an API key; prints {"key_id", "secret"} once (the secret is not shown again)."""
-    from command.auth import add_api_key
+    from command.auth.service import add_api_key
 
     with session_scope(_sessions()) as session:
         key, secret = add_api_key(session, name=name, secret_key=get_settings().secret_key)
@@ -391,7 +391,8 @@ def alert_ingest(
 ) -> None:
     """Take CAP files in as if the warning system had posted them (when its link is down);
     prints one answer per file as a JSON line. A refused file is reported and skipped."""
-    from command import alerts, cap
+    from command.intake import cap
+    from command.intake import service as intake
     from core.security import SYSTEM
 
     failed = 0
@@ -401,7 +402,7 @@ def alert_ingest(
         try:
             parsed = cap.parse(raw, kind)
             with session_scope(_sessions()) as session:
-                answer, _ = alerts.intake(
+                answer, _ = intake.intake(
                     session, parsed, raw=raw, content_type=kind, principal=SYSTEM
                 )
         except DomainError as exc:

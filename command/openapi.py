@@ -28,7 +28,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel, Field
 from starlette.routing import Mount
 
-from command.alerts_router import alert_caller
+from command.intake.router import alert_caller
 from core.web import get_principal, get_session
 
 

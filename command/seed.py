@@ -20,8 +20,8 @@ from shapely.geometry import shape
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from command import auth
-from command.models import User
+from command.auth import service as auth
+from command.auth.models import User
 from core import crud
 from core.errors import InvalidInput
 from core.security import SYSTEM
@@ -201,7 +201,7 @@ def _seed_stock(
 
 def _seed_plans(session: Session, report: SeedReport, path: Path) -> None:
     """Response plans: created when missing; an edited plan is left as the user made it."""
-    from command import plans
+    from command.response_plans import service as plans
 
     for row in yaml.safe_load(path.read_text(encoding="utf-8")):
         if plans.plan_exact(session, row["incident_type"], row["severity"]) is not None:

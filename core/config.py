@@ -1,4 +1,5 @@
-"""Settings from the environment (pydantic-settings), split by concern."""
+"""Settings: one flat class read from EMERGENCY_* environment variables (and `.env`),
+validated at start; each group of fields is commented with the module that uses it."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ class Settings(BaseSettings):
     secret_key: str = PLACEHOLDER_SECRET
     token_ttl_s: int = Field(default=12 * 3600, ge=60, le=7 * 24 * 3600)
     api_key_clock_skew_s: int = Field(default=300, ge=1, le=3600)
-    # Login throttling (command/login.py), counted in the database so every server process
+    # Login throttling (command/auth/login.py), counted in the database so every server process
     # shares it: after `login_max_failures` failures for one username, or
     # `login_max_failures_per_address` from one client address, within `login_window_s`,
     # logins there are refused (429 + Retry-After) for `login_window_s`. At most
@@ -51,7 +52,7 @@ class Settings(BaseSettings):
     # Intake admission: alerts queued or being taken in per process, and how long one may
     # wait for its turn before it is answered 503 + Retry-After (the sender retries;
     # nothing is half-done). Alerts queued together are taken in together, up to
-    # `alert_batch_max` per transaction (command/alert_queue.py).
+    # `alert_batch_max` per transaction (command/intake/queue.py).
     alert_max_in_flight: int = Field(default=1000, ge=0, le=100_000)
     alert_batch_max: int = Field(default=50, ge=1, le=1000)
     alert_queue_timeout_s: float = Field(default=5.0, gt=0, le=120)

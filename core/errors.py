@@ -32,6 +32,19 @@ class InvalidInput(DomainError):
     code = "invalid_input"
 
 
+class UnreadableBody(InvalidInput):
+    """The body cannot be read at all: not the format it says, hostile, or an unknown
+    encoding (400, not 422: there is nothing to validate)."""
+
+    code = "unreadable"
+
+
+class UnsupportedMediaType(InvalidInput):
+    """A Content-Type the route does not take (415)."""
+
+    code = "unsupported_media_type"
+
+
 class Unauthenticated(DomainError):
     code = "unauthenticated"
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Path, Query, Request
@@ -21,8 +21,6 @@ PathId = Annotated[int, Path(ge=1, le=MAX_ID, description="a row id (1 .. 2^63-1
 IdFilter = Annotated[int | None, Query(ge=1, le=MAX_ID, description="only rows with this id")]
 # A text filter: pair with Query(max_length=...), e.g. Annotated[TextFilter, Query(...)].
 TextFilter = Line | None
-
-Authenticator = Callable[[Request, Session], Awaitable[Principal]]
 
 
 def get_settings_dep(request: Request) -> Settings:
@@ -54,10 +52,11 @@ SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
-async def get_principal(request: Request, session: SessionDep) -> Principal:
-    """The caller, as the app's authenticator (set by the app factory) decides."""
-    authenticate: Authenticator = request.app.state.authenticator
-    return await authenticate(request, session)
+async def get_principal() -> Principal:
+    """The caller. A declaration: core/ cannot know how callers sign in, so the app binds
+    it to its authenticator (``app.dependency_overrides[get_principal]``,
+    command/auth/dependency.py). An app that forgot to is refused loudly, not opened."""
+    raise RuntimeError("no authenticator bound to core.web.get_principal")
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
@@ -71,6 +70,22 @@ IdempotencyKeyHeader = Annotated[
         description="a retried request with the same key returns the first answer",
     ),
 ]
+
+
+StatusFilter = Annotated[
+    str | None, Query(max_length=200, description="one status or several, comma-separated")
+]
+
+
+def parse_statuses(value: str | None, allowed: tuple[str, ...]) -> list[str] | None:
+    """A ``StatusFilter``'s value as a list (None: no filter), each one of ``allowed``."""
+    if not value:
+        return None
+    wanted = [s.strip() for s in value.split(",") if s.strip()]
+    unknown = sorted(set(wanted) - set(allowed))
+    if unknown:
+        raise InvalidInput(f"unknown status {unknown[0]!r}; one of {', '.join(allowed)}")
+    return wanted
 
 
 class PageParams:

@@ -1,1 +1,1 @@
-"""drills package."""
+"""Drills (演练): scenarios on a simulated clock. Empty until issue 17 builds it."""

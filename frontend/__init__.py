@@ -1,1 +1,1 @@
-"""frontend package."""
+"""The pages (HTML, JS, CSS, vendored MapLibre and ECharts) served by command/pages.py."""

@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from shapely.geometry import mapping
 
 from core.errors import InvalidInput, Unavailable
@@ -47,6 +47,16 @@ def engine_of(request: Request) -> Engine:
     if engine is None:
         raise NetworkUnavailable("the road network is not loaded (run `emergency load-osm`)")
     return engine
+
+
+def loaded_engine(request: Request) -> Engine | None:
+    """The road engine, or None while none is loaded (for advice that may be skipped)."""
+    engine: Engine | None = getattr(request.app.state, "engine", None)
+    return engine
+
+
+EngineDep = Annotated[Engine, Depends(engine_of)]
+MaybeEngineDep = Annotated[Engine | None, Depends(loaded_engine)]
 
 
 def parse_point(value: str, crs: Crs = "wgs84") -> tuple[float, float]:

@@ -6,7 +6,7 @@ from alembic import context
 from geoalchemy2 import alembic_helpers
 from sqlalchemy import engine_from_config, pool
 
-import command.models  # noqa: F401 - register tables on the metadata
+import command.tables  # noqa: F401 - register tables on the metadata
 import core.audit
 import core.idempotency
 import core.outbox

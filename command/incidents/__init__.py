@@ -1,0 +1,2 @@
+"""The incidents room: an incident's lifecycle (reported to closed), its table, shapes and
+routes."""

@@ -1,0 +1,71 @@
+"""The background jobs of the live situation: held-back positions, gauges, ending expired
+zones, pruning nonces, idempotency keys, throttle rows and acknowledged events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from command.auth import service as auth
+from command.live.actions import LIVE
+from command.zones import ending
+from core import idempotency
+from core.config import Settings
+from realtime import store
+from realtime.hub import Hub
+from resources import service
+
+log = logging.getLogger("emergency.live")
+
+
+async def background_jobs(hub: Hub, sessions: sessionmaker[Session], settings: Settings) -> None:
+    """Once a second: held-back positions. Every ``housekeeping_s``: gauges, ending
+    expired warning zones, and pruning. Meanwhile, every ``recheck_s``: the users behind
+    the open connections (:meth:`Hub.recheck`)."""
+    loop = asyncio.get_running_loop()
+    next_housekeeping = 0.0
+
+    def publish_positions() -> int:
+        with sessions() as session:
+            count = service.publish_held_positions(session, principal=LIVE)
+            session.commit()
+            return count
+
+    def prune() -> None:
+        with sessions() as session:
+            ending.end_expired_zones(session, LIVE)
+            session.commit()
+            store.prune_events(session, older_than_s=settings.event_retention_s)
+            idempotency.prune(session, older_than_s=24 * 3600)
+            auth.prune_nonces(session, skew_s=settings.api_key_clock_skew_s)
+            session.commit()
+
+    # Its own task: a slow prune must not hold up closing a disabled user's sockets.
+    recheck = asyncio.create_task(hub.recheck_loop(), name="live-recheck")
+    try:
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                await hub.call(publish_positions)
+                if loop.time() >= next_housekeeping:
+                    next_housekeeping = loop.time() + hub.config.housekeeping_s
+                    await hub.refresh_gauges()
+                    await hub.call(prune)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database may be away; try again next round
+                log.warning("realtime background job failed: %s", exc)
+    finally:
+        await stop_task(recheck)
+
+
+async def stop_task(task: asyncio.Task[Any] | None) -> None:
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task

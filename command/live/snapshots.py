@@ -1,0 +1,55 @@
+"""Snapshots sent on subscribe and on resync: the whole situation, or one unit's tasks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from command.incidents.models import Incident
+from command.incidents.service import INCIDENTS
+from command.tasks import service as tasks
+from command.tasks.models import ACTIVE_TASK_STATUSES, Task
+from command.zones.models import WarningZone
+from command.zones.service import ZONES, active_clause
+from core import crud
+from resources import service
+from resources.models import Shelter, Stock, Unit
+
+ENDED = ("closed", "cancelled")
+
+
+def situation_snapshot(session: Session) -> dict[str, Any]:
+    """Everything the live map shows: open incidents, units, active tasks, shelters,
+    stock and active warning zones."""
+    incidents = session.scalars(
+        select(Incident).where(Incident.status.not_in(ENDED)).order_by(Incident.id)
+    )
+    active = session.scalars(
+        select(Task).where(Task.status.in_(ACTIVE_TASK_STATUSES)).order_by(Task.id)
+    )
+    zones = session.scalars(select(WarningZone).where(active_clause()).order_by(WarningZone.id))
+    return {
+        "incidents": [crud.feature(INCIDENTS, i) for i in incidents],
+        "units": [crud.feature(service.UNITS, u) for u in session.scalars(select(Unit))],
+        "tasks": [tasks.task_dict(t) for t in active],
+        "shelters": [crud.feature(service.SHELTERS, s) for s in session.scalars(select(Shelter))],
+        "stock": [service.stock_dict(s) for s in session.scalars(select(Stock))],
+        "warning_zones": [crud.feature(ZONES, z) for z in zones],
+    }
+
+
+def unit_snapshot(session: Session, unit_id: int) -> dict[str, Any]:
+    """A unit's active tasks, each with its incident (what its phone shows)."""
+    active = session.scalars(
+        select(Task)
+        .where(Task.unit_id == unit_id, Task.status.in_(ACTIVE_TASK_STATUSES))
+        .order_by(Task.id)
+    )
+    out = []
+    for task in active:
+        item = tasks.task_dict(task)
+        item["incident"] = crud.feature(INCIDENTS, session.get(Incident, task.incident_id))
+        out.append(item)
+    return {"tasks": out}
