@@ -115,7 +115,7 @@ def prepare(name: str, code: Path, url: str, secret_key: str) -> Peer:
 @contextmanager
 def serving(peer: Peer, workers: int) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """The peer's own `emergency serve --workers N` (its code first on the path)."""
-    from bench.http_api import running_server
+    from tests.support.servers import running_server
 
     script = (
         "import sys; from command.cli import main; "
@@ -296,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     loads = [int(c) for c in str(args.clients).split(",")]
 
-    from tests.conftest import create_database, drop_database
+    from tests.support.db import create_database, drop_database
 
     secret_key = secrets.token_urlsafe(48)
     urls: list[str] = []

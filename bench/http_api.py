@@ -21,17 +21,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import secrets
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,15 +41,16 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from bench.timing import machine, percentile, timed
-from command import auth
-from command.incidents import create_incident as create_incident_service
-from command.incidents import list_incidents
+from command.auth import service as auth
+from command.incidents.service import create_incident as create_incident_service
+from command.incidents.service import list_incidents
 from command.migrate import upgrade
 from core import crud
 from core.db import make_engine, make_sessionmaker, session_scope
 from core.security import Principal
 from resources import service
-from tests.conftest import create_database, drop_database, free_port
+from tests.support.db import create_database, drop_database
+from tests.support.servers import running_server
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "http_api.json"
@@ -70,7 +66,6 @@ N_CREATE = 300
 N_LIST = 300
 SEED = 20_261_122
 HTTP_TIMEOUT_S = 30.0
-SERVER_START_TIMEOUT_S = 60.0
 USERNAME = "bench_dispatcher"
 
 INCIDENT_TYPES = (
@@ -285,77 +280,6 @@ def bulk_load(url: str, city: Box, rng: random.Random) -> dict[str, int]:
             cur.execute(f"SELECT count(*) FROM {table}")  # noqa: S608 - fixed names
             counts[table] = int(cur.fetchone()[0])  # type: ignore[index]
     return counts
-
-
-# --- the server --------------------------------------------------------------------
-
-
-def server_command(port: int) -> list[str]:
-    """`emergency serve` from this environment (what `uv run emergency serve` runs)."""
-    exe = Path(sys.executable).parent / "emergency"
-    if exe.exists():
-        return [str(exe), "serve", "--host", "127.0.0.1", "--port", str(port)]
-    uv = shutil.which("uv") or "uv"
-    return [uv, "run", "emergency", "serve", "--host", "127.0.0.1", "--port", str(port)]
-
-
-@contextmanager
-def running_server(
-    url: str,
-    secret_key: str,
-    *,
-    extra_env: dict[str, str] | None = None,
-    timeout_s: float = SERVER_START_TIMEOUT_S,
-    command: Callable[[int], list[str]] = server_command,
-    cwd: Path = ROOT,
-    started: Callable[[subprocess.Popen[bytes]], None] | None = None,
-) -> Iterator[str]:
-    """The real server in a subprocess (``command(port)``, run in ``cwd``); yields its base
-    URL once healthy (``started`` is told its process first); always stops it."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "EMERGENCY_ENV": "development",
-        "EMERGENCY_SECRET_KEY": secret_key,
-        **(extra_env or {}),
-    }
-    base = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryFile(mode="w+b") as log:
-        proc = subprocess.Popen(  # noqa: S603 - fixed argv
-            command(port), env=env, stdout=log, stderr=subprocess.STDOUT, cwd=cwd
-        )
-        if started is not None:
-            started(proc)
-        try:
-            deadline = time.monotonic() + timeout_s
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"server exited with {proc.returncode}:\n{tail(log)}")
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"server not healthy in time:\n{tail(log)}")
-                time.sleep(0.1)
-            yield base
-        finally:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=15)
-
-
-def tail(log: Any, n: int = 4000) -> str:
-    """The last ``n`` bytes of a server's log, for an error message."""
-    log.flush()
-    log.seek(0)
-    return str(log.read()[-n:].decode(errors="replace"))
 
 
 # --- statistics and the measurement loop ------------------------------------------

@@ -35,12 +35,13 @@ from typing import Any
 import httpx2 as httpx
 import psycopg
 
-from bench.http_api import psycopg_url, running_server
+from bench.http_api import psycopg_url
 from bench.timing import machine, percentile
-from command import auth
+from command.auth import service as auth
 from command.migrate import upgrade
 from core.db import make_engine, make_sessionmaker, session_scope
-from tests.conftest import create_database, drop_database
+from tests.support.db import create_database, drop_database
+from tests.support.servers import running_server
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "login_flood_c{concurrency}.json"

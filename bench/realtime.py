@@ -3,7 +3,7 @@
 Run with ``uv run python -m bench.realtime`` (or ``make bench``); small runs for development:
 ``uv run python -m bench.realtime --clients 200 --phones 40 --seconds 5``. It
 
-1. creates a committed throwaway database (``tests.realtime.conftest.make_live_db``) with
+1. creates a committed throwaway database (``tests.support.live.make_live_db``) with
    ``--phones`` units, a responder user bound to each, and a few open incidents to
    dispatch to; starts the real server (``emergency serve``) in a subprocess;
 2. starts TWO more processes (this module with ``--swarm``), asyncio swarms of
@@ -686,29 +686,29 @@ def run_benchmark(args: argparse.Namespace, workdir: Path) -> tuple[dict[str, An
     from shapely.geometry import Point
     from sqlalchemy import select, text
 
-    import bench.http_api
-    from bench.http_api import psycopg_url, running_server
+    from bench.http_api import psycopg_url
     from bench.timing import machine
-    from command import tasks
-    from command.incidents import create_incident
-    from command.models import User
+    from command.auth.models import User
+    from command.incidents.service import create_incident
+    from command.tasks import service as tasks
     from core.security import Principal
-    from tests.conftest import drop_database
-    from tests.realtime.conftest import SECRET, make_live_db
+    from tests.support.db import drop_database
+    from tests.support.live import SECRET, make_live_db
+    from tests.support.servers import running_server, server_command
 
+    command = server_command
     if args.profile_server:
         # cProfile the server's main thread (its event loop, where the hub runs). uvicorn
         # re-raises SIGTERM after its graceful shutdown, so the wrapper dumps the profile
         # from its own SIGTERM handler (the one uvicorn restores before re-raising).
-        plain = bench.http_api.server_command
 
         def profiled(port: int) -> list[str]:
-            argv = plain(port)
+            argv = server_command(port)
             if not argv[0].endswith("emergency"):
                 raise RuntimeError("--profile-server needs the .venv's emergency script")
             return [sys.executable, "-c", PROFILE_WRAPPER, str(args.profile_server), *argv]
 
-        bench.http_api.server_command = profiled
+        command = profiled
     print("database: migrating and adding units ...", file=sys.stderr)
     db = make_live_db("emergency_bench_rt")
     ok = True
@@ -747,7 +747,7 @@ def run_benchmark(args: argparse.Namespace, workdir: Path) -> tuple[dict[str, An
             "phones": [[u, db.token(db.responder(u))] for u in unit_ids],
             "poll_token": db.token("dispatcher"),
         }
-        with running_server(db.url, SECRET) as base:
+        with running_server(db.url, SECRET, command=command) as base:
             port = int(base.rsplit(":", 1)[1])
             server_pid = find_server_pid(port)
             cfg["base"] = base
@@ -1119,7 +1119,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.swarm:
         return swarm_main(args.swarm)
     raise_nofile()
-    from tests.conftest import create_database, drop_database
+    from tests.support.db import create_database, drop_database
 
     try:  # the same check bench.http_api makes: is there a PostGIS to run against?
         drop_database(create_database("emergency_bench_probe"))

@@ -66,19 +66,20 @@ import yaml
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from bench import http_api
 from bench.http_api import psycopg_url
 from bench.timing import machine, percentile
-from command import auth, plans
+from command.auth import service as auth
 from command.migrate import upgrade
-from command.recommend import recommend_for
+from command.planning.recommendations import recommend_for
+from command.response_plans import service as plans
 from core.config import Settings
 from core.db import make_engine, make_sessionmaker, session_scope
 from core.security import SYSTEM
 from gis.engine import Engine
 from gis.network import LoadedNetwork, default_cache_dir, load_network
 from resources.models import STATION_KINDS
-from tests.conftest import create_database, drop_database
+from tests.support import servers
+from tests.support.db import create_database, drop_database
 
 ROOT = Path(__file__).resolve().parent.parent
 OSM = ROOT.parent / "shared" / "data" / "osm" / "r5_porto_portugal.osm.pbf"
@@ -343,7 +344,7 @@ def running_server(url: str, secret_key: str, cache_dir: Path) -> Iterator[tuple
     seconds it took to become healthy."""
     started = time.monotonic()
     extra = {"EMERGENCY_OSM_FILE": str(OSM), "EMERGENCY_GRAPH_CACHE_DIR": str(cache_dir)}
-    with http_api.running_server(
+    with servers.running_server(
         url, secret_key, extra_env=extra, timeout_s=SERVER_START_TIMEOUT_S
     ) as base:
         yield base, time.monotonic() - started

@@ -58,7 +58,7 @@ from bench.timing import percentile, timed
 from gis.engine import Engine, Snap
 from gis.graph import RoadGraph
 from gis.network import load_network
-from tests.conftest import create_database, drop_database
+from tests.support.db import create_database, drop_database
 
 ROOT = Path(__file__).resolve().parents[1]
 OSM = ROOT.parent / "shared" / "data" / "osm" / "r5_porto_portugal.osm.pbf"

@@ -45,7 +45,8 @@ from gis.graph import RoadGraph
 from gis.network import load_network
 from gis.roads_db import road_tile, write_roads
 from gis.tiles import tile_cache
-from tests.conftest import create_database, drop_database, free_port
+from tests.support.db import create_database, drop_database
+from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PORTO = ROOT.parent / "shared" / "data" / "osm" / "r5_porto_portugal.osm.pbf"

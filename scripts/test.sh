@@ -8,4 +8,4 @@ echo "== ruff format --check"; $UV run ruff format --check .
 echo "== ruff check"; $UV run ruff check .
 echo "== mypy"; $UV run mypy
 echo "== import contracts"; $UV run lint-imports
-echo "== pytest"; $UV run pytest --cov --cov-report=term:skip-covered "$@"
+echo "== pytest"; $UV run pytest --cov --cov-report=term:skip-covered --durations=15 "$@"

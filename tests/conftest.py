@@ -1,126 +1,68 @@
 """Shared fixtures: a throwaway PostGIS database per run, each test rolled back.
 
 Database tests skip on a laptop without PostGIS, but fail when CI=true, so a missing
-database can never turn a CI run green by skipping.
+database can never turn a CI run green by skipping. Every test whose fixtures reach a
+database is marked ``db`` here at collection (tests/support/marks.py says how), so
+``pytest -m "not db"`` runs exactly the tests that need no PostGIS.
 """
 
 from __future__ import annotations
 
 import os
-import secrets
-import socket
-import threading
-import time
-import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from command import auth
 from command.app import create_app
+from command.auth import service as auth
+from command.auth.models import User
 from command.migrate import upgrade
-from command.models import User
-from core.config import DEFAULT_DATABASE_URL, Settings, get_settings
-from core.db import sqlalchemy_url
+from core.config import Settings, get_settings
+from core.db import AuditedSession, sqlalchemy_url
 from core.security import ROLES
 from gis.engine import Engine as RoadEngine
 from gis.network import load_network
 from resources.models import Station, Unit
+from tests.support.db import create_database, drop_database, unavailable
+from tests.support.marks import DB_FIXTURES, first_database_reach
+from tests.support.world import PASSWORD, TEST_SECRET, World
 
-TEST_SECRET = secrets.token_urlsafe(48)
 # Sessions outside an app (fixtures, the CLI) seal audit rows with the configured key: the
 # test apps' own secret, so their /api/audit/verify checks those rows too.
 os.environ["EMERGENCY_SECRET_KEY"] = TEST_SECRET
 get_settings.cache_clear()
-PASSWORD = "correct-horse-battery"
 
 
-def _admin_url() -> str:
-    base = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
-    return make_url(sqlalchemy_url(base)).set(database="postgres").render_as_string(False)
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"PostGIS is required in CI: {reason}")
-    pytest.skip(f"no PostGIS: {reason}")
-
-
-def free_port() -> int:
-    """A free TCP port on the loopback interface."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def serve_in_thread(
-    app: Any, *, name: str = "live-server", start_s: float = 30, **options: Any
-) -> Iterator[str]:
-    """``app`` under uvicorn (with ``options``, e.g. ``command.server.uvicorn_options``) in
-    a background thread on a free loopback port; yields its base URL once /healthz answers
-    200, and stops it afterwards."""
-    import httpx2 as httpx
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **options
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark ``db`` every test whose fixture closure holds a database fixture; stop the
+    run if a test reaches a database some other way without carrying the marker."""
+    unmarked = []
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        if DB_FIXTURES.intersection(fixtures):
+            item.add_marker(pytest.mark.db)
+            continue
+        if item.get_closest_marker("db") is not None or not isinstance(item, pytest.Function):
+            continue
+        defs = item._fixtureinfo.name2fixturedefs
+        reached = first_database_reach(
+            [(item.name, item.function)]
+            + [(f"fixture {name}", d.func) for name in fixtures for d in defs.get(name, ())]
         )
-    )
-    thread = threading.Thread(target=server.run, name=name, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + start_s
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if not thread.is_alive() or time.monotonic() > deadline:
-                pytest.fail("live server did not become healthy")
-            time.sleep(0.1)
-        yield base
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
-
-
-def create_database(prefix: str = "emergency_test") -> str:
-    """A new, empty, migrated database (cloned from the PostGIS template when present)."""
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(_admin_url(), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            has_template = conn.scalar(
-                text("SELECT 1 FROM pg_database WHERE datname = 'emergency_template'")
-            )
-            template = " TEMPLATE emergency_template" if has_template else ""
-            conn.execute(text(f'CREATE DATABASE "{name}"{template}'))
-    finally:
-        admin.dispose()
-    url = make_url(_admin_url()).set(database=name).render_as_string(False)
-    return url
-
-
-def drop_database(url: str) -> None:
-    name = make_url(url).database
-    admin = create_engine(_admin_url(), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
+        if reached:
+            unmarked.append(f"  {item.nodeid} ({reached})")
+    if unmarked:
+        raise pytest.UsageError(
+            "these tests reach a database but are not marked db: ask for a fixture in "
+            "tests/support/marks.py's DB_FIXTURES (e.g. database_url) or add "
+            "@pytest.mark.db\n" + "\n".join(unmarked)
+        )
 
 
 @pytest.fixture(scope="session")
@@ -128,7 +70,7 @@ def database_url() -> Iterator[str]:
     try:
         url = create_database()
     except Exception as exc:
-        _unavailable(str(exc).splitlines()[0])
+        unavailable(str(exc).splitlines()[0])
         raise
     try:
         upgrade(url)
@@ -160,7 +102,10 @@ def connection(engine: Engine) -> Iterator[Connection]:
 def session_factory(connection: Connection) -> sessionmaker[Session]:
     # commit() inside code under test releases a savepoint; the outer transaction stays.
     return sessionmaker(
-        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+        class_=AuditedSession,
+        bind=connection,
+        join_transaction_mode="create_savepoint",
+        expire_on_commit=False,
     )
 
 
@@ -207,24 +152,6 @@ def client(app: Any) -> Iterator[TestClient]:
 @pytest.fixture(scope="session")
 def password_hash() -> str:
     return auth.hash_password(PASSWORD)  # argon2 is slow on purpose: hash once per run
-
-
-@dataclass
-class World:
-    """A small city: two stations, units, one user per role, and their auth headers."""
-
-    station: Station
-    unit_a: Unit
-    unit_b: Unit
-    users: dict[str, User]
-    headers: dict[str, dict[str, str]]
-
-    def h(self, role: str) -> dict[str, str]:
-        return self.headers[role]
-
-
-def point(lon: float, lat: float) -> dict[str, Any]:
-    return {"type": "Point", "coordinates": [lon, lat]}
 
 
 @pytest.fixture
@@ -284,10 +211,3 @@ def count(session: Session) -> Callable[[str], int]:
         return int(session.execute(text(f'SELECT count(*) FROM "{table}"')).scalar_one())
 
     return _count
-
-
-def chain_ok(session: Session) -> bool:
-    """Whether the audit chain verifies (links only) with the tests' key."""
-    from core import audit_verify, changes
-
-    return audit_verify.verify(session, changes.keyring(), checkpoint_dir=None).ok

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import secrets
 import sys
 import time
 from collections.abc import Iterator
@@ -15,22 +14,18 @@ import yaml
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
-from typer.testing import CliRunner
 
-from command import auth, cli
-from command.cli import app
+from command import cli
+from command.auth import service as auth
+from command.auth.models import ApiKey, User
 from command.migrate import upgrade
-from command.models import ApiKey, User
 from command.seed import DATA_DIR
 from core.audit import AuditEvent
 from core.config import get_settings
-from core.db import sqlalchemy_url
+from core.db import AuditedSession, sqlalchemy_url
 from core.errors import InvalidInput
-from tests.conftest import _unavailable, create_database, drop_database
-
-CLI_SECRET = secrets.token_urlsafe(48)
-runner = CliRunner()
+from tests.support.cli import CLI_SECRET, invoke, rows
+from tests.support.db import create_database, drop_database, unavailable
 
 
 @pytest.fixture
@@ -39,7 +34,7 @@ def cli_db(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     try:
         url = create_database("emergency_cli")
     except Exception as exc:  # same policy as the shared fixtures
-        _unavailable(str(exc).splitlines()[0])
+        unavailable(str(exc).splitlines()[0])
         raise
     try:
         upgrade(url)
@@ -61,15 +56,6 @@ def db(cli_db: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-def invoke(*args: str) -> Any:
-    return runner.invoke(app, list(args))
-
-
-def rows(engine: Engine, table: str) -> int:
-    with engine.connect() as conn:
-        return int(conn.execute(text(f'SELECT count(*) FROM "{table}"')).scalar_one())
-
-
 # --- users --------------------------------------------------------------------------
 
 
@@ -81,7 +67,7 @@ def test_user_add_prints_the_user_as_json(db: Engine):
     assert printed["role"] == "dispatcher"
     assert printed["unit_id"] is None
     assert isinstance(printed["id"], int)
-    with Session(db) as session:
+    with AuditedSession(db) as session:
         user = auth.authenticate(session, username="alice", password="longpassword1")
         assert user.id == printed["id"]
         assert user.password_hash != "longpassword1"
@@ -148,7 +134,7 @@ def test_apikey_add_prints_the_secret_once_and_the_key_works(db: Engine):
     key_id, secret = printed["key_id"], printed["secret"]
     assert len(secret) >= 32
 
-    with Session(db) as session:
+    with AuditedSession(db) as session:
         stamp = str(int(time.time()))
         principal = auth.principal_from_api_key(
             session,
@@ -328,7 +314,7 @@ def test_responder_can_be_bound_to_a_unit_by_callsign_or_id(db: Engine):
     )
     assert missing.exit_code != 0
     assert "not found" in str(missing.exception)
-    with Session(db) as session:
+    with AuditedSession(db) as session:
         assert set(session.scalars(select(User.username))) == {"r1", "r2"}
 
 
@@ -396,7 +382,7 @@ def test_load_osm_refuses_a_missing_or_broken_file(db: Engine, tmp_path):
 def test_alert_ingest_takes_files_and_reports_refusals(db: Engine, tmp_path: Path):
     from datetime import UTC, datetime
 
-    from tests.command.test_alerts_api import CAP_DIR, alert_xml
+    from tests.support.cap import CAP_DIR, alert_xml
 
     good = tmp_path / "flood.xml"
     good.write_text(alert_xml("CLI-1", sent=datetime.now(UTC).replace(microsecond=0)))

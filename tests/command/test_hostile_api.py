@@ -14,10 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from command import auth
-from tests.conftest import World, point
-
-pytestmark = pytest.mark.db
+from command.auth import service as auth
+from tests.support.world import World, point
 
 Count = Callable[[str], int]
 BIG = 2**63  # one past PostgreSQL's bigint

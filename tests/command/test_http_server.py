@@ -8,7 +8,6 @@ import json
 import socket
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,9 +18,8 @@ from command.app import create_app
 from command.server import uvicorn_options
 from core.config import Settings
 from gis.engine import Engine
-from tests.conftest import TEST_SECRET, serve_in_thread
-
-pytestmark = pytest.mark.db
+from tests.support.servers import serve_port
+from tests.support.world import TEST_SECRET
 
 # Short deadlines, so that a test waits seconds, not minutes.
 KEEPALIVE_S = 1.0
@@ -86,13 +84,6 @@ def get(path: str, *, extra: str = "") -> bytes:
     return f"GET {path} HTTP/1.1\r\nHost: test\r\n{extra}\r\n".encode()
 
 
-@contextmanager
-def running(app: FastAPI, **options: Any) -> Iterator[int]:
-    """``app`` under uvicorn in a thread with ``options``; yields its port."""
-    with serve_in_thread(app, name="http-server-test", **options) as base:
-        yield int(base.rsplit(":", 1)[1])
-
-
 def connect(port: int) -> socket.socket:
     return socket.create_connection(("127.0.0.1", port), timeout=10)
 
@@ -133,7 +124,7 @@ def test_unhandled_error_is_json_500_and_keeps_the_connection(
 ) -> None:
     """Stock uvicorn (as the tests' servers run): the 500 is the documented JSON body with
     no exception text, and the next request on the same connection is answered."""
-    with running(server_app) as port, connect(port) as sock:
+    with serve_port(server_app) as port, connect(port) as sock:
         sock.sendall(get(path))
         first = read_reply(sock)
         assert first.status == 500
@@ -168,10 +159,11 @@ def test_unhandled_error_in_process_is_json_500(server_app: FastAPI) -> None:
 @pytest.fixture
 def deadline_server(server_app: FastAPI, server_settings: Settings) -> Iterator[int]:
     """The app as `emergency serve` runs it: with command/server.py's deadlines."""
-    with running(server_app, **uvicorn_options(server_settings)) as port:
+    with serve_port(server_app, **uvicorn_options(server_settings)) as port:
         yield port
 
 
+@pytest.mark.slow  # waits out the server's deadlines
 def test_a_connection_that_never_sends_a_request_is_closed(deadline_server: int) -> None:
     with connect(deadline_server) as sock:
         closed, after_s, got = closed_within(sock, KEEPALIVE_S + 3)
@@ -180,6 +172,7 @@ def test_a_connection_that_never_sends_a_request_is_closed(deadline_server: int)
     assert got == b""  # nothing was asked: nothing is answered
 
 
+@pytest.mark.slow  # waits out the server's deadlines
 def test_an_idle_keep_alive_connection_is_closed(deadline_server: int) -> None:
     with connect(deadline_server) as sock:
         sock.sendall(get("/healthz"))
@@ -189,6 +182,7 @@ def test_an_idle_keep_alive_connection_is_closed(deadline_server: int) -> None:
     assert after_s <= KEEPALIVE_S + 1
 
 
+@pytest.mark.slow  # waits out the server's deadlines
 def test_a_connection_in_use_is_kept(deadline_server: int) -> None:
     """Requests closer together than the keep-alive timeout share one connection, however
     long it lives in all."""
@@ -200,6 +194,7 @@ def test_a_connection_in_use_is_kept(deadline_server: int) -> None:
             time.sleep(KEEPALIVE_S / 3)
 
 
+@pytest.mark.slow  # waits out the server's deadlines
 def test_a_slow_request_head_is_cut_off_with_408(deadline_server: int) -> None:
     """Slowloris: a byte every 0.2 s, each resetting nothing: the head must be complete
     within the header timeout of its first byte."""
@@ -227,6 +222,7 @@ def test_a_slow_request_head_is_cut_off_with_408(deadline_server: int) -> None:
     assert json.loads(got.partition(b"\r\n\r\n")[2])["error"] == "request_timeout"
 
 
+@pytest.mark.slow  # waits out the server's deadlines
 def test_a_slow_body_is_cut_off_with_408(deadline_server: int) -> None:
     body = json.dumps({"username": "nobody", "password": "x" * 50}).encode()
     head = (
@@ -254,6 +250,7 @@ def test_bytes_that_are_not_http_get_the_json_error(deadline_server: int) -> Non
     assert closed
 
 
+@pytest.mark.slow  # waits out the server's deadlines
 def test_a_head_in_pieces_within_the_deadline_is_answered(deadline_server: int) -> None:
     request = get("/healthz")
     with connect(deadline_server) as sock:
@@ -264,6 +261,7 @@ def test_a_head_in_pieces_within_the_deadline_is_answered(deadline_server: int) 
     assert reply.status == 200
 
 
+@pytest.mark.slow  # waits out the server's deadlines
 def test_websocket_connections_outlive_the_http_deadlines(
     server_app: FastAPI, server_settings: Settings
 ) -> None:
@@ -279,7 +277,7 @@ def test_websocket_connections_outlive_the_http_deadlines(
                 await websocket.send_text(await websocket.receive_text())
 
     with (
-        running(server_app, **uvicorn_options(server_settings)) as port,
+        serve_port(server_app, **uvicorn_options(server_settings)) as port,
         ws_connect(f"ws://127.0.0.1:{port}/test-only/echo") as ws,
     ):
         time.sleep(KEEPALIVE_S + HEADER_TIMEOUT_S + BODY_TIMEOUT_S + 0.5)

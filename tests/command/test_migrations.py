@@ -10,7 +10,7 @@ from sqlalchemy import create_engine, inspect
 
 from command.migrate import downgrade, upgrade
 from core.db import Base, sqlalchemy_url
-from tests.conftest import create_database, drop_database
+from tests.support.db import create_database, drop_database
 
 TABLES = {
     "incident",
@@ -82,7 +82,7 @@ def test_models_match_migrations(engine):
                 "compare_type": True,
             },
         )
-        import command.models  # noqa: F401
+        import command.tables  # noqa: F401
         import core.audit
         import core.outbox  # noqa: F401
         import gis.models  # noqa: F401

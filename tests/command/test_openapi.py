@@ -9,10 +9,18 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from geoalchemy2.shape import from_shape
+from shapely.geometry import Point
+from sqlalchemy.orm import Session
 
-from tests.conftest import World, point
-
-pytestmark = pytest.mark.db
+from command.planning.schemas import (
+    DispatchPlanRead,
+    EvacuationPlanRead,
+    RecommendationsRead,
+    SuppliesPlanRead,
+)
+from resources.models import Shelter, Stock, Warehouse
+from tests.support.world import World, point
 
 ERROR_REF = "#/components/schemas/ErrorBody"
 WRITES = {"post", "patch", "put", "delete"}
@@ -70,6 +78,16 @@ GEOJSON = {
     ("post", "/api/route"),
     ("get", "/api/isochrone"),
     ("post", "/api/isochrone"),
+}
+
+# Plans and recommendations: a typed answer, documented as a component (a list of them for
+# a dispatch).
+PLANS = {
+    ("get", "/api/incidents/{incident_id}/recommendations"): ("200", "RecommendationsRead"),
+    ("post", "/api/dispatch/plan"): ("200", "DispatchPlanRead"),
+    ("post", "/api/supplies/allocate"): ("200", "SuppliesPlanRead"),
+    ("post", "/api/evacuation/plan"): ("200", "EvacuationPlanRead"),
+    ("post", "/api/incidents/{incident_id}/dispatch"): ("201", "TaskRead"),
 }
 
 
@@ -230,3 +248,59 @@ def test_405_names_every_method_of_the_path(
     assert response.status_code == 405
     assert response.headers["allow"] == allow
     assert response.json()["error"] == "method_not_allowed"
+
+
+def test_plans_document_their_answers_and_send_them(
+    spec: dict[str, Any], client: TestClient, world: World, session: Session
+) -> None:
+    for (method, path), (status, name) in PLANS.items():
+        content = spec["paths"][path][method]["responses"][status]["content"]
+        schema = content["application/json"]["schema"]
+        schema = schema.get("items", schema) if schema.get("type") == "array" else schema
+        assert schema == {"$ref": f"#/components/schemas/{name}"}, (method, path)
+        assert resolve(spec, schema)["properties"], (method, path)
+    needs = [{"capability": "fire_suppression", "count": 1}]
+    card = {"incident_type": "fire", "severity": "severe", "needs": needs}
+    assert client.post("/api/response-plans", json=card, headers=world.h("commander")).is_success
+    house = Warehouse(name="Depot", geom=from_shape(Point(24.9420, 60.1700), 4326))
+    shelter = Shelter(name="School", capacity=100, occupancy=10, accessible=True,
+                      pets_allowed=False, geom=from_shape(Point(24.9460, 60.1730), 4326))  # fmt: skip
+    session.add_all([house, shelter])
+    session.flush()
+    session.add(Stock(warehouse_id=house.id, item="drinking_water", unit_of_measure="litre",
+                      quantity=100))  # fmt: skip
+    session.commit()
+    h = world.h("dispatcher")
+    incident = client.post(
+        "/api/incidents",
+        json={"type": "Feature", "geometry": point(24.9442, 60.1716),
+              "properties": {"title": "Fire", "type": "fire", "severity": "severe"}},
+        headers=h,
+    ).json()["id"]  # fmt: skip
+    ring = [[24.943, 60.171], [24.945, 60.171], [24.945, 60.172], [24.943, 60.172]]
+    zone = {"id": "z", "population": 120, "with_pets": 5,
+            "geometry": {"type": "Polygon", "coordinates": [[*ring, ring[0]]]}}  # fmt: skip
+    demand = {"target": f"shelter:{shelter.id}", "item": "drinking_water", "quantity": 150}
+    answers = {
+        RecommendationsRead: client.get(f"/api/incidents/{incident}/recommendations", headers=h),
+        DispatchPlanRead: client.post(
+            "/api/dispatch/plan", json={"coverage": {"target_s": 300}}, headers=h
+        ),
+        SuppliesPlanRead: client.post(
+            "/api/supplies/allocate",
+            json={"demands": [demand], "fleet": [{"warehouse_id": house.id, "capacity": 60}]},
+            headers=h,
+        ),
+        EvacuationPlanRead: client.post("/api/evacuation/plan", json={"zones": [zone]}, headers=h),
+    }
+    for model, response in answers.items():
+        assert response.status_code == 200, response.text
+        body = response.json()
+        # Every field the service sends is declared: the model keeps the answer whole.
+        out = model.model_validate(body).model_dump(mode="json", exclude={"computed_at"})
+        assert out == {k: v for k, v in body.items() if k != "computed_at"}, model.__name__
+    recs = answers[RecommendationsRead].json()
+    assert recs["response_plan"] and any(e["route"] for e in recs["recommendations"])
+    assert answers[SuppliesPlanRead].json()["allocation"]["shortfalls"]
+    assert answers[SuppliesPlanRead].json()["routes"]["unserved"]
+    assert answers[EvacuationPlanRead].json()["plan"]["unplaced"]

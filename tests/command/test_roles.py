@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from core.security import PERMISSIONS, ROLES
-from tests.conftest import World, point
+from tests.support.world import World, point
 
 
 @dataclass(frozen=True)
@@ -333,7 +333,7 @@ def test_matrix_covers_every_write_action():
     """Every action a person can be granted appears in the matrix at least once."""
     covered = {c.action for c in CASES}
     # drill.watch guards a WebSocket subscription: its matrix is in tests/realtime;
-    # user.manage (audited, never published) has its own in tests/command/test_users.py.
+    # user.manage (audited, never published) has its own in tests/command/auth/test_users.py.
     assert set(PERMISSIONS) - {"alert.post", "drill.watch", "user.manage"} <= covered
 
 

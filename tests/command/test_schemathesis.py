@@ -10,7 +10,7 @@ it whose ids (1, 2, ...) the generated ids often hit.
 
 POST /api/alerts is kept: a person's token is refused there (403, documented), and a
 generated X-Api-Key signature is refused as 401; the signed path itself is tested in
-tests/command/test_alerts_api.py, since valid HMACs cannot be generated from the schema.
+tests/command/intake/test_alerts_api.py, since valid HMACs cannot be generated from the schema.
 """
 
 from __future__ import annotations
@@ -31,20 +31,20 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 from sqlalchemy import create_engine
-from sqlalchemy.orm import Session
 
-from command import auth
 from command.app import create_app
+from command.auth import service as auth
+from command.auth.models import User
 from command.migrate import upgrade
-from command.models import User
 from command.server import uvicorn_options
 from core.config import Settings
-from core.db import sqlalchemy_url
+from core.db import AuditedSession, sqlalchemy_url
 from gis.engine import Engine
-from tests.command.test_http_server import running
-from tests.conftest import TEST_SECRET, create_database, drop_database, point
+from tests.support.db import create_database, drop_database
+from tests.support.servers import serve_port
+from tests.support.world import TEST_SECRET, point
 
-pytestmark = pytest.mark.db
+pytestmark = pytest.mark.slow
 
 ROLES = ("dispatcher", "responder", "auditor")
 SEED = 20261122
@@ -79,7 +79,7 @@ def _seed_users(url: str, roles: tuple[str, ...], unit_id: int) -> dict[str, dic
     engine = create_engine(sqlalchemy_url(url))
     headers = {}
     try:
-        with Session(engine) as session:
+        with AuditedSession(engine) as session:
             password_hash = auth.hash_password("schemathesis-password")
             for role in roles:
                 user = User(
@@ -145,14 +145,15 @@ def _seed_city(base: str, admin: dict[str, str]) -> None:
 
 
 @pytest.fixture(scope="module")
-def live(road_engine: Engine) -> Iterator[Live]:
+def live(road_engine: Engine, database_url: str) -> Iterator[Live]:
+    del database_url  # skip or fail like the other database tests
     url = create_database("emergency_schemathesis")
     try:
         upgrade(url)
         settings = Settings(env="test", database_url=url, secret_key=TEST_SECRET, realtime=False)
         headers = _seed_users(url, ("admin",), unit_id=0)
         app = create_app(settings, graph=road_engine)
-        with running(app, **uvicorn_options(settings)) as port:
+        with serve_port(app, **uvicorn_options(settings)) as port:
             base = f"http://127.0.0.1:{port}"
             _seed_city(base, headers["admin"])  # unit 1 is E1
             headers |= _seed_users(url, ROLES, unit_id=1)

@@ -1,4 +1,4 @@
-from tests.conftest import World, point
+from tests.support.world import World, point
 
 
 def test_create_incident_and_read_back(client, world: World):

@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 from shapely.geometry import Point, Polygon
 from sqlalchemy import select, text
 
-from command.models import Alert, AlertArea, AlertInfo, Incident, WarningZone
+from command.incidents.models import Incident
+from command.intake.models import Alert, AlertArea, AlertInfo
+from command.zones.models import WarningZone
 from core import bulk
 
 ALERT = Alert.__table__

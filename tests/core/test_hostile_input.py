@@ -12,8 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from command.schemas import DispatchRequest, IncidentProps, TokenRequest
-from command.zones import ZoneProps
+from command.auth.schemas import TokenRequest
+from command.incidents.schemas import IncidentProps
+from command.tasks.schemas import DispatchRequest
+from command.zones.schemas import ZoneProps
 from core.validate import (
     MAX_ID,
     MULTI_LINE_PATTERN,

@@ -19,10 +19,8 @@ from sqlalchemy.orm import Session
 from command.migrate import upgrade
 from core import audit, audit_verify, changes, checkpoint, sealer
 from core.changes import record_change
-from core.db import make_sessionmaker, sqlalchemy_url
-from tests.conftest import create_database, drop_database
-
-pytestmark = pytest.mark.db
+from core.db import AuditedSession, make_sessionmaker, sqlalchemy_url
+from tests.support.db import create_database, drop_database
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +68,7 @@ def _change(session: Session, n: int, topics: tuple[str, ...] = ("t:seal",)) -> 
 
 
 def _report(engine: Engine, folder: Path | None = None) -> audit_verify.Report:
-    with Session(engine) as session:
+    with AuditedSession(engine) as session:
         return audit_verify.verify(session, changes.keyring(), checkpoint_dir=folder)
 
 
@@ -180,7 +178,7 @@ def test_a_rolled_back_change_leaves_nothing(own_db, running):
 
 def _stage_without_sealing(engine: Engine, n: int) -> None:
     """A writer that committed and died before any pass sealed its change."""
-    with Session(engine) as s:
+    with AuditedSession(engine) as s:
         _change(s, n, topics=("t:crash",))
         changes.write_pending(s)
         s.commit()  # nothing left to stage: no seal in this commit
@@ -213,7 +211,7 @@ def _cut(engine: Engine, sql: str, **params) -> None:
 
 
 def _commit(engine: Engine, n: int) -> None:
-    with Session(engine) as s:
+    with AuditedSession(engine) as s:
         for i in range(n):
             _change(s, i, topics=())
         s.commit()
@@ -244,6 +242,7 @@ def test_rows_cut_from_the_end_pass_the_links_but_not_a_checkpoint(own_url, tmp_
         drop_database(url)
 
 
+@pytest.mark.db  # a database of its own, made here (no database fixture)
 def test_a_relinked_chain_is_caught_by_an_older_checkpoint(tmp_path):
     """A superuser marks every row 'legacy' (plain SHA-256, which needs no key), raises
     the legacy bound and relinks the chain after editing a row: the links verify; the
@@ -254,7 +253,7 @@ def test_a_relinked_chain_is_caught_by_an_older_checkpoint(tmp_path):
         upgrade(url)
         _commit(engine, 6)
         checkpoint.write_now(make_sessionmaker(engine), changes.keyring(), tmp_path)
-        with Session(engine) as s:
+        with AuditedSession(engine) as s:
             rows = list(s.scalars(text("SELECT id FROM audit_event ORDER BY id")))
             s.expunge_all()
             loaded = [s.get(audit.AuditEvent, i) for i in rows]
@@ -359,7 +358,7 @@ def test_the_chain_id_and_its_checkpoints_survive_a_backup_and_restore(own_url, 
         )
         restored = create_engine(sqlalchemy_url(copy))
         try:
-            with Session(restored) as s, Session(own_db) as o:
+            with AuditedSession(restored) as s, AuditedSession(own_db) as o:
                 assert audit.chain(s).id == audit.chain(o).id
             report = _report(restored, tmp_path / "cp")
             assert report.ok and report.checkpoints == 1, report.problems

@@ -1,53 +1,32 @@
-"""The page tests' shared setup: Chromium (where it is, how it is launched, the viewports),
-and for the live screens the demo city with its roads in PostGIS, the app with its realtime
-hub, fresh pages, and REST calls as a demo user."""
+"""The page tests' shared fixtures: Chromium, and for the live screens the demo city with
+its roads in PostGIS, the app with its realtime hub, and fresh pages. The plain helpers
+(viewports, ``Api``, ``eventually``, ...) are in tests/support/browser.py."""
 
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx2 as httpx
 import pytest
-import yaml
 
 from command import roads
 from command.app import create_app
 from command.migrate import upgrade
-from command.seed import DATA_DIR, seed_demo
+from command.seed import seed_demo
 from core.config import Settings
 from core.db import make_engine, make_sessionmaker, session_scope
 from gis.roads_db import write_roads
-from tests.conftest import _unavailable, create_database, drop_database, serve_in_thread
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    # WebGL through SwiftShader: MapLibre draws the live map in headless Chromium.
-    "--use-gl=angle",
-    "--use-angle=swiftshader",
-    "--enable-unsafe-swiftshader",
-]
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "screenshots"
-BIG_SCREEN = {"width": 1920, "height": 1080}
-PHONE = {"width": 390, "height": 844}
-
-
-def demo_units() -> int:
-    return len(yaml.safe_load((DATA_DIR / "units.yaml").read_text(encoding="utf-8")))
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, DEMO_PASSWORD, TIMEOUT_MS
+from tests.support.db import create_database, drop_database, unavailable
+from tests.support.servers import serve_in_thread
 
 
 @pytest.fixture(scope="module")
 def chromium_path() -> Path:
     if not CHROMIUM.exists():
-        _unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium fonts-noto-cjk)")
+        unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium fonts-noto-cjk)")
     return CHROMIUM
 
 
@@ -67,22 +46,6 @@ def browser(chromium_path: Path) -> Iterator[Any]:
 # test_browser.py (the overview page) has its own demo_database and live_server: no roads,
 # no realtime hub. test_alert_screen.py has its own live_server (a secret key it knows).
 
-DEMO_PASSWORD = "demo-live-" + secrets.token_hex(6)
-TIMEOUT_MS = 20_000
-CENTRE = (24.9443, 60.1716)  # lon, lat of the demo city
-
-
-def _eventually(check: Callable[[], Any], what: str, timeout_s: float = 15.0) -> Any:
-    """Poll ``check`` until it returns something truthy; fail naming ``what``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
 
 @pytest.fixture(scope="module")
 def demo_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
@@ -90,7 +53,7 @@ def demo_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
     try:
         url = create_database("emergency_live")
     except Exception as exc:
-        _unavailable(f"no PostGIS: {str(exc).splitlines()[0]}")
+        unavailable(f"no PostGIS: {str(exc).splitlines()[0]}")
         raise
     try:
         upgrade(url)
@@ -169,46 +132,3 @@ def open_page(browser: Any, live_server: str) -> Iterator[Callable[..., Any]]:
     yield open_
     for context in contexts:
         context.close()
-
-
-class Api:
-    """REST calls as one demo user."""
-
-    def __init__(self, base: str, username: str) -> None:
-        self.base = base
-        response = httpx.post(
-            f"{base}/api/auth/token", json={"username": username, "password": DEMO_PASSWORD}
-        )
-        assert response.status_code == 200, response.text
-        self.headers = {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-    def get(self, path: str) -> Any:
-        response = httpx.get(f"{self.base}{path}", headers=self.headers, timeout=10)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def post(self, path: str, body: dict[str, Any], status: int = 200) -> Any:
-        response = httpx.post(f"{self.base}{path}", json=body, headers=self.headers, timeout=10)
-        assert response.status_code == status, response.text
-        return response.json()
-
-
-def shot(page: Any, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / name))
-
-
-def login_form(page: Any, username: str) -> None:
-    """Through the login hooks every page shares (DESIGN, "Screens: automation hooks")."""
-    page.fill("[data-testid=login-username]", username)
-    page.fill("[data-testid=login-password]", DEMO_PASSWORD)
-    page.click("[data-testid=login-submit]")
-
-
-def source_ids(page: Any, source: str) -> list[int]:
-    return list(
-        page.evaluate(
-            "async (s) => (await window.__map.getSource(s).getData()).features.map(f => f.id)",
-            source,
-        )
-    )

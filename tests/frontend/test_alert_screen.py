@@ -23,20 +23,12 @@ import httpx2 as httpx
 import pytest
 import shapely
 
-from command import auth
-from command.prepositions import staging_point
+from command.auth import service as auth
+from command.zones.prepositions import staging_point
 from core.db import make_engine, make_sessionmaker, session_scope
-from tests.command.test_alerts_api import alert_xml, ref, square
-from tests.conftest import point
-from tests.frontend.conftest import (
-    BIG_SCREEN,
-    CENTRE,
-    Api,
-    _eventually,
-    login_form,
-    shot,
-    source_ids,
-)
+from tests.support.browser import BIG_SCREEN, CENTRE, Api, eventually, login_form, shot, source_ids
+from tests.support.cap import alert_xml, ref, square
+from tests.support.world import point
 
 pytestmark = pytest.mark.browser
 
@@ -232,18 +224,18 @@ def test_alerts_warnings_review_and_proposal_on_the_big_screen(
     # On the map: the located incident (at its area's middle), never the unplaced ones;
     # the flood zone hatched with a red edge, the storm zone dashed as before.
     page.wait_for_function("window.__live.mapLoaded")
-    _eventually(lambda: zone_id in source_ids(page, "zones"), "the flood zone on the map")
+    eventually(lambda: zone_id in source_ids(page, "zones"), "the flood zone on the map")
     incident_ids = source_ids(page, "incidents")
     assert placed in incident_ids and not set(unplaced) & set(incident_ids)
     between = [(FLOOD_AT[0] + STORM_AT[0]) / 2, (FLOOD_AT[1] + STORM_AT[1]) / 2]
     page.evaluate("(c) => window.__map.jumpTo({center: c, zoom: 15.3})", between)
     settled(page)
-    _eventually(lambda: rendered(page, "zones-hatch", zone_id), "the hatched flood zone")
+    eventually(lambda: rendered(page, "zones-hatch", zone_id), "the hatched flood zone")
     assert rendered(page, "zones-blocked-line", zone_id)
     assert not rendered(page, "zones-line", zone_id)
     legend = page.locator("#legend").inner_text()
     assert "道路封闭" in legend and "预警区域" in legend
-    _eventually(lambda: rendered(page, "zones-line", storm_zone), "the dashed storm zone")
+    eventually(lambda: rendered(page, "zones-line", storm_zone), "the dashed storm zone")
     assert not rendered(page, "zones-blocked-line", storm_zone)
     shot(page, "screen-alerts-review-zh-CN-1920x1080.png")
 
@@ -312,7 +304,7 @@ def test_alerts_warnings_review_and_proposal_on_the_big_screen(
     cancelled = warning_system(json.dumps(cancel), "application/json")
     assert cancelled["ended_zone_ids"] == [zone_id]
     page.locator(f"#alerts li[data-alert-id='{cancelled['alert_id']}']").wait_for()
-    _eventually(lambda: zone_id not in source_ids(page, "zones"), "the flood zone to leave")
+    eventually(lambda: zone_id not in source_ids(page, "zones"), "the flood zone to leave")
     page.wait_for_selector("#proposal", state="hidden")
     assert page.evaluate("window.__live.proposal") is None
     assert storm_zone in source_ids(page, "zones")
@@ -332,8 +324,8 @@ def test_alerts_warnings_review_and_proposal_on_the_big_screen(
                   expires=now + timedelta(seconds=6), areas=[square(*FLOOD_AT, half=0.001)])
     )  # fmt: skip
     (brief_zone,) = brief["zone_ids"]
-    _eventually(lambda: brief_zone in source_ids(page, "zones"), "the short-lived zone")
-    _eventually(
+    eventually(lambda: brief_zone in source_ids(page, "zones"), "the short-lived zone")
+    eventually(
         lambda: brief_zone not in source_ids(page, "zones"), "the zone to expire", timeout_s=20
     )
     assert storm_zone in source_ids(page, "zones")

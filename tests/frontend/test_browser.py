@@ -16,14 +16,15 @@ import pytest
 from shapely.geometry import Point
 
 from command.app import create_app
-from command.incidents import create_incident
+from command.incidents.service import create_incident
 from command.migrate import upgrade
 from command.seed import DATA_DIR, seed_demo
 from core.config import Settings
 from core.db import make_engine, make_sessionmaker, session_scope
 from core.security import SYSTEM
-from tests.conftest import _unavailable, create_database, drop_database, serve_in_thread
-from tests.frontend.conftest import BIG_SCREEN, PHONE, SCREENSHOTS, demo_units
+from tests.support.browser import BIG_SCREEN, PHONE, SCREENSHOTS, demo_units
+from tests.support.db import create_database, drop_database, unavailable
+from tests.support.servers import serve_in_thread
 
 pytestmark = pytest.mark.browser
 
@@ -48,7 +49,7 @@ def demo_database() -> Iterator[str]:
     try:
         url = create_database("emergency_browser")
     except Exception as exc:
-        _unavailable(f"no PostGIS: {str(exc).splitlines()[0]}")
+        unavailable(f"no PostGIS: {str(exc).splitlines()[0]}")
         raise
     try:
         upgrade(url)

@@ -18,13 +18,13 @@ import pytest
 from sqlalchemy import text
 
 from core.db import make_engine
-from tests.frontend.conftest import (
+from tests.support.browser import (
     BIG_SCREEN,
     CENTRE,
     PHONE,
     Api,
-    _eventually,
     demo_units,
+    eventually,
     login_form,
     shot,
     source_ids,
@@ -120,7 +120,7 @@ def test_screen_shows_the_live_situation(open_page, live_server, database_url):
     assert "仓库起火" in item.inner_text()
     assert page.locator("#feed li").first.get_attribute("data-seq") == str(seq)
     page.wait_for_function(f"window.__live.topics.situation >= {seq}")
-    _eventually(
+    eventually(
         lambda: incident["id"] in source_ids(page, "incidents"), "the incident on the map source"
     )
     page.wait_for_function(
@@ -155,7 +155,7 @@ def test_screen_shows_the_live_situation(open_page, live_server, database_url):
         feature = source_feature(page, "units", unit["id"])
         return bool(feature) and feature["geometry"]["coordinates"] == pytest.approx([lon, lat])
 
-    _eventually(moved, "the unit's point to move")
+    eventually(moved, "the unit's point to move")
     dispatch = page.locator("#feed li[data-event='unit.position_reported']")
     assert dispatch.count() >= 1
 
@@ -286,7 +286,7 @@ def test_responder_receives_acks_and_moves_a_task(open_page, live_server, databa
         f"{CENTRE[1] + 0.001:.5f}, {CENTRE[0] + 0.001:.5f}"
     )
     assert page.locator("#task-distance").inner_text().endswith(("m", "km"))
-    _eventually(
+    eventually(
         lambda: dispatcher.get(f"/api/tasks/{task['id']}")["acknowledged_at"],
         "the phone to acknowledge the task",
     )
@@ -301,10 +301,10 @@ def test_responder_receives_acks_and_moves_a_task(open_page, live_server, databa
         return lambda: dispatcher.get(f"/api/tasks/{task['id']}")["status"] == expected
 
     page.get_by_role("button", name="接受").click()
-    _eventually(task_status("accepted"), "the task to be accepted")
+    eventually(task_status("accepted"), "the task to be accepted")
     page.wait_for_selector(".steps button.next[data-step='en_route']")
     page.get_by_role("button", name="出发").click()
-    _eventually(task_status("en_route"), "the task to be en route")
+    eventually(task_status("en_route"), "the task to be en route")
     page.wait_for_function("window.__live.outbox === 0")
 
     # Offline: "arrive" waits in the outbox (in localStorage) ...
@@ -324,7 +324,7 @@ def test_responder_receives_acks_and_moves_a_task(open_page, live_server, databa
 
     # ... and back online it is delivered once, with the key it was queued with.
     page.context.set_offline(False)
-    _eventually(task_status("on_scene"), "the queued arrival to be delivered")
+    eventually(task_status("on_scene"), "the queued arrival to be delivered")
     page.wait_for_function("window.__live.outbox === 0 && window.__live.state === 'live'")
     assert len(event_seqs(database_url, topic, "task.on_scene", task["id"])) == 1
     audit = admin.get(f"/api/audit?entity=task&entity_id={task['id']}&limit=100")["items"]
@@ -350,12 +350,12 @@ def test_responder_receives_acks_and_moves_a_task(open_page, live_server, databa
         coords = dispatcher.get(f"/api/units/{unit_id}")["geometry"]["coordinates"]
         return bool(coords == pytest.approx([lon, lat], abs=1e-6))
 
-    _eventually(at_phone_position, "the unit to be at the phone's position")
+    eventually(at_phone_position, "the unit to be at the phone's position")
     assert "8 m" in page.locator("#gps-info").inner_text()
 
     # Done: the card goes, the unit is free again.
     page.get_by_role("button", name="完成").click()
-    _eventually(task_status("done"), "the task to be done")
+    eventually(task_status("done"), "the task to be done")
     page.wait_for_selector("#no-task:not([hidden])")
     page.click("#lang")
     assert page.locator("#no-task").inner_text() == "No task — standing by"

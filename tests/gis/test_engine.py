@@ -27,8 +27,7 @@ from gis.engine import Closures, Engine, Snap, SnapError
 from gis.graph import RoadGraph
 from gis.network import LoadedNetwork, load_network
 from gis.profile import DEFAULT_PROFILE, load_profile
-
-from .conftest import SMALL, extract_path
+from tests.support.osm import SMALL, extract_path
 
 N_SOURCES = 10
 N_TARGETS = 100

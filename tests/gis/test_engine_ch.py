@@ -8,7 +8,7 @@ import pytest
 
 from gis.engine import Closures, Engine, Snap
 from gis.network import load_network
-from tests.gis.conftest import extract_path
+from tests.support.osm import extract_path
 
 
 def _snaps(engine: Engine, rng: np.random.Generator, k: int) -> list[Snap]:

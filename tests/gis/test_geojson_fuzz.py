@@ -23,9 +23,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from gis.geojson import parse_geometry
-from tests.conftest import World
+from tests.support.world import World
 
-pytestmark = pytest.mark.db
+pytestmark = pytest.mark.slow
 
 Count = Callable[[str], int]
 WRITTEN = ("incident", "warning_zone", "event", "audit_event")

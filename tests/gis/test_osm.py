@@ -20,8 +20,7 @@ from gis.graph import LoadReport, RoadGraph
 from gis.network import LoadedNetwork
 from gis.osm import build_graph
 from gis.profile import DEFAULT_PROFILE, load_profile, parse_maxspeed
-
-from .conftest import extract_path
+from tests.support.osm import extract_path
 
 LON0, LAT0 = 10.0, 50.0
 STEP = 0.001  # degrees between neighbouring test nodes (~71 m east-west, ~111 m north-south)

@@ -27,16 +27,16 @@ import websockets
 from sqlalchemy import func, select, text
 
 from command.app import create_app
-from command.models import ACTIVE_TASK_STATUSES, Incident, Task
+from command.incidents.models import Incident
+from command.tasks.models import ACTIVE_TASK_STATUSES, Task
 from core.config import Settings
 from core.outbox import Event
 from realtime import store
 from resources.models import UnitPosition
-from tests.conftest import serve_in_thread
-from tests.realtime.conftest import SECRET, LiveDb, Ws
-from tests.realtime.test_hub import dispatch, finish, head, incident
+from tests.support.live import SECRET, LiveDb, Ws, dispatch, finish, head, incident
+from tests.support.servers import serve_in_thread
 
-pytestmark = [pytest.mark.db, pytest.mark.anyio]
+pytestmark = pytest.mark.anyio
 
 RECHECK_S = 1.0
 ROLES = ("commander", "dispatcher", "responder", "planner", "auditor", "admin")
@@ -336,8 +336,8 @@ async def test_a_fresh_token_for_another_role_does_not_carry_the_old_subscriptio
 ):
     """A dispatcher watching unit:X, made a responder of unit Y, may not swap in a token
     of the new role on the same socket (its subscriptions were authorised for the old)."""
-    from command import auth
-    from command.models import User
+    from command.auth import service as auth
+    from command.auth.models import User
 
     x, y = live_db.add_units(2)
     name = new_user(live_db, "dispatcher")

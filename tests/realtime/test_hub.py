@@ -18,15 +18,15 @@ import websockets
 from sqlalchemy import func, select, text
 
 from command.app import create_app
-from command.models import Task
+from command.tasks.models import Task
 from core.config import Settings
 from core.outbox import Event
 from realtime import store
 from resources.models import UnitPosition
-from tests.conftest import serve_in_thread
-from tests.realtime.conftest import SECRET, LiveDb, Ws, ws_url
+from tests.support.live import SECRET, LiveDb, Ws, dispatch, finish, head, incident, ws_url
+from tests.support.servers import serve_in_thread
 
-pytestmark = [pytest.mark.db, pytest.mark.anyio]
+pytestmark = pytest.mark.anyio
 
 ACK_TIMEOUT_S = 1.0
 
@@ -52,50 +52,12 @@ def base(server: tuple[str, Any]) -> str:
     return server[0]
 
 
-def incident(db: LiveDb, base: str, title: str = "Fire") -> int:
-    body = {
-        "type": "Feature",
-        "geometry": {"type": "Point", "coordinates": [24.942, 60.171]},
-        "properties": {"title": title, "type": "fire", "severity": "moderate"},
-    }
-    r = httpx.post(f"{base}/api/incidents", json=body, headers=db.headers("dispatcher"))
-    assert r.status_code == 201, r.text
-    return int(r.json()["id"])
-
-
-def dispatch(db: LiveDb, base: str, unit_id: int) -> int:
-    inc = incident(db, base, "Task for the phone")
-    r = httpx.post(
-        f"{base}/api/incidents/{inc}/dispatch",
-        json={"unit_ids": [unit_id]},
-        headers=db.headers("dispatcher"),
-    )
-    assert r.status_code == 201, r.text
-    return int(r.json()[0]["id"])
-
-
-def head(db: LiveDb, topic: str) -> int:
-    with db.sessions() as s:
-        return store.topic_head(s, topic)
-
-
 def events(db: LiveDb, topic: str, type_: str | None = None) -> list[Event]:
     with db.sessions() as s:
         stmt = select(Event).where(Event.topic == topic).order_by(Event.seq)
         if type_:
             stmt = stmt.where(Event.type == type_)
         return list(s.scalars(stmt))
-
-
-def finish(db: LiveDb, base: str, task_id: int, unit_id: int) -> None:
-    """Drive a task to done over REST so its unit can be dispatched again."""
-    for step in ("accepted", "en_route", "on_scene", "done"):
-        r = httpx.post(
-            f"{base}/api/tasks/{task_id}/status",
-            json={"status": step},
-            headers=db.headers(db.responder(unit_id)),
-        )
-        assert r.status_code == 200, r.text
 
 
 # --- hello, snapshot, replay, resync -----------------------------------------------
@@ -230,8 +192,8 @@ async def test_the_token_goes_in_the_first_message_only(live_db: LiveDb, base: s
 
 
 async def test_an_expired_token_closes_the_socket(live_db: LiveDb, base: str):
-    from command import auth
-    from command.models import User
+    from command.auth import service as auth
+    from command.auth.models import User
 
     with live_db.sessions() as s:
         user = s.scalars(select(User).where(User.username == "dispatcher")).one()

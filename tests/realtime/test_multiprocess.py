@@ -14,10 +14,10 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
-from bench.http_api import running_server
-from tests.realtime.conftest import SECRET, Feed, LiveDb, incident_feature, topic_heads
+from tests.support.live import SECRET, Feed, LiveDb, incident_feature, topic_heads
+from tests.support.servers import running_server
 
-pytestmark = pytest.mark.db
+pytestmark = pytest.mark.slow
 
 
 def _p99(values: list[float]) -> float:

@@ -21,9 +21,7 @@ from sqlalchemy.orm import Session
 from command.app import create_app
 from core.config import Settings
 from gis.crs import from_wgs84
-from tests.conftest import World, point
-
-pytestmark = pytest.mark.db
+from tests.support.world import World, point
 
 Count = Callable[[str], int]
 

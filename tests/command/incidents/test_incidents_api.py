@@ -7,7 +7,7 @@ import json
 import pytest
 from sqlalchemy import text
 
-from tests.conftest import World, point
+from tests.support.world import World, point
 
 SQUARE = {
     "type": "Polygon",

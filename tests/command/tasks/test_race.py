@@ -26,18 +26,20 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from command import auth, tasks
 from command.app import create_app
+from command.auth import service as auth
+from command.auth.models import User
+from command.incidents.models import Incident
 from command.migrate import upgrade
-from command.models import Incident, Task, User
+from command.tasks import service as tasks
+from command.tasks.models import Task
 from core.config import Settings
-from core.db import sqlalchemy_url
+from core.db import AuditedSession, sqlalchemy_url
 from core.errors import Conflict, InvalidTransition
 from core.security import Principal
 from resources.models import Station, Unit
-from tests.conftest import TEST_SECRET, create_database, drop_database, point
-
-pytestmark = pytest.mark.db
+from tests.support.db import create_database, drop_database
+from tests.support.world import TEST_SECRET, point
 
 ACTIVE = "('assigned', 'accepted', 'en_route', 'on_scene')"
 
@@ -60,7 +62,7 @@ def race_db(database_url: str) -> Iterator[RaceDb]:
     engine = create_engine(sqlalchemy_url(url), pool_size=5)
     try:
         upgrade(url)
-        with Session(engine) as s:
+        with AuditedSession(engine) as s:
             station = Station(name="Race station", kind="fire", geom=_geom(24.94, 60.17))
             s.add(station)
             s.flush()
@@ -103,7 +105,7 @@ def _unit(s: Session, station_id: int) -> Unit:
 @pytest.fixture
 def unit_id(race_db: RaceDb) -> int:
     """A fresh, committed, available unit for one test."""
-    with Session(race_db.engine) as s:
+    with AuditedSession(race_db.engine) as s:
         unit = _unit(s, race_db.station_id)
         s.commit()
         return int(unit.id)
@@ -285,7 +287,7 @@ def _incident(s: Session, title: str) -> int:
 @pytest.mark.parametrize("gated", [True, False])
 def test_two_sessions_racing_in_the_service(race_db: RaceDb, unit_id: int, gated: bool):
     engine = race_db.engine
-    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    factory = sessionmaker(class_=AuditedSession, bind=engine, expire_on_commit=False)
     with factory() as s:
         incidents = [_incident(s, "Service race A"), _incident(s, "Service race B")]
         s.commit()
@@ -325,16 +327,16 @@ def test_unique_index_stops_a_second_active_task_from_another_transaction(
     """Even code that skips the unit lock cannot commit two active tasks for one unit:
     the second insert waits on the first transaction, then fails on the index."""
     engine = race_db.engine
-    with Session(engine) as s:
+    with AuditedSession(engine) as s:
         first_incident, second_incident = _incident(s, "Index A"), _incident(s, "Index B")
         s.commit()
 
-    with Session(engine) as first:
+    with AuditedSession(engine) as first:
         first.add(Task(incident_id=first_incident, unit_id=unit_id, status="assigned"))
         first.flush()  # holds the index entry, uncommitted
 
         def second_insert() -> str:
-            with Session(engine) as second:
+            with AuditedSession(engine) as second:
                 second.add(Task(incident_id=second_incident, unit_id=unit_id, status="en_route"))
                 try:
                     second.commit()
@@ -369,7 +371,7 @@ def test_task_step_and_incident_cancel_at_once_do_not_deadlock(
     cancel is refused as an invalid transition. Either way the unit ends up free.
     """
     engine = race_db.engine
-    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    factory = sessionmaker(class_=AuditedSession, bind=engine, expire_on_commit=False)
     who = race_db.dispatcher
     with factory() as s:
         incident_id = _incident(s, "Deadlock")

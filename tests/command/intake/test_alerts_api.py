@@ -22,16 +22,18 @@ from shapely.geometry import Point
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from command import alerts, auth, cap, prepositions
-from command.models import Alert, ApiKey, Incident, WarningZone
+from command.auth import service as auth
+from command.auth.models import ApiKey
+from command.incidents.models import Incident
+from command.intake import cap
+from command.intake import service as intake
+from command.intake.models import Alert
+from command.zones import ending, prepositions
+from command.zones.models import WarningZone
 from core.config import Settings
-from core.security import Principal
 from resources.models import Shelter
-from tests.conftest import World, point
-
-CAP_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "cap"
-WARNING_SYSTEM = Principal(kind="apikey", id=1, name="warning-system", role="machine")
-CENTRE = (24.9442949, 60.1716313)  # the demo city (Helsinki)
+from tests.support.cap import CAP_DIR, CENTRE, WARNING_SYSTEM, alert_xml, ref, square
+from tests.support.world import World, point
 
 
 def cap_files() -> list[Path]:
@@ -66,55 +68,6 @@ def post(client, api_key):
 
 def rows(session: Session, table: str) -> int:
     return int(session.execute(text(f'SELECT count(*) FROM "{table}"')).scalar_one())
-
-
-def square(lon: float, lat: float, half: float = 0.002) -> str:
-    """A CAP polygon (lat,lon pairs, closed) around a point."""
-    ring = [(lat - half, lon - half), (lat - half, lon + half), (lat + half, lon + half),
-            (lat + half, lon - half), (lat - half, lon - half)]  # fmt: skip
-    return " ".join(f"{a},{b}" for a, b in ring)
-
-
-def alert_xml(
-    identifier: str,
-    *,
-    sent: datetime | None = None,
-    status: str = "Actual",
-    msg_type: str = "Alert",
-    references: str | None = None,
-    event: str = "Flash Flood",
-    category: str = "Met",
-    severity: str = "Severe",
-    urgency: str = "Immediate",
-    areas: list[str] | None = None,
-    expires: datetime | None = None,
-    blocks_roads: bool = False,
-    language: str = "zh-CN",
-) -> str:
-    sent = sent or datetime.now(UTC).replace(microsecond=0)
-    expires = expires or sent + timedelta(hours=6)
-    refs = f"<references>{references}</references>" if references else ""
-    param = ("<parameter><valueName>blocks_roads</valueName><value>true</value></parameter>"
-             if blocks_roads else "")  # fmt: skip
-    area_xml = "".join(
-        f"<area><areaDesc>区域{n}</areaDesc><polygon>{poly}</polygon></area>"
-        for n, poly in enumerate(areas if areas is not None else [square(*CENTRE)], start=1)
-    )
-    return f"""<?xml version="1.0" encoding="UTF-8"?>
-<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">
-  <identifier>{identifier}</identifier><sender>warning@city.gov.cn</sender>
-  <sent>{sent.isoformat()}</sent><status>{status}</status><msgType>{msg_type}</msgType>
-  <scope>Public</scope>{refs}
-  <info><language>{language}</language><category>{category}</category><event>{event}</event>
-    <urgency>{urgency}</urgency><severity>{severity}</severity><certainty>Observed</certainty>
-    <expires>{expires.isoformat()}</expires><headline>{event} 预警</headline>
-    <description>河水上涨</description><instruction>远离低洼地区</instruction>
-    {param}{area_xml}</info>
-</alert>"""
-
-
-def ref(identifier: str, sent: datetime) -> str:
-    return f"warning@city.gov.cn,{identifier},{sent.isoformat()}"
 
 
 # --- every real file, over HTTP ----------------------------------------------------------
@@ -185,7 +138,7 @@ def _fresh(session: Session, name: str) -> tuple[dict[str, Any], list[Incident],
     """Intake the file with the clock at its `sent` time (as a live feed would)."""
     path = next(p for p in cap_files() if p.name == name)
     parsed = cap.parse(path.read_bytes(), "application/cap+xml")
-    answer, created = alerts.intake(
+    answer, created = intake.intake(
         session, parsed, raw=path.read_bytes(), content_type="application/cap+xml",
         principal=WARNING_SYSTEM, now=parsed.sent + timedelta(minutes=1),
     )  # fmt: skip
@@ -420,8 +373,8 @@ def test_expired_zones_leave_the_live_map(post, session, client, world):
     a = post(alert_xml("EXP-1", sent=sent, expires=sent + timedelta(minutes=30))).json()
     zone_id = a["zone_ids"][0]
     start = _last_event(session)
-    assert alerts.end_expired_zones(session, WARNING_SYSTEM, now=sent + timedelta(minutes=10)) == 0
-    assert alerts.end_expired_zones(session, WARNING_SYSTEM, now=sent + timedelta(minutes=31)) == 1
+    assert ending.end_expired_zones(session, WARNING_SYSTEM, now=sent + timedelta(minutes=10)) == 0
+    assert ending.end_expired_zones(session, WARNING_SYSTEM, now=sent + timedelta(minutes=31)) == 1
     session.commit()
     assert _events(session, "situation", start) == ["warning_zone.ended"]
     assert session.get(WarningZone, zone_id).status == "ended"
@@ -644,7 +597,7 @@ def test_intake_is_counted_in_metrics(post, client):
 
 
 def test_a_full_intake_answers_503_and_stores_nothing(post, app, session):
-    from command.alert_queue import AlertQueue
+    from command.intake.queue import AlertQueue
 
     def never(_items):  # pragma: no cover - nothing may reach intake
         raise AssertionError("taken in")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shapely
 from shapely.geometry import Point, mapping
 
-from tests.conftest import World, point
+from tests.support.world import World, point
 
 CENTRE = (24.9442949, 60.1716313)
 UNIT_AT = (24.9400, 60.1680)

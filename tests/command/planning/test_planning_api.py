@@ -11,13 +11,14 @@ from shapely.geometry import Point
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from command import planning
-from command.models import SEVERITIES
+from command.incidents.models import SEVERITIES
+from command.planning import service as planning
+from core.db import AuditedSession
 from core.errors import Conflict
 from core.security import SYSTEM
 from dispatch.supplies import Allocation, Shipment
 from resources.models import Shelter, Stock, Warehouse
-from tests.conftest import World, point
+from tests.support.world import World, point
 
 SPOTS = [(24.9442, 60.1716), (24.9400, 60.1680), (24.9500, 60.1750), (24.9380, 60.1740)]
 
@@ -160,7 +161,7 @@ def test_evacuation_plan_and_commit_hold_space(client, world, depot, session):
 
 def test_concurrent_reservations_never_overdraw_stock(engine):
     """Two planners commit 60 of the same 100 at once: one wins, one gets 409, stock 40."""
-    with Session(engine) as s:
+    with AuditedSession(engine) as s:
         house = Warehouse(name="Race depot", geom=from_shape(Point(24.94, 60.17), 4326))
         s.add(house)
         s.flush()
@@ -175,7 +176,7 @@ def test_concurrent_reservations_never_overdraw_stock(engine):
     outcomes: list[str] = []
 
     def commit() -> None:
-        with Session(engine) as s:
+        with AuditedSession(engine) as s:
             barrier.wait()
             try:
                 planning._reserve(s, allocation, {"allocation": {}}, [], SYSTEM)
@@ -190,7 +191,7 @@ def test_concurrent_reservations_never_overdraw_stock(engine):
         t.start()
     for t in threads:
         t.join(30)
-    with Session(engine) as s:
+    with AuditedSession(engine) as s:
         left = s.execute(text("SELECT quantity FROM stock WHERE warehouse_id = :w"),
                          {"w": house_id}).scalar_one()  # fmt: skip
         s.execute(text("DELETE FROM plan_record WHERE kind = 'supplies' AND request = '{}'::jsonb"))

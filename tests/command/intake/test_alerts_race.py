@@ -17,13 +17,12 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
-from command import alerts, cap
+from command.intake import cap
+from command.intake import service as intake
 from command.migrate import upgrade
-from core.db import sqlalchemy_url
-from tests.command.test_alerts_api import WARNING_SYSTEM, alert_xml, ref
-from tests.conftest import create_database, drop_database
-
-pytestmark = pytest.mark.db
+from core.db import AuditedSession, sqlalchemy_url
+from tests.support.cap import WARNING_SYSTEM, alert_xml, ref
+from tests.support.db import create_database, drop_database
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +40,7 @@ def own_db(database_url: str) -> Iterator[Engine]:
 
 def _race(engine: Engine, bodies: list[str]) -> list[dict[str, Any]]:
     """Intake each body in its own thread and transaction, all released at once."""
-    sessions = sessionmaker(bind=engine, expire_on_commit=False)
+    sessions = sessionmaker(class_=AuditedSession, bind=engine, expire_on_commit=False)
     barrier = threading.Barrier(len(bodies))
     answers: list[dict[str, Any]] = [{} for _ in bodies]
     errors: list[BaseException] = []
@@ -51,7 +50,7 @@ def _race(engine: Engine, bodies: list[str]) -> list[dict[str, Any]]:
             parsed = cap.parse(bodies[n].encode(), "application/cap+xml")
             with sessions() as session:
                 barrier.wait(timeout=10)
-                answers[n], _ = alerts.intake(
+                answers[n], _ = intake.intake(
                     session, parsed, raw=bodies[n].encode(), content_type="application/cap+xml",
                     principal=WARNING_SYSTEM,
                 )  # fmt: skip

@@ -12,17 +12,16 @@ import httpx2 as httpx
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session
 
-from command import auth
 from command.app import create_app
+from command.auth import service as auth
+from command.auth.models import User
 from command.migrate import upgrade
-from command.models import User
 from core.config import Settings
-from core.db import sqlalchemy_url
-from tests.conftest import TEST_SECRET, create_database, drop_database, serve_in_thread
-
-pytestmark = pytest.mark.db
+from core.db import AuditedSession, sqlalchemy_url
+from tests.support.db import create_database, drop_database
+from tests.support.servers import serve_in_thread
+from tests.support.world import TEST_SECRET
 
 
 @pytest.fixture
@@ -39,7 +38,7 @@ def own_db(database_url: str) -> Iterator[tuple[str, Engine]]:
 
 
 def _token(engine: Engine, role: str, password_hash: str) -> str:
-    with Session(engine, expire_on_commit=False) as s:
+    with AuditedSession(engine, expire_on_commit=False) as s:
         user = User(username=role, password_hash=password_hash, role=role)
         s.add(user)
         s.commit()

@@ -17,17 +17,19 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
-from command import auth
 from command.app import create_app
+from command.auth import service as auth
+from command.auth.login import Logins
 from command.client_address import address_key, client_address
-from command.login import Logins
 from command.migrate import upgrade
 from core.audit import AuditEvent
 from core.config import Settings
-from core.db import sqlalchemy_url
+from core.db import AuditedSession, sqlalchemy_url
 from core.errors import Busy, TooManyRequests, Unauthenticated
 from core.metrics import registry
-from tests.conftest import PASSWORD, World, create_database, drop_database, serve_in_thread
+from tests.support.db import create_database, drop_database
+from tests.support.servers import serve_in_thread
+from tests.support.world import PASSWORD, World
 
 LIMITS = {"login_max_failures": 3, "login_max_failures_per_address": 5}
 
@@ -303,7 +305,7 @@ def shared_db(settings: Settings) -> Iterator[tuple[Settings, list[sessionmaker[
     url = create_database("emergency_login")
     upgrade(url)
     engines: list[Engine] = [create_engine(sqlalchemy_url(url)) for _ in range(2)]
-    factories = [sessionmaker(e, expire_on_commit=False) for e in engines]
+    factories = [sessionmaker(e, class_=AuditedSession, expire_on_commit=False) for e in engines]
     with factories[0]() as session:
         auth.add_user(session, username="alice", password=PASSWORD, role="dispatcher")
         session.commit()

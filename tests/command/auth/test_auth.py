@@ -14,11 +14,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from command import auth
-from command.models import ApiKey
+from command.auth import service as auth
+from command.auth.models import ApiKey
 from core.config import Settings
 from core.errors import Unauthenticated
-from tests.conftest import PASSWORD, World, point
+from tests.support.world import PASSWORD, World, point
 
 
 def _assert_unauthenticated(r: Any) -> dict[str, Any]:

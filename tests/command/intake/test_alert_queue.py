@@ -16,15 +16,21 @@ import pytest
 from sqlalchemy import Connection, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from bench.alerts import generate, shape_of
-from command import alerts, auth, cap
-from command.alert_queue import AlertQueue, Busy, Item
-from command.alerts_router import take_in
-from command.models import Alert, ApiNonce, Incident, WarningZone
+from command.auth import service as auth
+from command.auth.models import ApiNonce
+from command.incidents.models import Incident
+from command.intake import cap
+from command.intake import service as intake
+from command.intake.models import Alert
+from command.intake.queue import AlertQueue, Busy, Item
+from command.intake.router import take_in
+from command.zones.models import WarningZone
 from core.config import Settings
+from core.db import AuditedSession
 from core.errors import Unauthenticated
-from tests.command.test_alerts_api import alert_xml, square
-from tests.conftest import chain_ok
+from tests.support.alert_traffic import generate, shape_of
+from tests.support.cap import alert_xml, square
+from tests.support.db import chain_ok
 
 # --- the queue (no database) ----------------------------------------------------------
 
@@ -166,14 +172,14 @@ def test_one_bad_alert_fails_only_itself(
     session: Session,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real = alerts._store_parts
+    real = intake._store_parts
 
     def store_parts(conn: Any, stored: Any) -> None:
         if any(a.identifier == "QB-BAD" for _, a in stored):  # the database refuses it
             conn.execute(text("SELECT 1 / 0"))
         real(conn, stored)
 
-    monkeypatch.setattr(alerts, "_store_parts", store_parts)
+    monkeypatch.setattr(intake, "_store_parts", store_parts)
     batch = [signer(alert_xml("QB-OK-1")), signer(alert_xml("QB-BAD")),
              signer(alert_xml("QB-OK-2"))]  # fmt: skip
     results = take_in(session_factory, settings, batch)
@@ -217,28 +223,28 @@ def test_a_batch_checks_each_signature_and_spends_it_once(
 # --- set-based intake of plain alerts: the same outcome as one by one ------------------
 
 
-def _posted(body: str | bytes, principal: auth.Principal) -> alerts.Posted:
+def _posted(body: str | bytes, principal: auth.Principal) -> intake.Posted:
     raw = body.encode() if isinstance(body, str) else body
-    return alerts.Posted(cap.parse(raw, "application/cap+xml"), raw, "application/cap+xml",
+    return intake.Posted(cap.parse(raw, "application/cap+xml"), raw, "application/cap+xml",
                          principal)  # fmt: skip
 
 
 def _taken(
-    connection: Connection, batches: list[list[alerts.Posted]], now: datetime, *, batched: bool
+    connection: Connection, batches: list[list[intake.Posted]], now: datetime, *, batched: bool
 ) -> tuple[list[tuple[Any, ...]], Counter[tuple[Any, ...]]]:
     """Take the batches in, in a savepoint rolled back after; each answer's shape (its
     thread named by the identifier of the thread's first alert) and the incidents and zones
     left, by alert identifier."""
     savepoint = connection.begin_nested()
     try:
-        with Session(bind=connection, join_transaction_mode="create_savepoint") as s:
+        with AuditedSession(bind=connection, join_transaction_mode="create_savepoint") as s:
             answers = []
             for batch in batches:
                 if batched:
-                    answers += alerts.intake_many(s, batch, now)
+                    answers += intake.intake_many(s, batch, now)
                 else:
                     answers += [
-                        alerts.intake(s, p.alert, raw=p.raw, content_type=p.content_type,
+                        intake.intake(s, p.alert, raw=p.raw, content_type=p.content_type,
                                       principal=p.principal, now=now)
                         for p in batch
                     ]  # fmt: skip
@@ -301,10 +307,10 @@ def test_a_plain_alert_already_named_by_a_later_one_is_stale(session: Session) -
         original = _posted(alert_xml(f"QS-{n}", sent=sent), poster)
         other = _posted(alert_xml(f"QS-{n}-other", sent=sent), poster)
         if same_batch:
-            results = alerts.intake_many(session, [update, original, other])
+            results = intake.intake_many(session, [update, original, other])
         else:
-            results = alerts.intake_many(session, [update])
-            results += alerts.intake_many(session, [original, other])
+            results = intake.intake_many(session, [update])
+            results += intake.intake_many(session, [original, other])
         (u, _), (o, _), (x, _) = results
         assert u["action"] == "created"  # an Update of nothing here: taken as new
         assert (o["action"], o["incident_ids"], o["thread_id"]) == ("stale", [], u["alert_id"])
@@ -314,8 +320,8 @@ def test_a_plain_alert_already_named_by_a_later_one_is_stale(session: Session) -
 def test_plain_duplicates_answer_with_the_first(session: Session) -> None:
     poster = caller()
     body = alert_xml("QD-1")
-    ((first, created),) = alerts.intake_many(session, [_posted(body, poster)])
-    results = alerts.intake_many(
+    ((first, created),) = intake.intake_many(session, [_posted(body, poster)])
+    results = intake.intake_many(
         session, [_posted(alert_xml("QD-2"), poster), _posted(body, poster),
                   _posted(body, poster)]
     )  # fmt: skip

@@ -38,8 +38,9 @@ from hypothesis import strategies as st
 from pyproj import Geod
 from shapely import MultiPolygon, Point, Polygon
 
-from command import cap
+from command.intake import cap
 from core.errors import InvalidInput
+from gis import geodesy
 
 XML = "application/cap+xml"
 JSON = "application/json"
@@ -366,7 +367,7 @@ def test_australia_circle_is_a_geodesic_25_km_polygon(cap_dir: Path) -> None:
         assert abs(shape.centroid.x - 147.0598) < 0.01
         assert abs(shape.centroid.y - -35.3888) < 0.01
         ring = list(shape.exterior.coords)
-        assert len(ring) == cap.CIRCLE_VERTICES + 1
+        assert len(ring) == geodesy.CIRCLE_VERTICES + 1
         for lon, lat in ring:
             _, _, metres = GEOD.inv(147.0598, -35.3888, lon, lat)
             assert metres == pytest.approx(25_000, rel=0.01)

@@ -14,12 +14,11 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from command.models import Incident, Task
+from command.incidents.models import Incident
+from command.tasks.models import Task
 from core.db import integrity_error
 from core.errors import Conflict
-from tests.conftest import World, point
-
-pytestmark = pytest.mark.db
+from tests.support.world import World, point
 
 Count = Callable[[str], int]
 WRITE_TABLES = ("task", "unit", "incident", "event", "audit_event")

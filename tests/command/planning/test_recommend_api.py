@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from tests.conftest import World, point
+from tests.support.world import World, point
 
 CENTRE = (24.9442949, 60.1716313)  # the demo city (Helsinki centre)
 NEAR, MID, FAR = (24.9450, 60.1712), (24.9400, 60.1680), (24.9520, 60.1770)

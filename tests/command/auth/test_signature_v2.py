@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from command import auth
-from command.models import ApiKey
+from command.auth import service as auth
+from command.auth.models import ApiKey
 from core.config import Settings
-from tests.command.test_alerts_api import alert_xml
+from tests.support.cap import alert_xml
 
 
 @pytest.fixture

@@ -15,14 +15,16 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from command import auth, users
-from command.models import User
+from command.auth import service as auth
+from command.auth import users
+from command.auth.models import User
 from core.audit import AuditEvent
-from core.db import sqlalchemy_url
+from core.db import AuditedSession, sqlalchemy_url
 from core.errors import Conflict
 from core.security import ROLES, SYSTEM
-from tests.command.test_cli import CLI_SECRET, invoke, rows
-from tests.conftest import PASSWORD, World, create_database, drop_database
+from tests.support.cli import CLI_SECRET, invoke, rows
+from tests.support.db import create_database, drop_database
+from tests.support.world import PASSWORD, World
 
 NEW_PASSWORD = "a-new-password-2026"
 
@@ -295,9 +297,11 @@ def test_the_last_active_admin_cannot_be_disabled_or_demoted(
 
 
 @pytest.fixture
-def committed_db() -> Any:
+def committed_db(database_url: str) -> Any:
     """A database of its own with real commits (two transactions at once)."""
     from command.migrate import upgrade
+
+    del database_url  # skip or fail like the other database tests
 
     url = create_database("emergency_users")
     upgrade(url)
@@ -308,7 +312,7 @@ def committed_db() -> Any:
 
 
 def test_two_admins_demoting_each_other_at_once_leave_one(committed_db: Engine):
-    factory = sessionmaker(committed_db)
+    factory = sessionmaker(committed_db, class_=AuditedSession)
     with factory() as session:
         a = auth.add_user(session, username="a", password=NEW_PASSWORD, role="admin")
         b = auth.add_user(session, username="b", password=NEW_PASSWORD, role="admin")
@@ -345,10 +349,12 @@ def test_two_admins_demoting_each_other_at_once_leave_one(committed_db: Engine):
 
 
 @pytest.fixture
-def cli_engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+def cli_engine(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
     """A new migrated database with real commits, which the CLI reaches (as in test_cli)."""
     from command.migrate import upgrade
     from core.config import get_settings
+
+    del database_url  # skip or fail like the other database tests
 
     url = create_database("emergency_cli_users")
     try:
@@ -367,12 +373,12 @@ def cli_engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
 
 
 def _cli_user(db: Engine, username: str) -> dict[str, Any]:
-    with Session(db) as session:
+    with AuditedSession(db) as session:
         return user_row(session, username)
 
 
 def _cli_audits(db: Engine) -> list[tuple[str, Any, Any]]:
-    with Session(db) as session:
+    with AuditedSession(db) as session:
         stmt = select(AuditEvent).where(AuditEvent.action == "user.updated")
         return [(a.actor, a.before, a.after) for a in session.scalars(stmt.order_by(AuditEvent.id))]
 
@@ -432,7 +438,7 @@ def test_cli_set_role_responder_with_a_unit_by_callsign(people, db: Engine):
 
     from resources.models import Unit
 
-    with Session(db) as session:
+    with AuditedSession(db) as session:
         unit = Unit(
             callsign="E7",
             name="Engine 7",
@@ -462,7 +468,7 @@ def test_cli_set_password_prompts_twice_and_never_echoes(people, db: Engine):
     after = _cli_user(db, "bob")
     assert after["password_hash"] != before["password_hash"]
     assert after["token_version"] == before["token_version"] + 1
-    with Session(db) as session:
+    with AuditedSession(db) as session:
         assert auth.authenticate(session, username="bob", password="brand-new-pass")
     audits = _cli_audits(db)
     assert audits[-1][2] == {"username": "bob", "token_version": 1, "password_changed": True}
@@ -486,7 +492,7 @@ def test_cli_set_password_from_stdin(people, db: Engine):
     )
     assert result.exit_code == 0, result.output
     assert "piped-pass-99" not in result.output
-    with Session(db) as session:
+    with AuditedSession(db) as session:
         assert auth.authenticate(session, username="bob", password="piped-pass-99")
 
 
