@@ -23,7 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from core.db import Base
 from core.security import ROLES
 from core.types import Timestamps, in_list
-from resources import models as _resources  # noqa: F401 - unit, station: FK targets, mapped first
+from resources import models as _resources  # noqa: F401 - unit: an FK target, mapped first
 
 
 class ApiNonce(Base):

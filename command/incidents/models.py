@@ -22,9 +22,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from command.intake import models as _intake  # noqa: F401 - alert: an FK target, mapped first
 from core.db import Base
 from core.types import Timestamps, in_list, wgs84_range
-from resources import models as _resources  # noqa: F401 - unit, station: FK targets, mapped first
 
 INCIDENT_STATUSES = (
     "reported",

@@ -27,7 +27,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base
 from core.types import in_list, wgs84_range
-from resources import models as _resources  # noqa: F401 - unit, station: FK targets, mapped first
 
 ALERT_STATUSES = ("Actual", "Exercise", "System", "Test", "Draft")
 ALERT_MSG_TYPES = ("Alert", "Update", "Cancel", "Ack", "Error")

@@ -18,7 +18,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 from command.incidents.models import SEVERITIES
 from core.db import Base
 from core.types import Timestamps, in_list
-from resources import models as _resources  # noqa: F401 - unit, station: FK targets, mapped first
 
 
 class ResponsePlan(Timestamps, Base):

@@ -21,9 +21,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from command.incidents import models as _incidents  # noqa: F401 - incident: an FK target
 from core.db import Base
 from core.types import Timestamps, in_list
-from resources import models as _resources  # noqa: F401 - unit, station: FK targets, mapped first
+from resources import models as _resources  # noqa: F401 - unit: an FK target, mapped first
 
 TASK_STATUSES = ("assigned", "accepted", "en_route", "on_scene", "done", "cancelled")
 ACTIVE_TASK_STATUSES = ("assigned", "accepted", "en_route", "on_scene")

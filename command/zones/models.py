@@ -20,9 +20,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from command.incidents.models import SEVERITIES
+from command.intake import models as _intake  # noqa: F401 - alert: an FK target, mapped first
 from core.db import Base
 from core.types import Timestamps, in_list, wgs84_range
-from resources import models as _resources  # noqa: F401 - unit, station: FK targets, mapped first
 
 ZONE_STATUSES = ("active", "ended")
 
