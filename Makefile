@@ -19,5 +19,7 @@ bench:          ## benchmarks in bench/, printing medians, p95 and ratios agains
 	uv run python -m bench.alerts
 	uv run python -m bench.audit_writes
 	uv run python -m bench.login_flood
+	uv run python -m bench.places
+	uv run python -m bench.kpis
 fmt:            ## format and fix lint
 	uv run ruff format . && uv run ruff check --fix .

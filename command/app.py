@@ -19,6 +19,7 @@ from command.auth.dependency import authenticated
 from command.auth.router import router as auth_router
 from command.incidents.router import router as incidents_router
 from command.intake.router import router as intake_router
+from command.kpis.router import router as kpis_router
 from command.live.actions import CommandActions, hub_config
 from command.live.jobs import background_jobs, stop_task
 from command.middleware import BodySizeLimit, InternalErrors, Metrics
@@ -35,6 +36,7 @@ from core.sealer import Sealer
 from core.web import get_principal
 from gis.engine import Closures, Engine
 from gis.graph import RoadGraph
+from gis.places import router as places_router
 from gis.router import router as routing_router
 from gis.tiles import router as tiles_router
 from realtime.bus import PgBus
@@ -157,9 +159,11 @@ def create_app(
         response_plans_router,
         zones_router,
         intake_router,
+        kpis_router,
         resources_router,
         tiles_router,
         routing_router,
+        places_router,
         ops.router,
     ):
         app.include_router(router)

@@ -131,18 +131,29 @@ def load_osm(
     if loaded.ch is not None:
         err.print(f"  contraction hierarchy: {loaded.ch.n_shortcuts:,} shortcuts")
     if db:
+        from gis.place_extract import extract_places
+        from gis.place_index import write_places
         from gis.roads_db import write_roads
 
+        osm_path = Path(file or roads.osm_file(settings)).resolve()
+        try:
+            places = extract_places(osm_path)
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise DomainError(f"cannot read places from {osm_path}: {exc}") from exc
         with session_scope(_sessions()) as session:
+            n_places = write_places(session, places)
             n_nodes, n_edges = write_roads(
                 session,
                 graph,
                 source=str(graph.meta.get("source")),
                 sha256=str(graph.meta.get("sha256", "")),
                 profile_key=str(graph.meta.get("profile_key", "")),
-                path=str(Path(file or roads.osm_file(settings)).resolve()),
+                path=str(osm_path),
             )
-        err.print(f"PostGIS: road_node {n_nodes:,} rows, road_edge {n_edges:,} rows")
+        err.print(
+            f"PostGIS: road_node {n_nodes:,} rows, road_edge {n_edges:,} rows, "
+            f"place {n_places:,} rows"
+        )
     if export_graphml is not None:
         graph.export_graphml(export_graphml)
         err.print(f"GraphML written to {export_graphml}")
@@ -152,7 +163,7 @@ def load_osm(
 def seed_demo(
     users: Annotated[bool, typer.Option(help="also create one demo user per role")] = True,
 ) -> None:
-    """Load the demo city (stations, units, shelters, warehouses, stock)."""
+    """Load the demo city (stations, units, shelters, warehouses, stock, place index)."""
     from command.seed import seed_demo as run
 
     settings = get_settings()
@@ -161,6 +172,7 @@ def seed_demo(
         task = progress.add_task("seeding demo city", total=None)
         report = run(session, demo_password=password, progress=lambda _: progress.advance(task))
     err.print(f"extract: {report.extract}")
+    err.print(f"place index: {report.places:,} addresses, streets and places")
     err.print(f"created: {report.created or 'nothing (already loaded)'}")
     if report.existing:
         err.print(f"already there: {report.existing}")

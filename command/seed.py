@@ -25,6 +25,8 @@ from command.auth.models import User
 from core import crud
 from core.errors import InvalidInput
 from core.security import SYSTEM
+from gis.place_extract import extract_places
+from gis.place_index import write_places
 from resources import service
 from resources.models import Shelter, Station, Stock, Unit, Warehouse
 from resources.schemas import ShelterProps, StationProps, UnitProps, WarehouseProps
@@ -40,6 +42,7 @@ class SeedReport:
     created: dict[str, int] = field(default_factory=dict)
     existing: dict[str, int] = field(default_factory=dict)
     users: list[str] = field(default_factory=list)
+    places: int = 0  # rows in the place index, rebuilt from the extract
 
     def count(self, kind: str, created: bool) -> None:
         target = self.created if created else self.existing
@@ -89,8 +92,10 @@ def seed_demo(
     demo_password: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> SeedReport:
-    """Load stations, units, shelters, warehouses and stock; optionally demo users."""
-    report = SeedReport(extract=locate_extract(load_city(data_dir)))
+    """Load stations, units, shelters, warehouses, stock and the place index; optionally
+    demo users."""
+    extract = locate_extract(load_city(data_dir))
+    report = SeedReport(extract=extract)
     stations = _seed_points(
         session,
         report,
@@ -122,6 +127,8 @@ def seed_demo(
     )
     _seed_stock(session, report, data_dir / "warehouses.geojson", warehouses)
     _seed_plans(session, report, data_dir / "response_plans.yaml")
+    # Derived from the extract, not edited by hand: rebuilt whole on every run.
+    report.places = write_places(session, extract_places(extract))
     if demo_password:
         _seed_users(session, report, demo_password)
     return report

@@ -13,6 +13,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRET = "dev-only-placeholder-secret-change-me-in-production"  # noqa: S105 - refused outside development
 
+# The keys EMERGENCY_TARGET_BY_TYPE may give per incident type (seconds).
+TARGET_FIELDS = frozenset({"dispatch_s", "travel_s", "response_s"})
+
 DEFAULT_DATABASE_URL = "postgresql://emergency:emergency@127.0.0.1:5432/emergency"
 
 
@@ -96,6 +99,17 @@ class Settings(BaseSettings):
     audit_checkpoint_s: float = Field(default=300.0, ge=1, le=86_400)
     # The sealer's pass for rows other processes committed and did not seal (a crash).
     audit_seal_poll_s: float = Field(default=1.0, ge=0.01, le=60)
+    # Response targets (DESIGN "Targets"; command/kpis/targets.py), in seconds, shared by
+    # the KPIs, the console's timers and the drills. `dispatch_s`: reported -> dispatched;
+    # `travel_s`: dispatched -> first unit on scene; the response target (reported -> first
+    # unit on scene) is their sum unless `response_s` is set. Per incident type, as JSON:
+    # EMERGENCY_TARGET_BY_TYPE='{"fire": {"travel_s": 300}, "medical": {"response_s": 480}}'
+    # (a type given here replaces the default fire entry, so repeat it if it should stay).
+    target_dispatch_s: int = Field(default=60, ge=1, le=86_400)
+    target_travel_s: int = Field(default=480, ge=1, le=86_400)
+    target_by_type: dict[str, dict[str, int]] = Field(
+        default_factory=lambda: {"fire": {"travel_s": 300}}
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     # HTTP connections (`emergency serve`, command/server.py): an idle keep-alive
@@ -117,6 +131,27 @@ class Settings(BaseSettings):
         # close /metrics silently, and uvicorn treats one as a literal that never matches.
         for network in value:
             ipaddress.ip_network(network, strict=False)
+        return value
+
+    @field_validator("target_by_type")
+    @classmethod
+    def _targets(cls, value: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+        # A misspelt key would silently fall back to the default target: refuse it at start.
+        for incident_type, fields in value.items():
+            if not incident_type or len(incident_type) > 40:
+                raise ValueError(f"target_by_type: bad incident type {incident_type!r}")
+            unknown = set(fields) - TARGET_FIELDS
+            if unknown:
+                raise ValueError(
+                    f"target_by_type[{incident_type!r}]: unknown {sorted(unknown)}; "
+                    f"use {sorted(TARGET_FIELDS)}"
+                )
+            for name, seconds in fields.items():
+                if not 1 <= seconds <= 86_400:
+                    raise ValueError(
+                        f"target_by_type[{incident_type!r}].{name}: {seconds} s is not "
+                        "within 1..86400"
+                    )
         return value
 
     @model_validator(mode="after")

@@ -42,6 +42,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "plan.write": frozenset({"commander", "planner", "admin"}),
     "plan.run": frozenset({"commander", "dispatcher", "planner", "admin"}),
     "alert.post": frozenset({"machine"}),
+    # Every staff role; responders see their own tasks, not the centre's figures.
+    "kpis.read": frozenset({"commander", "dispatcher", "planner", "auditor", "admin"}),
+    "places.read": frozenset({"commander", "dispatcher", "planner", "auditor", "admin"}),
 }
 
 

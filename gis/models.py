@@ -17,6 +17,7 @@ from sqlalchemy import (
     Computed,
     DateTime,
     Float,
+    Index,
     Integer,
     String,
     Text,
@@ -88,3 +89,32 @@ class RoadNetwork(Base):
     node_count: Mapped[int] = mapped_column(Integer)
     edge_count: Mapped[int] = mapped_column(Integer)
     loaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Place(Base):
+    """A searchable address, street or named place, from the loaded OSM file.
+
+    Written whole by :func:`gis.place_index.write_places`. ``search`` is the folded name
+    and other names (:func:`gis.place_extract.fold`), matched with pg_trgm through its GIN
+    index; ``osm_type`` is ``n`` (node) or ``w`` (way).
+    """
+
+    __tablename__ = "place"
+    __table_args__ = (
+        Index(
+            "ix_place_search_trgm",
+            "search",
+            postgresql_using="gin",
+            postgresql_ops={"search": "gin_trgm_ops"},
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(40))
+    search: Mapped[str] = mapped_column(Text)
+    osm_type: Mapped[str] = mapped_column(String(1))
+    osm_id: Mapped[int] = mapped_column(BigInteger)
+    geom: Mapped[WKBElement] = mapped_column(
+        Geometry("POINT", srid=4326, spatial_index=True, nullable=False)
+    )

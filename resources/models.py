@@ -153,6 +153,7 @@ class Stock(Timestamps, Base):
     __table_args__ = (
         UniqueConstraint("warehouse_id", "item", name="uq_stock_warehouse_item"),
         CheckConstraint("quantity >= 0", name="quantity"),
+        CheckConstraint("low_water IS NULL OR low_water >= 0", name="low_water"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -160,4 +161,6 @@ class Stock(Timestamps, Base):
     item: Mapped[str] = mapped_column(String(80))
     unit_of_measure: Mapped[str] = mapped_column(String(20), default="piece")
     quantity: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The low-water mark: below it the item shows on the KPI panel (None: never).
+    low_water: Mapped[int | None] = mapped_column(BigInteger)
     note: Mapped[str | None] = mapped_column(Text)

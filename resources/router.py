@@ -286,6 +286,8 @@ def patch_stock(
         delta=body.delta,
         note=body.note,
         principal=principal,
+        low_water=body.low_water,
+        set_low_water="low_water" in body.model_fields_set,
     )
     session.commit()
     return service.stock_dict(stock)

@@ -224,14 +224,18 @@ class StockCreate(Strict):
     item: Word
     unit_of_measure: Line = Field(default="piece", min_length=1, max_length=20)
     quantity: int = Field(ge=0, le=10**12)
+    # Below this quantity the item is listed by GET /api/kpis (null: never).
+    low_water: int | None = Field(default=None, ge=0, le=10**12)
     note: Note | None = None
 
 
 class StockPatch(Strict):
-    """Set ``quantity``, or move it by ``delta`` (never below zero); not both."""
+    """Set ``quantity``, or move it by ``delta`` (never below zero); not both.
+    ``low_water`` sets the low-water mark (null clears it; absent leaves it)."""
 
     quantity: int | None = Field(default=None, ge=0, le=10**12)
     delta: int | None = Field(default=None, ge=-(10**12), le=10**12)
+    low_water: int | None = Field(default=None, ge=0, le=10**12)
     note: Note | None = None
 
     @model_validator(mode="after")
@@ -247,6 +251,7 @@ class StockRead(BaseModel):
     item: str
     unit_of_measure: str
     quantity: int
+    low_water: int | None = None
     note: str | None
     updated_at: datetime
 

@@ -265,7 +265,16 @@ def publish_held_positions(session: Session, *, principal: Principal, limit: int
 
 
 # --- stock --------------------------------------------------------------------------
-STOCK_FIELDS = ("id", "warehouse_id", "item", "unit_of_measure", "quantity", "note", "updated_at")
+STOCK_FIELDS = (
+    "id",
+    "warehouse_id",
+    "item",
+    "unit_of_measure",
+    "quantity",
+    "low_water",
+    "note",
+    "updated_at",
+)
 
 
 def stock_dict(stock: Stock) -> dict[str, Any]:
@@ -299,8 +308,11 @@ def update_stock(
     delta: int | None,
     note: str | None,
     principal: Principal,
+    low_water: int | None = None,
+    set_low_water: bool = False,
 ) -> Stock:
-    """Set or adjust a quantity under a row lock; never below zero."""
+    """Set or adjust a quantity under a row lock; never below zero. With
+    ``set_low_water``, the low-water mark becomes ``low_water`` (None clears it)."""
     stock = session.get(Stock, stock_id, with_for_update=True)
     if stock is None:
         raise NotFound(f"stock {stock_id} not found")
@@ -311,6 +323,8 @@ def update_stock(
             f"only {stock.quantity} {stock.unit_of_measure} of {stock.item} in stock"
         )
     stock.quantity = new
+    if set_low_water:
+        stock.low_water = low_water
     if note is not None:
         stock.note = note
     flush(session)

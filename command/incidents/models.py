@@ -51,6 +51,8 @@ class Incident(Timestamps, Base):
         ),
         CheckConstraint("people_affected IS NULL OR people_affected >= 0", name="people"),
         Index("ix_incident_status_type", "status", "type"),
+        # The KPIs' window: incidents reported in [since, until), drills kept apart.
+        Index("ix_incident_drill_reported", "drill", "reported_at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)

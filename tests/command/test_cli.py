@@ -267,6 +267,8 @@ def test_seed_demo_loads_the_city_once(db: Engine):
     first = invoke("seed", "demo")
     assert first.exit_code == 0, first.output
     assert {t: rows(db, t) for t in expected} == expected
+    places = rows(db, "place")
+    assert places > 3000  # the place index: addresses, streets and named places
     audited = rows(db, "audit_event")
     events = rows(db, "event")
     assert audited >= sum(expected.values())
@@ -275,6 +277,7 @@ def test_seed_demo_loads_the_city_once(db: Engine):
     assert second.exit_code == 0, second.output
     assert "nothing (already loaded)" in second.output
     assert {t: rows(db, t) for t in expected} == expected
+    assert rows(db, "place") == places  # rebuilt whole, not appended to
     assert rows(db, "audit_event") == audited
     assert rows(db, "event") == events
     assert rows(db, "user") == 0  # demo users only in development
@@ -355,6 +358,7 @@ def test_load_osm_builds_the_graph_fills_postgis_and_exports_graphml(
     g = nx.read_graphml(graphml)
     assert rows(db, "road_node") == g.number_of_nodes() > 500
     assert rows(db, "road_edge") == g.number_of_edges()
+    assert rows(db, "place") > 0  # the place index comes from the same file
     node = next(iter(g.nodes(data=True)))[1]
     edge = next(iter(g.edges(data=True)))[2]
     assert -103 < float(node["x"]) < -102 and 21 < float(node["y"]) < 22  # lon, lat

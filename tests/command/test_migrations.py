@@ -35,6 +35,7 @@ TABLES = {
     "dispatch_decision",
     "plan_record",
     "warning_zone",
+    "place",
 }
 
 

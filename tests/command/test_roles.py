@@ -325,6 +325,9 @@ CASES = [
     Case("stock.list", "GET", "/api/stock", "read", 200),
     Case("task.list", "GET", "/api/tasks", "read", 200),
     Case("task.get.own", "GET", "/api/tasks/{task_a}", "read", 200),
+    Case("kpis.read", "GET", "/api/kpis", "kpis.read", 200),
+    Case("places.search", "GET", "/api/places?q=Mannerheimintie", "places.read", 200),
+    Case("places.nearest", "GET", "/api/places?near=24.94,60.17", "places.read", 200),
 ]
 WRITE_CASES = [c for c in CASES if c.writes]
 

@@ -1,0 +1,45 @@
+"""HTTP for the KPIs: one GET, every figure computed by the server."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from command.kpis import service
+from command.kpis.schemas import KpisRead
+from command.kpis.targets import TargetTable
+from core.security import require
+from core.types import utcnow
+from core.web import PrincipalDep, SessionDep, SettingsDep
+
+router = APIRouter(prefix="/api")
+
+
+@router.get("/kpis", response_model=KpisRead, tags=["kpis"])
+def read_kpis(
+    session: SessionDep,
+    principal: PrincipalDep,
+    settings: SettingsDep,
+    since: Annotated[
+        datetime | None, Query(description="ISO 8601 with offset; default until - 24 h")
+    ] = None,
+    until: Annotated[
+        datetime | None, Query(description="ISO 8601 with offset; default now")
+    ] = None,
+    drill: Annotated[bool, Query(description="drill incidents only (default: real only)")] = False,
+) -> dict[str, Any]:
+    """Figures for incidents reported in [since, until) (at most 366 days): counts by status
+    and type, reported -> dispatched -> first on scene percentiles (s), 处置及时率 against
+    the targets (which the answer includes), and now: unit availability, shelter occupancy,
+    stock below its low-water mark. Every staff role; not responders."""
+    require(principal, "kpis.read")
+    return service.kpis(
+        session,
+        since=since,
+        until=until,
+        drill=drill,
+        table=TargetTable.from_settings(settings),
+        now=utcnow(),
+    )
