@@ -19,7 +19,6 @@ the ratio against the side-by-side peer is the figure to compare between machine
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import secrets
@@ -40,16 +39,15 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from bench.fresh import on_fresh_database, write_results
 from bench.timing import machine, percentile, timed
 from command.auth import service as auth
 from command.incidents.service import create_incident as create_incident_service
 from command.incidents.service import list_incidents
-from command.migrate import upgrade
 from core import crud
 from core.db import make_engine, make_sessionmaker, session_scope
 from core.security import Principal
 from resources import service
-from tests.support.db import create_database, drop_database
 from tests.support.servers import running_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -575,22 +573,11 @@ def render(result: dict[str, Any]) -> str:
 
 
 def main() -> int:
-    try:
-        url = create_database("emergency_bench")
-    except Exception as exc:
-        print(f"no PostGIS to benchmark against: {exc}", file=sys.stderr)
-        print("run ./scripts/setup.sh (or set DATABASE_URL)", file=sys.stderr)
+    result = on_fresh_database(run_benchmark)
+    if result is None:
         return 2
-    try:
-        print(f"database {make_url(url).database}: migrating and loading ...", file=sys.stderr)
-        upgrade(url)
-        result = run_benchmark(url)
-    finally:
-        drop_database(url)
     print(render(result))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"\nwritten to {RESULTS.relative_to(ROOT)}")
+    write_results(RESULTS, result, ROOT)
     return 0
 
 

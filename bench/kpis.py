@@ -27,15 +27,14 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from bench.fresh import on_fresh_database
 from bench.timing import percentile, timed
 from command.auth import service as auth
 from command.incidents.models import Incident
 from command.kpis.targets import TargetTable, outcome, share
-from command.migrate import upgrade
 from command.tasks.models import Task
 from core.db import make_engine, make_sessionmaker, session_scope
 from resources.models import Shelter, Stock, Unit
-from tests.support.db import create_database, drop_database
 from tests.support.servers import running_server
 
 SEED = 16
@@ -256,17 +255,9 @@ def run(url: str) -> dict[str, Any]:
 
 
 def main() -> int:
-    try:
-        url = create_database("emergency_bench")
-    except Exception as exc:
-        print(f"no PostGIS to benchmark against: {exc}", file=sys.stderr)
+    result = on_fresh_database(run)
+    if result is None:
         return 2
-    try:
-        print(f"database {make_url(url).database}: migrating and loading ...", file=sys.stderr)
-        upgrade(url)
-        result = run(url)
-    finally:
-        drop_database(url)
     http_ms, peer_ms = result["http_ms"], result["peer_ms"]
     c = result["counts"]
     print(

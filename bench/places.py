@@ -20,7 +20,6 @@ compare between machines.
 
 from __future__ import annotations
 
-import json
 import random
 import secrets
 import statistics
@@ -37,14 +36,13 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session
 
+from bench.fresh import on_fresh_database, write_results
 from bench.timing import machine, percentile, timed
 from command.auth import service as auth
-from command.migrate import upgrade
 from command.seed import load_city, locate_extract
 from core.db import make_engine, make_sessionmaker, session_scope
 from gis.place_extract import PlaceRecord, extract_places
 from gis.place_index import nearest_places, search_places, write_places
-from tests.support.db import create_database, drop_database
 from tests.support.servers import running_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -261,21 +259,11 @@ def render(result: dict[str, Any]) -> str:
 
 
 def main() -> int:
-    try:
-        url = create_database("emergency_bench")
-    except Exception as exc:
-        print(f"no PostGIS to benchmark against: {exc}", file=sys.stderr)
+    result = on_fresh_database(run_benchmark)
+    if result is None:
         return 2
-    try:
-        print(f"database {make_url(url).database}: migrating and loading ...", file=sys.stderr)
-        upgrade(url)
-        result = run_benchmark(url)
-    finally:
-        drop_database(url)
     print(render(result))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"\nwritten to {RESULTS.relative_to(ROOT)}")
+    write_results(RESULTS, result, ROOT)
     return 0
 
 

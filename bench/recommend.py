@@ -44,7 +44,6 @@ import functools
 import gc
 import inspect
 import io
-import json
 import os
 import pstats
 import random
@@ -63,13 +62,12 @@ from typing import Any
 import httpx2 as httpx
 import psycopg
 import yaml
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from bench.fresh import on_fresh_database, write_results
 from bench.http_api import psycopg_url
 from bench.timing import machine, percentile
 from command.auth import service as auth
-from command.migrate import upgrade
 from command.planning.recommendations import recommend_for
 from command.response_plans import service as plans
 from core.config import Settings
@@ -79,7 +77,6 @@ from gis.engine import Engine
 from gis.network import LoadedNetwork, default_cache_dir, load_network
 from resources.models import STATION_KINDS
 from tests.support import servers
-from tests.support.db import create_database, drop_database
 
 ROOT = Path(__file__).resolve().parent.parent
 OSM = ROOT.parent / "shared" / "data" / "osm" / "r5_porto_portugal.osm.pbf"
@@ -710,22 +707,11 @@ def main() -> int:
     if not OSM.is_file():
         print(f"no Porto extract at {OSM}", file=sys.stderr)
         return 2
-    try:
-        url = create_database("emergency_bench")
-    except Exception as exc:
-        print(f"no PostGIS to benchmark against: {exc}", file=sys.stderr)
-        print("run ./scripts/setup.sh (or set DATABASE_URL)", file=sys.stderr)
+    result = on_fresh_database(lambda url: run_benchmark(url, profile=args.profile))
+    if result is None:
         return 2
-    try:
-        print(f"database {make_url(url).database}: migrating and loading ...", file=sys.stderr)
-        upgrade(url)
-        result = run_benchmark(url, profile=args.profile)
-    finally:
-        drop_database(url)
     print(render(result))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"\nwritten to {RESULTS.relative_to(ROOT)}")
+    write_results(RESULTS, result, ROOT)
     return 0
 
 
