@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from gis.models import Place
 from gis.place_extract import PlaceRecord, fold
-from gis.roads_db import _raw_connection
+from gis.roads_db import raw_connection
 
 SRID = 4326
 _EWKB_POINT = struct.pack("<BII", 1, 0x20000001, SRID)
@@ -56,7 +56,7 @@ def write_places(conn: Session, records: Iterable[PlaceRecord]) -> int:
 
     Readers keep seeing the old index until the caller commits. Returns the rows written.
     """
-    raw = _raw_connection(conn)
+    raw = raw_connection(conn)
     n = 0
     with raw.cursor() as cur:
         cur.execute("TRUNCATE place")

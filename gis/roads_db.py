@@ -53,7 +53,7 @@ OVERVIEW_MAX_ZOOM = 11
 _MERCATOR_HALF = 20037508.342789244
 
 
-def _raw_connection(conn: Session | Connection) -> Any:
+def raw_connection(conn: Session | Connection) -> Any:
     """The psycopg connection under a session or connection, inside its transaction."""
     sa_conn = conn.connection() if isinstance(conn, Session) else conn  # a session autobegins
     if not sa_conn.in_transaction():
@@ -113,7 +113,7 @@ def write_roads(
     tuple of int
         Nodes and edges written.
     """
-    raw = _raw_connection(conn)
+    raw = raw_connection(conn)
     with raw.cursor() as cur:
         cur.execute("TRUNCATE road_edge, road_node, road_network")
         with cur.copy("COPY road_node (id, osm_id, geom) FROM STDIN (FORMAT BINARY)") as copy:
