@@ -45,6 +45,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # Every staff role; responders see their own tasks, not the centre's figures.
     "kpis.read": frozenset({"commander", "dispatcher", "planner", "auditor", "admin"}),
     "places.read": frozenset({"commander", "dispatcher", "planner", "auditor", "admin"}),
+    # Personal data (the caller's phone): staff roles; a responder only on its own task.
+    "personal.read": frozenset({"commander", "dispatcher", "planner", "auditor", "admin"}),
 }
 
 

@@ -9,11 +9,17 @@ import { LiveClient, apiGet, login, loginErrorText } from "/static/live.js";
 import { STRINGS, label, lang, reasonText, setLang, t } from "/static/screen_i18n.js";
 import {
   ENDED_INCIDENT, UNIT_COLORS, UNIT_STATUSES, alertRecord, applyEvent, applySnapshot, counts, dirty, live,
-  onDraw, pruneZones, redraw, setToken, state, token,
+  emit, onDraw, pruneZones, redraw, setToken, state, token,
 } from "/static/screen_state.js";
 import { addOverlays, drawSituation, legend, map, zonesStale } from "/static/screen_map.js";
 import { alertTitle, loadAlerts, renderAlerts, renderReview, reviewMark } from "/static/screen_alerts.js";
 import { closeProposalIfZoneEnded, drawProposal, openProposal, renderProposal } from "/static/screen_proposal.js";
+// The console's modules subscribe to screen_state.js's hooks when imported.
+import "/static/screen_calltaking.js";
+import "/static/screen_queue.js";
+import "/static/screen_drawer.js";
+import "/static/screen_plan.js";
+import "/static/screen_kpis.js";
 
 const FEED_MAX = 60;
 
@@ -22,11 +28,13 @@ onDraw(() => {
   drawSituation();
   showCounts();
   if (dirty.side) { dirty.side = false; renderSide(); }
+  emit("draw");
 });
 
 map.on("load", () => {
   addOverlays(openProposal);
   live.mapLoaded = true;
+  emit("mapLoaded", map);
   drawProposal();
   redraw();
 });
@@ -141,6 +149,7 @@ function applyLang() {
   renderSide();
   renderProposal();
   drawProposal();
+  emit("lang");
 }
 
 // --- connection ----------------------------------------------------------------------
@@ -156,6 +165,7 @@ function start() {
       loadAlerts();  // alerts are not in the snapshot
       live.topics[topic] = seq;
       pushFeed({ seq, at: new Date().toISOString(), event: "resync", resync: true });
+      emit("resync");
       redraw();
       showConn();
     },
@@ -164,6 +174,7 @@ function start() {
       live.topics[msg.topic] = msg.seq;
       live.events += 1;
       pushFeed({ seq: msg.seq, at: msg.at, event: msg.event, data: msg.data });
+      emit("event", msg.event, msg.data, msg);
       redraw();
       showConn();
     },
@@ -175,6 +186,7 @@ function start() {
     },
   });
   client.connect();
+  emit("start");
 }
 
 document.getElementById("login").addEventListener("submit", async (ev) => {

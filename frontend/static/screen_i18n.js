@@ -3,7 +3,8 @@
 
 export const STRINGS = {
   "zh-CN": {
-    title: "智慧应急指挥调度", screen: "实时态势", overview: "总览", other: "English",
+    title: "智慧应急指挥调度", screen: "实时态势",
+    drillBanner: "演练", newIncident: "新建事件", planAll: "全部规划", queue: "事件队列", overview: "总览", other: "English",
     openIncidents: "未结事件", unitsTotal: "救援力量", activeTasks: "执行中任务",
     unackedTasks: "未确认任务", unitsByStatus: "救援力量状态", feed: "实时动态",
     attribution: "地图数据", libs: "MapLibre GL JS · Apache ECharts",
@@ -45,6 +46,7 @@ export const STRINGS = {
       hazmat: "危化品处置" },
   },
   en: {
+    drillBanner: "DRILL", newIncident: "New incident", planAll: "Plan all", queue: "Incident queue",
     title: "Emergency Command & Dispatch", screen: "Live situation", overview: "Overview",
     other: "中文", openIncidents: "Open incidents", unitsTotal: "Units", activeTasks: "Active tasks",
     unackedTasks: "Unacknowledged", unitsByStatus: "Units by status", feed: "Live events",
@@ -95,6 +97,16 @@ export const STRINGS = {
 export let lang = localStorage.getItem("lang") || "zh-CN";
 export function setLang(next) { lang = next; }
 export const t = (key) => STRINGS[lang][key];
+
+/** A module's own strings, merged into both languages (its keys must not clash). */
+export function addStrings(more) {
+  for (const [code, strings] of Object.entries(more)) {
+    for (const [key, value] of Object.entries(strings)) {
+      const old = STRINGS[code][key];
+      STRINGS[code][key] = old && typeof old === "object" && typeof value === "object" ? { ...old, ...value } : value;
+    }
+  }
+}
 export const label = (group, key) => (STRINGS[lang][group] || {})[key] || key;
 export const locale = () => (lang === "en" ? "en-GB" : "zh-CN");
 export const capName = (c) => label("capability", c).replaceAll("_", " ");

@@ -170,3 +170,25 @@ export function el(tag, cls, text) {
   if (text !== undefined && text !== null) e.textContent = text;
   return e;
 }
+
+// --- console hooks -------------------------------------------------------------------
+// The console's modules (call-taking, queue, drawer, plan, KPIs) plug in here instead of
+// into screen.js: each subscribes to what it needs. `hooks.event(name, data, msg)` runs
+// after a live event is applied to `state`; `hooks.resync()` after a snapshot; `hooks.draw()`
+// in the frame's draw; `hooks.lang()` after a language switch; `hooks.start()` once logged
+// in; `hooks.mapLoaded(map)` once the map's style has loaded (add sources and layers there).
+const HOOKS = ["event", "resync", "draw", "lang", "start", "mapLoaded"];
+const subscribers = Object.fromEntries(HOOKS.map((h) => [h, []]));
+export function on(hook, fn) {
+  if (!subscribers[hook]) throw new Error(`unknown hook ${hook}`);
+  subscribers[hook].push(fn);
+}
+export function emit(hook, ...args) {
+  for (const fn of subscribers[hook]) {
+    try { fn(...args); } catch (err) { console.error(`hook ${hook}`, err); }
+  }
+}
+// Between modules: "select-incident" {id}, "incident-created" {feature}, "place-picked"
+// {lon, lat}, as CustomEvents with `detail`.
+export const bus = new EventTarget();
+export const send = (name, detail) => bus.dispatchEvent(new CustomEvent(name, { detail }));

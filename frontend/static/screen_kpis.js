@@ -1,0 +1,2 @@
+// Big screen, console: The KPI panel: GET /api/kpis drawn with ECharts.
+// (to be written)
