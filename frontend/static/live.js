@@ -104,6 +104,7 @@ export class LiveClient {
   }
 
   _onMessage(text) {
+    this.receivedAt = performance.now();  // before parsing: what a measurement starts from
     let msg;
     try { msg = JSON.parse(text); } catch { return; }
     this.lastHeard = Date.now();

@@ -25,11 +25,26 @@ const FEED_MAX = 60;
 
 // --- drawing -------------------------------------------------------------------------
 onDraw(() => {
+  const began = performance.now();
   drawSituation();
   showCounts();
   if (dirty.side) { dirty.side = false; renderSide(); }
+  if (dirty.feed) { dirty.feed = false; renderFeed(); }
+  if (dirty.conn) { dirty.conn = false; showConn(); }
   emit("draw");
+  if (live.measure) measured(began);
 });
+
+// Measurement (bench/screen.py sets window.__live.measure): for each event, the time from
+// its receipt on the socket to the end of the frame's draw that showed it (the queue
+// rendered, the map's sources set; MapLibre's own paint comes later and is left out).
+const received = [];
+function measured(began) {
+  const now = performance.now();
+  live.drawMs.push(now - began);
+  for (const at of received) live.latencyMs.push(now - at);
+  received.length = 0;
+}
 
 map.on("load", () => {
   addOverlays(openProposal);
@@ -43,9 +58,15 @@ map.on("load", () => {
 const chart = echarts.init(document.getElementById("chart"), null, { renderer: "canvas" });
 window.__chart = chart;
 
-function showCounts() {
+let countsShown = "";
+
+function showCounts(force = false) {
   const c = counts();
   live.counts = c;
+  // Most frames only move units: the counts and the chart stay as they are.
+  const key = JSON.stringify(c);
+  if (key === countsShown && !force) return;
+  countsShown = key;
   const fmt = (n) => n.toLocaleString(lang);
   document.getElementById("k-incidents").textContent = fmt(c.incidents_open);
   document.getElementById("k-units").textContent = fmt(c.units_total);
@@ -59,7 +80,7 @@ function showCounts() {
     xAxis: { type: "value", minInterval: 1, splitLine: { lineStyle: { color: "#24324f" } },
       axisLabel: { color: "#9fb0c8", fontSize: 13 } },
     yAxis: { type: "category", inverse: true, data: UNIT_STATUSES.map((s) => label("status", s)),
-      axisLabel: { color: "#e6edf7", fontSize: 15 }, axisLine: { lineStyle: { color: "#3a4d70" } } },
+      axisLabel: { color: "#e6edf7", fontSize: 15, interval: 0 }, axisLine: { lineStyle: { color: "#3a4d70" } } },
     series: [{ type: "bar", barWidth: "62%",
       data: UNIT_STATUSES.map((s) => ({ value: c.units[s] || 0, itemStyle: { color: UNIT_COLORS[s] } })),
       label: { show: true, position: "right", color: "#e6edf7", fontSize: 15 } }],
@@ -120,7 +141,7 @@ function renderFeed() {
 function pushFeed(item) {
   live.feed.unshift(item);
   if (live.feed.length > FEED_MAX) live.feed.length = FEED_MAX;
-  renderFeed();
+  dirty.feed = true;  // drawn with the frame, however many events arrive in it
 }
 
 function renderSide() {
@@ -145,7 +166,7 @@ function applyLang() {
   legend();
   showConn();
   renderFeed();
-  showCounts();
+  showCounts(true);
   renderSide();
   renderProposal();
   drawProposal();
@@ -170,13 +191,14 @@ function start() {
       showConn();
     },
     onEvent: (msg) => {
+      if (live.measure) received.push(client.receivedAt);
       applyEvent(msg.event, msg.data);
       live.topics[msg.topic] = msg.seq;
       live.events += 1;
       pushFeed({ seq: msg.seq, at: msg.at, event: msg.event, data: msg.data });
       emit("event", msg.event, msg.data, msg);
+      dirty.conn = true;  // the seq shown: with the frame
       redraw();
-      showConn();
     },
     onState: (s) => { live.state = s; showConn(); },
     onAuthFailed: () => {

@@ -2,7 +2,7 @@
 // layers (zones hatched when they close roads, the proposal's routes and staging point),
 // callsign labels kept from overlapping, and the legend. Tests read window.__map.
 import { label } from "/static/screen_i18n.js";
-import { SEVERITY_COLORS, UNIT_COLORS, UNIT_STATUSES, live, shownZones, state } from "/static/screen_state.js";
+import { SEVERITY_COLORS, UNIT_COLORS, UNIT_STATUSES, dirty, live, shownZones, state } from "/static/screen_state.js";
 
 const ROAD_CLOSED = "#ff3b3b";
 const CENTER = [24.9443, 60.1716];  // the demo city; fitted to the data once it arrives
@@ -102,8 +102,11 @@ export function addOverlays(onZoneClick) {
     paint: { "circle-radius": 9, "circle-color": ["match", ["get", "severity"], ...Object.entries(SEVERITY_COLORS).flat(), "#ffae42"],
       "circle-stroke-width": 3,
       "circle-stroke-color": ["match", ["get", "status"], "reported", "#ffffff", "verified", "#ffd23f", "dispatched", "#ff9f1c", "on_scene", "#ff4d6d", "#7d8597"] } });
+  // `stale` (GPS fix older than 120 s) is set on the unit's properties by screen_queue.js.
+  const stale = ["==", ["get", "stale"], true];
   map.addLayer({ id: "units", type: "circle", source: "units",
-    paint: { "circle-radius": 6, "circle-color": ["match", ["get", "status"], ...Object.entries(UNIT_COLORS).flat(), "#cccccc"],
+    paint: { "circle-radius": 6, "circle-color": ["case", stale, "#7d8597", ["match", ["get", "status"], ...Object.entries(UNIT_COLORS).flat(), "#cccccc"]],
+      "circle-opacity": ["case", stale, 0.45, 1], "circle-stroke-opacity": ["case", stale, 0.45, 1],
       "circle-stroke-color": "#0b1322", "circle-stroke-width": 1.5 } });
   map.addLayer({ id: "proposal-staging", type: "circle", source: "proposal",
     filter: ["==", ["get", "kind"], "staging"],
@@ -129,18 +132,28 @@ const asPoint = (f) => (!f.geometry || f.geometry.type === "Point" ? f
   : { ...f, geometry: { type: "Point", coordinates: centreOf(f.geometry) } });
 
 // Callsigns as HTML labels (no glyph server offline); units at one spot share a label.
+// Only the units in view get one, at most LABELS_MAX (busy units first), and labels are
+// kept from overlapping by arithmetic on projected points (no layout reads): with 2,000
+// units on the screen, a label per unit and a DOM measure per label cost a frame's budget.
+const LABELS_MAX = 240;
+const LABEL_CHAR_PX = 7.2;  // 12 px text, callsigns of ASCII letters and digits
 const labels = new Map();
 function drawLabels() {
+  const bounds = map.getBounds();
   const groups = new Map();
   for (const u of state.units.values()) {
     if (!u.geometry) continue;
     const [lon, lat] = u.geometry.coordinates;
+    if (!bounds.contains([lon, lat])) continue;
     const key = `${lon.toFixed(4)},${lat.toFixed(4)}`;
-    if (!groups.has(key)) groups.set(key, { at: [lon, lat], units: [] });
-    groups.get(key).units.push(u);
+    let g = groups.get(key);
+    if (!g) { g = { at: [lon, lat], units: [], busy: false }; groups.set(key, g); }
+    g.units.push(u);
+    if (u.properties.status !== "available") g.busy = true;
   }
+  const chosen = [...groups.entries()].sort((a, b) => b[1].busy - a[1].busy).slice(0, LABELS_MAX);
   const seen = new Set();
-  for (const [key, g] of groups) {
+  for (const [key, g] of chosen) {
     seen.add(key);
     g.units.sort((a, b) => (a.properties.status === "available") - (b.properties.status === "available")
       || a.properties.callsign.localeCompare(b.properties.callsign));
@@ -154,9 +167,12 @@ function drawLabels() {
       labels.set(key, marker);
     }
     const el = marker.getElement();
-    el.textContent = text;
+    if (el.textContent !== text) el.textContent = text;
     el.dataset.units = g.units.map((u) => u.properties.callsign).join(",");
-    el.classList.toggle("busy", g.units.some((u) => u.properties.status !== "available"));
+    el.classList.toggle("busy", g.busy);
+    marker.busy = g.busy;
+    marker.text = text;
+    marker.at = g.at;
   }
   for (const [key, marker] of labels) if (!seen.has(key)) { marker.remove(); labels.delete(key); }
   declutter();
@@ -164,20 +180,19 @@ function drawLabels() {
 
 /** Hide labels that would overlap one already placed (busy units are placed first). */
 function declutter() {
-  // Incidents first: a callsign never hides one.
-  const box = map.getContainer().getBoundingClientRect();
-  const placed = [...state.incidents.values()].filter((f) => f.geometry).map((f) => {
+  // Incidents first: a callsign never hides one. Boxes in map pixels, from projection.
+  const placed = [];
+  for (const f of state.incidents.values()) {
+    if (!f.geometry) continue;
     const p = map.project(centreOf(f.geometry));
-    const x = box.left + p.x;
-    const y = box.top + p.y;
-    return { left: x - 13, right: x + 13, top: y - 13, bottom: y + 13 };
-  });
-  const busy = (m) => (m.getElement().classList.contains("busy") ? 1 : 0);
-  for (const marker of [...labels.values()].sort((a, b) => busy(b) - busy(a))) {
-    const el = marker.getElement();
-    const r = el.getBoundingClientRect();
-    const hit = placed.some((p) => r.left < p.right + 2 && r.right + 2 > p.left && r.top < p.bottom + 1 && r.bottom + 1 > p.top);
-    el.classList.toggle("hidden", hit);
+    placed.push({ left: p.x - 13, right: p.x + 13, top: p.y - 13, bottom: p.y + 13 });
+  }
+  for (const marker of [...labels.values()].sort((a, b) => b.busy - a.busy)) {
+    if (!marker.at) continue;
+    const p = map.project(marker.at);
+    const r = { left: p.x + 9, right: p.x + 17 + marker.text.length * LABEL_CHAR_PX, top: p.y - 9, bottom: p.y + 9 };
+    const hit = placed.some((q) => r.left < q.right + 2 && r.right + 2 > q.left && r.top < q.bottom + 1 && r.bottom + 1 > q.top);
+    marker.getElement().classList.toggle("hidden", hit);
     if (!hit) placed.push(r);
   }
 }
@@ -188,14 +203,17 @@ let zonesShown = "";  // the zone ids on the map, to notice one starting or endi
 export function drawSituation() {
   if (!map.getSource("units")) return;
   // Features with no location (an alert area that could not be read) stay off the map.
+  // Only the sources whose entities changed since the last draw are set again.
   const fc = (features) => ({ type: "FeatureCollection", features: features.filter((f) => f.geometry) });
-  map.getSource("incidents").setData(fc([...state.incidents.values()].map(asPoint)));
-  map.getSource("units").setData(fc([...state.units.values()]));
-  map.getSource("shelters").setData(fc([...state.shelters.values()]));
+  if (dirty.incidents) map.getSource("incidents").setData(fc([...state.incidents.values()].map(asPoint)));
+  if (dirty.units) map.getSource("units").setData(fc([...state.units.values()]));
+  if (dirty.shelters) map.getSource("shelters").setData(fc([...state.shelters.values()]));
   const zones = shownZones();
-  map.getSource("zones").setData(fc(zones));
-  zonesShown = zones.map((f) => f.id).join();
-  drawLabels();
+  const zoneIds = zones.map((f) => f.id).join();
+  if (dirty.zones || zoneIds !== zonesShown) map.getSource("zones").setData(fc(zones));
+  zonesShown = zoneIds;
+  if (dirty.units || dirty.incidents) drawLabels();
+  dirty.incidents = dirty.units = dirty.shelters = dirty.zones = false;
   fitOnce();
 }
 
@@ -212,7 +230,7 @@ function fitOnce() {
   live.fitted = true;
 }
 
-map.on("moveend", declutter);
+map.on("moveend", drawLabels);  // the units in view changed
 
 export function legend() {
   const rows = [

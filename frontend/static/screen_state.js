@@ -26,6 +26,7 @@ export const alerts = new Map();  // alert id -> what intake did with it (see al
 export const live = {
   topics: {}, state: "idle", counts: {}, events: 0, mapLoaded: false, fitted: false,
   feed: [], alertsLoaded: false, proposal: null,
+  measure: false, latencyMs: [], drawMs: [],  // bench/screen.py
 };
 window.__live = live;
 
@@ -76,13 +77,20 @@ export function applySnapshot(snapshot) {
   fill(state.stock, snapshot.stock);
   fill(state.zones, (snapshot.warning_zones || []).filter(zoneLive));
   dirty.side = true;
+  for (const source of MAP_SOURCES) dirty[source] = true;
 }
+
+// Which of the map's sources an entity's event changes (only those are set again).
+const MAP_SOURCES = ["incidents", "units", "shelters", "zones"];
+const SOURCE_OF = { incident: ["incidents"], unit: ["units"], task: ["incidents"], shelter: ["shelters"],
+  warning_zone: ["zones"] };
 
 const SIDE_ENTITIES = new Set(["alert", "incident", "task", "warning_zone", "shelter"]);
 
 export function applyEvent(name, data) {
   const [entity, action] = name.split(".", 2);
   if (SIDE_ENTITIES.has(entity)) dirty.side = true;
+  for (const source of SOURCE_OF[entity] || []) dirty[source] = true;
   switch (entity) {
     case "incident":
       if (ENDED_INCIDENT.has(data.properties.status)) state.incidents.delete(data.id);
@@ -148,20 +156,33 @@ export function addAlert(x, fresh) {
 
 // --- drawing -------------------------------------------------------------------------
 // At most one draw per animation frame, however many events come in it; screen.js says
-// what a draw is.
-export const dirty = { side: true };  // side: the alert and review lists need drawing again
+// what a draw is. When frames are slow to come (the map painting thousands of points in
+// software, a busy machine), a timer draws anyway after DRAW_WAIT_MS: the lists and the
+// map's sources stay current and MapLibre paints them with its next frame.
+export const DRAW_WAIT_MS = 40;
+// side: the alert and review lists need drawing again; incidents, units, shelters, zones:
+// that map source must be set again; feed: the event feed.
+export const dirty = { side: true, incidents: true, units: true, shelters: true, zones: true, feed: true };
 let draw = () => {};
-let drawQueued = false;
+let frame = 0;
+let timer = 0;
 
 export function onDraw(fn) { draw = fn; }
 
+function drawNow() {
+  cancelAnimationFrame(frame);
+  clearTimeout(timer);
+  frame = 0;
+  timer = 0;
+  draw();
+}
+
 export function redraw() {
-  if (drawQueued) return;
-  drawQueued = true;
-  requestAnimationFrame(() => {
-    drawQueued = false;
-    draw();
-  });
+  // The naive peer of bench/screen.py: a full draw for every event, no coalescing.
+  if (live.naive) { draw(); return; }
+  if (frame) return;
+  frame = requestAnimationFrame(drawNow);
+  timer = setTimeout(drawNow, DRAW_WAIT_MS);
 }
 
 export function el(tag, cls, text) {
