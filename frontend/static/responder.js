@@ -1,8 +1,11 @@
 // Responder phone app (PWA): log in, follow the unit's own topic `unit:<id>`, acknowledge
 // each task event after storing it, move the task step by step and report GPS positions.
 // Actions wait in a local outbox (localStorage) with their idempotency key until the server
-// answers, and are re-sent with the same key after a reconnect.
+// answers, and are re-sent with the same key after a reconnect. The task card's map and
+// route are in responder_map.js; the hand-off links to map apps in handoff.js.
+import { handoffLinks } from "/static/handoff.js";
 import { LiveClient, apiGet, distanceM, login, loginErrorText, newKey } from "/static/live.js";
+import { drawRouteSummary, initTaskMap, resizeTaskMap, showTask } from "/static/responder_map.js";
 
 const STRINGS = {
   "zh-CN": {
@@ -10,11 +13,14 @@ const STRINGS = {
     username: "用户名", password: "密码", signin: "登录", badLogin: "用户名或密码错误",
     lockedOut: "登录失败次数过多，请稍后再试", loginBusy: "服务器繁忙，请稍后再试",
     notResponder: "该账号未绑定救援力量", gps: "定位上报", type: "类型", address: "地址",
-    coords: "坐标", distance: "距离", assignedAt: "派遣时间", accept: "接受", depart: "出发",
+    coords: "坐标", distance: "直线距离", assignedAt: "派遣时间", accept: "接受", depart: "出发",
     arrive: "到达", finish: "完成", noTask: "暂无任务，待命中", logout: "退出登录",
     attribution: "地图数据", pending: "待发送", unknown: "未知", noFix: "等待定位…",
     fix: "已定位", accuracy: "精度", gpsDenied: "无法获取定位", refused: "操作被拒绝",
     taskDone: "任务已完成", taskCancelled: "任务已被调度员取消", newTask: "新任务",
+    scene: "现场", caller: "报警人", navGeo: "地图导航", navAmap: "高德导航", navBaidu: "百度导航",
+    myPosition: "我的位置", routing: "正在规划路线…", noRoute: "无可行路线", noFrom: "无本车位置，未规划路线",
+    routeOld: "路线未更新", drive: "车程",
     net: { idle: "未连接", connecting: "连接中", live: "在线", reconnecting: "重连中", offline: "离线" },
     status: { assigned: "待接受", accepted: "已接受", en_route: "途中", on_scene: "已到场",
       done: "已完成", cancelled: "已取消", available: "待命", returning: "返回中",
@@ -31,12 +37,15 @@ const STRINGS = {
     lockedOut: "Too many failed logins; try again later", loginBusy: "Server busy; try again shortly",
     notResponder: "This account has no unit",
     gps: "Share location", type: "Type", address: "Address", coords: "Coordinates",
-    distance: "Distance", assignedAt: "Assigned", accept: "Accept", depart: "Depart",
+    distance: "Straight line", assignedAt: "Assigned", accept: "Accept", depart: "Depart",
     arrive: "Arrive", finish: "Done", noTask: "No task — standing by", logout: "Sign out",
     attribution: "Map data", pending: "waiting to send", unknown: "unknown",
     noFix: "Waiting for a fix…", fix: "Position", accuracy: "accuracy",
     gpsDenied: "Location unavailable", refused: "Refused", taskDone: "Task done",
     taskCancelled: "Task cancelled by the dispatcher", newTask: "New task",
+    scene: "Scene", caller: "Caller", navGeo: "Maps", navAmap: "Amap", navBaidu: "Baidu",
+    myPosition: "My position", routing: "Finding the route…", noRoute: "No route found",
+    noFrom: "No unit position: no route", routeOld: "route not updated", drive: "Drive",
     net: { idle: "Not connected", connecting: "Connecting", live: "Online",
       reconnecting: "Reconnecting", offline: "Offline" },
     status: { assigned: "To accept", accepted: "Accepted", en_route: "En route",
@@ -119,6 +128,8 @@ function mergeTask(task) {
     if (old) toast(merged.status === "cancelled" ? "taskCancelled" : "taskDone", "info");
   }
   if (!old && ACTIVE.has(merged.status)) {
+    refreshUnit();  // where the unit is now: the route starts there
+    refreshCaller(task.id);
     toast("newTask", "info");
     if (navigator.vibrate) navigator.vibrate([200, 100, 200]);
   }
@@ -262,18 +273,43 @@ function point(incident) {
   return [ring.slice(0, n).reduce((a, c) => a + c[0], 0) / n, ring.slice(0, n).reduce((a, c) => a + c[1], 0) / n];
 }
 
+/** Where the unit is: the phone's own last fix, else the unit's position from the API. */
+function unitPosition() {
+  if (fix) return [fix.lon, fix.lat];
+  return unit && unit.geometry ? unit.geometry.coordinates : null;
+}
+
+/** The caller's phone as a tel: link, only when the payload carries one. */
+function drawCaller(phone) {
+  const dd = $("caller-dd");
+  $("caller-dt").hidden = !phone;
+  dd.hidden = !phone;
+  if (!phone) { dd.replaceChildren(); return; }
+  let a = dd.querySelector("a");
+  if (!a) {
+    a = document.createElement("a");
+    a.dataset.testid = "caller-phone";
+    a.className = "tel";
+    dd.append(a);
+  }
+  a.href = `tel:${String(phone).replace(/[^0-9+]/g, "")}`;
+  a.textContent = phone;
+}
+
 function render() {
   if (!store) return;
   const task = currentTask();
   live.task = task ? { id: task.id, status: task.status, effective: effectiveStatus(task) } : null;
+  const shown = !$("task").hidden;
   $("task").hidden = !task;
+  if (task && !shown) resizeTaskMap();
   $("no-task").hidden = Boolean(task);
   $("gps").checked = live.gps;
   $("gps-info").textContent = !live.gps ? "" : fix
     ? `${t("fix")} ${fix.lat.toFixed(5)}, ${fix.lon.toFixed(5)} · ${t("accuracy")} ${Math.round(fix.accuracy)} m`
     : t("noFix");
   renderOutbox();
-  if (!task) return;
+  if (!task) { showTask(null, token); return; }
   const inc = task.incident || { properties: {} };
   const p = inc.properties;
   const status = effectiveStatus(task);
@@ -287,7 +323,18 @@ function render() {
   $("task-address").textContent = p.address || t("unknown");
   const at = point(inc);
   $("task-coords").textContent = at ? `${at[1].toFixed(5)}, ${at[0].toFixed(5)}` : t("unknown");
-  const from = fix ? [fix.lon, fix.lat] : unit && unit.geometry ? unit.geometry.coordinates : null;
+  const from = unitPosition();
+  showTask(at ? { taskId: task.id, from, to: at,
+    labels: { unit: unit ? unit.properties.callsign : "", scene: t("scene") } } : null, token);
+  drawRouteSummary(t, lang, Boolean(from));
+  for (const id of ["nav-geo", "nav-amap", "nav-baidu"]) $(id).hidden = !at;
+  if (at) {
+    const links = handoffLinks(at, p.title || p.address || t("scene"), from, t("myPosition"));
+    $("nav-geo").href = links.geo;
+    $("nav-amap").href = links.amap;
+    $("nav-baidu").href = links.baidu;
+  }
+  drawCaller(task.caller_phone || p.caller_phone || null);
   if (at && from) {
     const d = distanceM(from, at);
     $("task-distance").textContent = d < 1000 ? `${Math.round(d)} m` : `${(d / 1000).toFixed(1)} km`;
@@ -321,6 +368,30 @@ function applyLang() {
 }
 
 // --- start ---------------------------------------------------------------------------
+/** The caller's phone: events leave personal data out, the task over REST has it (ours). */
+async function refreshCaller(taskId) {
+  try {
+    const fresh = await apiGet(`/api/tasks/${taskId}`, token);
+    const task = store.tasks[taskId];
+    if (!task || !fresh.caller_phone || task.caller_phone === fresh.caller_phone) return;
+    task.caller_phone = fresh.caller_phone;
+    saveState();
+    render();
+  } catch { /* offline: the card shows it once the tasks are refreshed */ }
+}
+
+async function refreshUnit() {
+  if (!me || !token) return;
+  try {
+    unit = await apiGet(`/api/units/${me.unit_id}`, token);
+    localStorage.setItem("responder.unit", JSON.stringify(unit));
+  } catch {
+    const saved = loadJSON("responder.unit", null);  // offline: as last time
+    unit = unit || (saved && saved.id === me.unit_id ? saved : null);
+  }
+  render();
+}
+
 async function refreshTasks() {
   const page = await apiGet(`/api/tasks?unit_id=${me.unit_id}&status=assigned,accepted,en_route,on_scene&limit=20`, token);
   const fresh = {};
@@ -364,7 +435,8 @@ async function start() {
   $("login-panel").hidden = true;
   $("app").hidden = false;
   render();
-  unit = await apiGet(`/api/units/${me.unit_id}`, token).catch(() => null);
+  initTaskMap($("task-map"), render).catch(() => {});  // no map offline without its script
+  await refreshUnit();
   applyLang();
   await refreshTasks().catch(() => {});  // offline: what was stored last time
   client = new LiveClient({
