@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     position_max_age_s: int = Field(default=7 * 24 * 3600, ge=60, le=366 * 24 * 3600)
     position_max_future_s: int = Field(default=300, ge=0, le=24 * 3600)
     demo_password: str = "demo-pass-2026"  # noqa: S105 - demo users exist only in development
+    # Which city `seed demo` loads and the server routes on without EMERGENCY_OSM_FILE
+    # (command/seed.py CITIES); the tests pin the small one, "helsinki".
+    demo_city: str = Field(default="columbus", pattern=r"^[a-z][a-z0-9_]{0,39}$")
     osm_file: Path | None = Field(
         default=None, description="road network file; default: the demo city's extract"
     )
@@ -89,6 +92,9 @@ class Settings(BaseSettings):
     ws_recheck_s: float = Field(default=2.0, ge=0.1, le=5)
     bus_poll_interval_s: float = Field(default=2.0, ge=0.05, le=60)
     event_retention_s: int = Field(default=7 * 24 * 3600, ge=60)
+    # Callers' phone numbers (personal data) are blanked on calls received longer ago than
+    # this (hourly, by the server's background jobs; command/incidents/calls.py).
+    caller_phone_retention_days: int = Field(default=30, ge=1, le=36_500)
     # The audit chain (docs/security.md). Its links are keyed with a key derived from
     # `audit_key` (default: `secret_key`); retired keys still verify the rows they made.
     audit_key: str | None = Field(default=None, min_length=32)

@@ -50,6 +50,7 @@ class Incident(Timestamps, Base):
             "GeometryType(geom) IN ('POINT', 'POLYGON', 'MULTIPOLYGON')", name="geom_type"
         ),
         CheckConstraint("people_affected IS NULL OR people_affected >= 0", name="people"),
+        CheckConstraint("calls >= 0", name="calls"),
         Index("ix_incident_status_type", "status", "type"),
         # The KPIs' window: incidents reported in [since, until), drills kept apart.
         Index("ix_incident_drill_reported", "drill", "reported_at"),
@@ -66,6 +67,9 @@ class Incident(Timestamps, Base):
     source: Mapped[str] = mapped_column(String(20), default="manual")
     reported_by: Mapped[str | None] = mapped_column(String(120))
     drill: Mapped[bool] = mapped_column(Boolean, default=False)
+    # How many calls were taken about it (rows of incident_call), kept here so the count
+    # travels in the incident's own events; 0 for incidents from alerts.
+    calls: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     # NULL only for an alert's incident whose area has no usable shape (needs_review).
     geom: Mapped[WKBElement | None] = mapped_column(
         Geometry("GEOMETRY", srid=4326, spatial_index=True)
@@ -89,3 +93,35 @@ class Incident(Timestamps, Base):
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class IncidentCall(Base):
+    """One call about an incident: the first one creates it, later ones are attached.
+
+    `caller_phone` is personal data: shown to staff roles and to the responders on the
+    incident's tasks, never on shared topics or in the audit chain, and blanked (with
+    `phone_purged_at` set) after `caller_phone_retention_days`."""
+
+    __tablename__ = "incident_call"
+    __table_args__ = (
+        CheckConstraint("people_affected IS NULL OR people_affected >= 0", name="people"),
+        Index("ix_incident_call_incident_received", "incident_id", "received_at"),
+        # The retention purge: calls that still hold a phone, oldest first.
+        Index(
+            "ix_incident_call_phone_received",
+            "received_at",
+            postgresql_where=text("caller_phone IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incident.id", ondelete="RESTRICT"))
+    caller_phone: Mapped[str | None] = mapped_column(String(32))
+    description: Mapped[str | None] = mapped_column(Text)
+    people_affected: Mapped[int | None] = mapped_column(Integer)
+    received_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    taken_by: Mapped[str] = mapped_column(String(160))
+    drill: Mapped[bool] = mapped_column(Boolean, default=False)
+    phone_purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,23 +1,32 @@
 """HTTP for incidents: list, create, read, change and move through their lifecycle
-(GeoJSON in and out)."""
+(GeoJSON in and out); possible duplicates of a new call, and the calls taken about one.
+
+The caller's phone (personal data) is shown only to roles with ``personal.read``."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
+from sqlalchemy.orm import Session
 
+from command.incidents import calls
 from command.incidents import service as incidents
+from command.incidents.models import Incident
 from command.incidents.schemas import (
+    CallCreate,
+    CallPage,
+    CallRead,
+    DuplicateRead,
     IncidentCreate,
     IncidentPatch,
     IncidentRead,
     IncidentStatusChange,
+    IncidentType,
 )
-from command.incidents.service import INCIDENTS
 from command.tasks import service as tasks
-from core import crud
-from core.security import require
+from core.errors import InvalidInput
+from core.security import Principal, require
 from core.web import (
     BBoxDep,
     GeoJSONResponse,
@@ -28,9 +37,11 @@ from core.web import (
     StatusFilter,
     TextFilter,
     conflict,
+    not_found,
     parse_statuses,
 )
 from gis.features import FeatureCollectionOut, FeatureOut
+from gis.router import CrsParam, PointParam, parse_point
 
 router = APIRouter(prefix="/api")
 
@@ -61,7 +72,17 @@ def list_incidents(
         limit=page.limit,
         offset=page.offset,
     )
-    return GeoJSONResponse(crud.collection(INCIDENTS, result))
+    features = incidents.incident_features(
+        session, result.items, personal=calls.may_read_personal(principal)
+    )
+    return GeoJSONResponse(
+        {
+            "type": "FeatureCollection",
+            "features": features,
+            "numberMatched": result.total,
+            "numberReturned": len(features),
+        }
+    )
 
 
 @router.post(
@@ -74,13 +95,54 @@ def list_incidents(
 def create_incident(
     body: IncidentCreate, session: SessionDep, principal: PrincipalDep
 ) -> dict[str, Any]:
-    """Report an incident (Point, or Polygon / MultiPolygon for an area)."""
+    """Report an incident (Point, or Polygon / MultiPolygon for an area); its first call
+    (with `caller_phone`, if given) is recorded with it."""
     require(principal, "incident.write")
     incident = incidents.create_incident(
         session, props=body.properties.model_dump(), geom=body.shape, principal=principal
     )
     session.commit()
-    return crud.feature(INCIDENTS, incident)
+    return _feature(session, incident, principal)
+
+
+@router.get(
+    "/incidents/duplicates",
+    response_model=FeatureCollectionOut[DuplicateRead],
+    response_class=GeoJSONResponse,
+    tags=["incidents"],
+)
+def get_duplicates(
+    session: SessionDep,
+    principal: PrincipalDep,
+    type: Annotated[IncidentType, Query(description="the new call's incident type")],
+    at: PointParam,
+    crs: CrsParam = "wgs84",
+    radius_m: Annotated[float, Query(gt=0, le=5000, description="metres")] = 500,
+    window_s: Annotated[int, Query(ge=1, le=7 * 86_400, description="seconds")] = 1800,
+    drill: bool = False,
+) -> GeoJSONResponse:
+    """Possible duplicates of a call being taken: open incidents of the same type within
+    `radius_m` of `at`, reported in the last `window_s` seconds, nearest first, each with
+    `distance_m`. Staff roles only."""
+    require(principal, "personal.read")
+    try:
+        lon, lat = parse_point(at, crs)
+    except InvalidInput as exc:
+        raise InvalidInput(f"at: {exc}") from exc
+    found = incidents.find_duplicates(
+        session, type=type, lon=lon, lat=lat, radius_m=radius_m, window_s=window_s, drill=drill
+    )
+    features = incidents.incident_features(session, [i for i, _ in found], personal=True)
+    for feature, (_, distance_m) in zip(features, found, strict=True):
+        feature["properties"]["distance_m"] = round(distance_m)
+    return GeoJSONResponse(
+        {
+            "type": "FeatureCollection",
+            "features": features,
+            "numberMatched": len(features),
+            "numberReturned": len(features),
+        }
+    )
 
 
 @router.get(
@@ -93,7 +155,7 @@ def get_incident(
     incident_id: PathId, session: SessionDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     require(principal, "read")
-    return crud.feature(INCIDENTS, crud.get(session, INCIDENTS, incident_id))
+    return _feature(session, incidents.get_incident(session, incident_id), principal)
 
 
 @router.patch(
@@ -111,7 +173,7 @@ def patch_incident(
         session, incident_id, changes=body.changes(), geom=body.shape, principal=principal
     )
     session.commit()
-    return crud.feature(INCIDENTS, incident)
+    return _feature(session, incident, principal)
 
 
 @router.post(
@@ -130,4 +192,48 @@ def post_incident_status(
         session, incident_id, body.status, principal=principal, note=body.note
     )
     session.commit()
-    return crud.feature(INCIDENTS, incident)
+    return _feature(session, incident, principal)
+
+
+@router.post(
+    "/incidents/{incident_id}/calls",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CallRead,
+    tags=["incidents"],
+    responses=conflict("the incident is closed or cancelled") | not_found("the incident"),
+)
+def post_call(
+    incident_id: PathId, body: CallCreate, session: SessionDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    """Attach another call to an incident (its `calls` goes up by one); nothing is
+    dispatched."""
+    require(principal, "incident.write")
+    call = incidents.attach_call(
+        session,
+        incident_id,
+        caller_phone=body.caller_phone,
+        description=body.description,
+        people_affected=body.people_affected,
+        principal=principal,
+    )
+    session.commit()
+    return calls.call_dict(call)
+
+
+@router.get(
+    "/incidents/{incident_id}/calls",
+    response_model=CallPage,
+    tags=["incidents"],
+    responses=not_found("the incident"),
+)
+def get_calls(incident_id: PathId, session: SessionDep, principal: PrincipalDep) -> dict[str, Any]:
+    """The calls taken about an incident, newest first: staff roles, and the responders
+    of a unit with a task on it."""
+    require(principal, "read")
+    found = incidents.list_calls(session, incident_id, principal=principal)
+    return {"items": [calls.call_dict(c) for c in found]}
+
+
+def _feature(session: Session, incident: Incident, principal: Principal) -> dict[str, Any]:
+    personal = calls.may_read_personal(principal)
+    return incidents.incident_feature(session, incident, personal=personal)

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
-from geoalchemy2 import WKBElement
+from geoalchemy2 import Geography, WKBElement
 from shapely import Geometry
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from command.incidents.models import Incident
+from command.incidents import calls
+from command.incidents.models import Incident, IncidentCall
+from command.tasks.models import Task
 from core import crud
 from core.changes import SITUATION
 from core.crud import FeatureKind
-from core.errors import InvalidInput, InvalidTransition
+from core.errors import Forbidden, InvalidInput, InvalidTransition
 from core.query import Page
 from core.security import Principal
 from core.types import utcnow
@@ -32,6 +36,7 @@ INCIDENTS = FeatureKind(
         "source",
         "reported_by",
         "drill",
+        "calls",
         "alert_id",
         "needs_review",
         "review_reason",
@@ -59,6 +64,33 @@ INCIDENT_TRANSITIONS: dict[str, frozenset[str]] = {
     "cancelled": frozenset(),
 }
 DISPATCHABLE = frozenset({"reported", "verified", "dispatched", "on_scene"})
+OPEN = DISPATCHABLE  # what a second call may be about (possible duplicates)
+ENDED = frozenset({"closed", "cancelled"})  # no call is attached to these
+
+
+def incident_features(
+    session: Session, incidents: Sequence[Incident], *, personal: bool
+) -> list[dict[str, Any]]:
+    """Incidents as GeoJSON Features for a reader: the recorded properties plus
+    ``caller_phone``, the latest call's phone when ``personal`` and null otherwise.
+
+    Every read of incidents goes through here, so the choice is explicit at each call:
+    ``personal`` is True only for a reader allowed the phone (staff, see
+    :func:`calls.may_read_personal`; a responder on its own task). Exports (a later issue)
+    pass False unless the user asked for personal data. Events and the audit chain never
+    use this: they record :data:`INCIDENTS`'s fields, which hold no phone."""
+    phones = calls.latest_phones(session, [i.id for i in incidents]) if personal else {}
+    out = []
+    for incident in incidents:
+        feature = crud.feature(INCIDENTS, incident)
+        feature["properties"]["caller_phone"] = phones.get(incident.id)
+        out.append(feature)
+    return out
+
+
+def incident_feature(session: Session, incident: Incident, *, personal: bool) -> dict[str, Any]:
+    """One incident as :func:`incident_features` shows it."""
+    return incident_features(session, [incident], personal=personal)[0]
 
 
 def location_of(incident: Incident) -> WKBElement:
@@ -69,14 +101,118 @@ def location_of(incident: Incident) -> WKBElement:
     return incident.location
 
 
+def get_incident(session: Session, incident_id: int) -> Incident:
+    incident: Incident = crud.get(session, INCIDENTS, incident_id)
+    return incident
+
+
 def create_incident(
     session: Session, *, props: Mapping[str, Any], geom: Geometry, principal: Principal
 ) -> Incident:
+    """Report an incident; a manual one (a call taken) also records its first call,
+    with the caller's phone if given."""
     data = {**props, "status": "reported", "source": props.get("source", "manual")}
+    phone = data.pop("caller_phone", None)
     if not data.get("reported_by"):
         data["reported_by"] = principal.actor
+    manual = data["source"] == "manual"
+    data["calls"] = 1 if manual else 0
     incident: Incident = crud.create(session, INCIDENTS, props=data, geom=geom, principal=principal)
+    if manual:
+        calls.record_call(
+            session,
+            incident,
+            caller_phone=phone,
+            description=data.get("description"),
+            people_affected=data.get("people_affected"),
+            principal=principal,
+        )
     return incident
+
+
+def attach_call(
+    session: Session,
+    incident_id: int,
+    *,
+    caller_phone: str | None,
+    description: str | None,
+    people_affected: int | None,
+    principal: Principal,
+) -> IncidentCall:
+    """Another call about an incident: recorded, the incident's ``calls`` raised by one
+    (and its ``people_affected`` to the caller's count if that is higher), one
+    ``incident.updated`` event. Nothing is dispatched: a second call about the same fire
+    must not send a second set of engines."""
+    incident: Incident = crud.get(session, INCIDENTS, incident_id, for_update=True)
+    if incident.status in ENDED:
+        raise InvalidTransition(
+            f"incident {incident_id} is {incident.status}; a new call needs a new incident"
+        )
+    call = calls.record_call(
+        session,
+        incident,
+        caller_phone=caller_phone,
+        description=description,
+        people_affected=people_affected,
+        principal=principal,
+    )
+    changes: dict[str, Any] = {"calls": incident.calls + 1}
+    if people_affected is not None and (
+        incident.people_affected is None or people_affected > incident.people_affected
+    ):
+        changes["people_affected"] = people_affected
+    crud.update_locked(
+        session, INCIDENTS, incident, changes=changes, geom=None, principal=principal
+    )
+    return call
+
+
+def list_calls(session: Session, incident_id: int, *, principal: Principal) -> list[IncidentCall]:
+    """An incident's calls, newest first: for staff, and for a responder whose unit has a
+    task on the incident."""
+    crud.get(session, INCIDENTS, incident_id)  # 404 first
+    if not calls.may_read_personal(principal) and not _on_its_task(session, incident_id, principal):
+        raise Forbidden("callers' details are for staff and the units sent to the incident")
+    return calls.calls_of(session, incident_id)
+
+
+def _on_its_task(session: Session, incident_id: int, principal: Principal) -> bool:
+    if principal.role != "responder" or principal.unit_id is None:
+        return False
+    stmt = select(Task.id).where(Task.incident_id == incident_id, Task.unit_id == principal.unit_id)
+    return session.execute(stmt.limit(1)).first() is not None
+
+
+def find_duplicates(
+    session: Session,
+    *,
+    type: str,
+    lon: float,
+    lat: float,
+    radius_m: float,
+    window_s: int,
+    drill: bool,
+    limit: int = 50,
+) -> list[tuple[Incident, float]]:
+    """Open incidents of ``type`` within ``radius_m`` metres (geodesic, WGS-84
+    ``lon``/``lat``) of a point, reported in the last ``window_s`` seconds: each with its
+    distance in metres, nearest first."""
+    here = func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326).cast(Geography)
+    where = Incident.location.cast(Geography)
+    distance = func.ST_Distance(where, here).label("distance_m")
+    stmt = (
+        select(Incident, distance)
+        .where(
+            Incident.type == type,
+            Incident.status.in_(OPEN),
+            Incident.drill.is_(drill),
+            Incident.reported_at >= utcnow() - timedelta(seconds=window_s),
+            func.ST_DWithin(where, here, radius_m),
+        )
+        .order_by(distance, Incident.id)
+        .limit(limit)
+    )
+    return [(incident, float(d)) for incident, d in session.execute(stmt)]
 
 
 def update_incident(

@@ -1,5 +1,6 @@
 """The background jobs of the live situation: held-back positions, gauges, ending expired
-zones, pruning nonces, idempotency keys, throttle rows and acknowledged events."""
+zones, pruning nonces, idempotency keys, throttle rows and acknowledged events, and
+blanking callers' phones past their retention period."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from command.auth import service as auth
+from command.incidents import calls
 from command.live.actions import LIVE
 from command.zones import ending
 from core import idempotency
@@ -20,14 +22,27 @@ from realtime.hub import Hub
 from resources import service
 
 log = logging.getLogger("emergency.live")
+PHONE_PURGE_S = 3600.0  # callers' phones are blanked within an hour of their retention
+
+
+def purge_caller_phones(sessions: sessionmaker[Session], settings: Settings) -> int:
+    """Blank callers' phones older than ``caller_phone_retention_days`` (run hourly, every
+    ``PHONE_PURGE_S``, by :func:`background_jobs`); returns how many were blanked."""
+    with sessions() as session:
+        purged = calls.purge_phones(
+            session, retention_days=settings.caller_phone_retention_days, principal=LIVE
+        )
+        session.commit()
+        return purged
 
 
 async def background_jobs(hub: Hub, sessions: sessionmaker[Session], settings: Settings) -> None:
     """Once a second: held-back positions. Every ``housekeeping_s``: gauges, ending
-    expired warning zones, and pruning. Meanwhile, every ``recheck_s``: the users behind
-    the open connections (:meth:`Hub.recheck`)."""
+    expired warning zones, and pruning. Hourly (``PHONE_PURGE_S``, and once at start):
+    blanking callers' phones past their retention period. Meanwhile, every ``recheck_s``:
+    the users behind the open connections (:meth:`Hub.recheck`)."""
     loop = asyncio.get_running_loop()
-    next_housekeeping = 0.0
+    next_housekeeping = next_phone_purge = 0.0
 
     def publish_positions() -> int:
         with sessions() as session:
@@ -55,6 +70,9 @@ async def background_jobs(hub: Hub, sessions: sessionmaker[Session], settings: S
                     next_housekeeping = loop.time() + hub.config.housekeeping_s
                     await hub.refresh_gauges()
                     await hub.call(prune)
+                if loop.time() >= next_phone_purge:
+                    next_phone_purge = loop.time() + PHONE_PURGE_S
+                    await hub.call(purge_caller_phones, sessions, settings)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database may be away; try again next round

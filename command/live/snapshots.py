@@ -1,4 +1,7 @@
-"""Snapshots sent on subscribe and on resync: the whole situation, or one unit's tasks."""
+"""Snapshots sent on subscribe and on resync: the whole situation, or one unit's tasks.
+
+The caller's phone (personal data) is on a unit's snapshot only: ``unit:<id>`` is open to
+that unit's responders and to staff, ``situation`` to every responder."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from command.incidents.models import Incident
-from command.incidents.service import INCIDENTS
+from command.incidents.service import incident_feature, incident_features
 from command.tasks import service as tasks
 from command.tasks.models import ACTIVE_TASK_STATUSES, Task
 from command.zones.models import WarningZone
@@ -23,15 +26,15 @@ ENDED = ("closed", "cancelled")
 def situation_snapshot(session: Session) -> dict[str, Any]:
     """Everything the live map shows: open incidents, units, active tasks, shelters,
     stock and active warning zones."""
-    incidents = session.scalars(
-        select(Incident).where(Incident.status.not_in(ENDED)).order_by(Incident.id)
+    incidents = list(
+        session.scalars(select(Incident).where(Incident.status.not_in(ENDED)).order_by(Incident.id))
     )
     active = session.scalars(
         select(Task).where(Task.status.in_(ACTIVE_TASK_STATUSES)).order_by(Task.id)
     )
     zones = session.scalars(select(WarningZone).where(active_clause()).order_by(WarningZone.id))
     return {
-        "incidents": [crud.feature(INCIDENTS, i) for i in incidents],
+        "incidents": incident_features(session, incidents, personal=False),
         "units": [crud.feature(service.UNITS, u) for u in session.scalars(select(Unit))],
         "tasks": [tasks.task_dict(t) for t in active],
         "shelters": [crud.feature(service.SHELTERS, s) for s in session.scalars(select(Shelter))],
@@ -50,6 +53,7 @@ def unit_snapshot(session: Session, unit_id: int) -> dict[str, Any]:
     out = []
     for task in active:
         item = tasks.task_dict(task)
-        item["incident"] = crud.feature(INCIDENTS, session.get(Incident, task.incident_id))
+        incident = session.get_one(Incident, task.incident_id)
+        item["incident"] = incident_feature(session, incident, personal=True)
         out.append(item)
     return {"tasks": out}

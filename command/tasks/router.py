@@ -10,7 +10,6 @@ from fastapi import APIRouter, status
 from command.planning import recommendations
 from command.tasks import service as tasks
 from command.tasks.schemas import DispatchRequest, TaskPage, TaskRead, TaskStatusChange
-from core.query import page_body
 from core.security import require
 from core.web import (
     IdempotencyKeyHeader,
@@ -40,7 +39,8 @@ def list_tasks(
     incident_id: IdFilter = None,
     status: StatusFilter = None,
 ) -> dict[str, Any]:
-    """Tasks; a responder sees only their own unit's."""
+    """Tasks; a responder sees only their own unit's (with the caller's phone, as staff
+    do)."""
     require(principal, "read")
     result = tasks.list_tasks(
         session,
@@ -51,13 +51,16 @@ def list_tasks(
         limit=page.limit,
         offset=page.offset,
     )
-    return page_body(result, tasks.task_dict)
+    items = tasks.task_reads(session, result.items, principal=principal)
+    return {"items": items, "numberMatched": result.total, "numberReturned": len(items)}
 
 
 @router.get("/tasks/{task_id}", response_model=TaskRead, tags=["tasks"])
 def get_task(task_id: PathId, session: SessionDep, principal: PrincipalDep) -> dict[str, Any]:
+    """A task; with the caller's phone for staff and for the task's own unit's responders."""
     require(principal, "read")
-    return tasks.task_dict(tasks.get_task(session, task_id, principal=principal))
+    task = tasks.get_task(session, task_id, principal=principal)
+    return tasks.task_reads(session, [task], principal=principal)[0]
 
 
 @router.post(
@@ -120,4 +123,4 @@ def dispatch_units(
         recommended=proposed,
     )
     session.commit()
-    return [tasks.task_dict(t) for t in created]
+    return tasks.task_reads(session, created, principal=principal)

@@ -38,6 +38,10 @@ class TaskRead(BaseModel):
     acknowledged_at: datetime | None = Field(
         default=None, description="when the unit's phone acknowledged the assignment"
     )
+    caller_phone: str | None = Field(
+        default=None,
+        description="the incident's latest caller phone: for staff and the task's own unit",
+    )
 
 
 class TaskPage(BaseModel):

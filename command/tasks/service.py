@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from command.incidents import calls
 from command.incidents.models import Incident
 from command.incidents.service import DISPATCHABLE, INCIDENTS, location_of, move_incident
 from command.tasks.models import ACTIVE_TASK_STATUSES, DispatchDecision, Task
@@ -58,6 +59,24 @@ TASK_FIELDS = (
 
 def task_dict(task: Task) -> dict[str, Any]:
     return {f: crud.json_value(getattr(task, f)) for f in TASK_FIELDS}
+
+
+def task_reads(
+    session: Session, tasks: Sequence[Task], *, principal: Principal
+) -> list[dict[str, Any]]:
+    """Tasks as the API shows them to ``principal``: with the incident's ``caller_phone``
+    for staff and for the responders of the task's own unit, null for anyone else. Events
+    carry :func:`task_dict` only: one payload serves ``situation`` and ``unit:<id>``."""
+    staff = calls.may_read_personal(principal)
+
+    def mine(task: Task) -> bool:
+        return staff or (principal.role == "responder" and task.unit_id == principal.unit_id)
+
+    phones = calls.latest_phones(session, [t.incident_id for t in tasks if mine(t)])
+    return [
+        {**task_dict(t), "caller_phone": phones.get(t.incident_id) if mine(t) else None}
+        for t in tasks
+    ]
 
 
 def unit_topic(unit_id: int) -> str:

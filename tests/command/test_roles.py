@@ -328,6 +328,23 @@ CASES = [
     Case("kpis.read", "GET", "/api/kpis", "kpis.read", 200),
     Case("places.search", "GET", "/api/places?q=Mannerheimintie", "places.read", 200),
     Case("places.nearest", "GET", "/api/places?near=24.94,60.17", "places.read", 200),
+    Case(
+        "incident.duplicates",
+        "GET",
+        "/api/incidents/duplicates?type=fire&at=24.94,60.17",
+        "personal.read",
+        200,
+    ),
+    # incident2: no task of the responder's unit (on its own task's incident it may read them)
+    Case("incident.calls", "GET", "/api/incidents/{incident2}/calls", "personal.read", 200),
+    Case(
+        "incident.call.attach",
+        "POST",
+        "/api/incidents/{incident}/calls",
+        "incident.write",
+        201,
+        lambda i: {"caller_phone": "+358 40 123 4567", "description": "a second caller"},
+    ),
 ]
 WRITE_CASES = [c for c in CASES if c.writes]
 
