@@ -36,6 +36,19 @@ class TimesRead(BaseModel):
     reported_to_on_scene: DurationStats
 
 
+class HistogramRead(BaseModel):
+    """Response times (reported -> first unit on scene) of the window's incidents that have
+    one, in fixed bins of ``bin_s`` seconds: ``counts[i]`` counts ``i * bin_s <= t <
+    (i + 1) * bin_s`` for the first ``max_s / bin_s`` bins; the last bin counts every
+    ``t >= max_s`` (overflow). The counts add up to ``times.reported_to_on_scene.n``;
+    ``target_s`` is the default response target, to draw against."""
+
+    bin_s: int
+    max_s: int
+    counts: list[int]
+    target_s: int
+
+
 class WithinTargetRead(BaseModel):
     """处置及时率: ``share`` = within / (within + missed); pending incidents (no unit on
     scene yet, target not yet passed) are left out; null when nothing is decided."""
@@ -101,6 +114,7 @@ class KpisRead(BaseModel):
     incidents: IncidentKpis
     times: TimesRead
     within_target: WithinTargetRead
+    response_histogram: HistogramRead
     units: UnitKpis
     shelters: ShelterKpis
     low_stock: list[LowStockRead]

@@ -15,6 +15,7 @@ from sqlalchemy import (
     CTE,
     ColumnElement,
     Float,
+    Integer,
     and_,
     case,
     cast,
@@ -35,6 +36,8 @@ from resources.models import Shelter, Stock, Unit, Warehouse
 DEFAULT_WINDOW = timedelta(hours=24)
 MAX_WINDOW = timedelta(days=366)
 QUANTILES = (0.5, 0.9, 0.95)
+HISTOGRAM_BIN_S = 60  # response-time histogram: 60 s bins up to 20 min, then overflow
+HISTOGRAM_MAX_S = 1200
 LOW_STOCK_LIMIT = 1000  # rows listed; the panel shows the worst first anyway
 
 
@@ -124,9 +127,10 @@ def incident_kpis(
     table: TargetTable,
     as_of: datetime,
 ) -> dict[str, Any]:
-    """Counts, interval percentiles and 处置及时率 for the window, overall, by type and by
-    status in one statement (GROUPING SETS); see command/kpis/targets.py for outcomes."""
-    f = _firsts(since=since, until=until, drill=drill)
+    """Counts, interval percentiles, 处置及时率 and the response-time histogram for the
+    window, overall, by type and by status in one statement (GROUPING SETS); see
+    command/kpis/targets.py for outcomes."""
+    f = _binned(_firsts(since=since, until=until, drill=drill))
     target_s = _response_target(f.c.type, table)
     response = _seconds(f.c.on_scene_at - f.c.reported_at)
     arrived = f.c.on_scene_at.is_not(None)
@@ -149,6 +153,7 @@ def incident_kpis(
         func.count().filter(missed).label("missed"),
         func.count().filter(pending).label("pending"),
     ]
+    columns += _histogram_columns(f)
     for name, expr in intervals.items():
         columns.append(func.count(expr).label(f"{name}_n"))
         columns += [
@@ -186,6 +191,38 @@ def incident_kpis(
             "reported_to_on_scene": _stats(overall, "response"),
         },
         "within_target": _within(overall),
+        "response_histogram": _histogram(overall, target_s=table.default.response_s),
+    }
+
+
+def _binned(firsts: CTE) -> CTE:
+    """The window's incidents with their response-time bin (null: no unit on scene yet),
+    computed once per incident rather than once per bin."""
+    bins = HISTOGRAM_MAX_S // HISTOGRAM_BIN_S
+    response = _seconds(firsts.c.on_scene_at - firsts.c.reported_at)
+    # GREATEST and LEAST skip nulls (they would put "not yet on scene" into bin 0): CASE first.
+    index = func.least(func.greatest(func.floor(response / HISTOGRAM_BIN_S), 0), bins)
+    arrived = firsts.c.on_scene_at.is_not(None)
+    binned = case((arrived, cast(index, Integer)), else_=None)
+    return select(firsts, binned.label("response_bin")).cte("binned")
+
+
+def _histogram_columns(binned: CTE) -> list[Any]:
+    """One count per response-time bin (HISTOGRAM_BIN_S wide up to HISTOGRAM_MAX_S, then
+    one overflow bin), as aggregates of the same pass."""
+    bins = HISTOGRAM_MAX_S // HISTOGRAM_BIN_S
+    return [
+        func.count().filter(binned.c.response_bin == i).label(f"hist_{i}") for i in range(bins + 1)
+    ]
+
+
+def _histogram(row: Any, *, target_s: int) -> dict[str, Any]:
+    bins = HISTOGRAM_MAX_S // HISTOGRAM_BIN_S
+    return {
+        "bin_s": HISTOGRAM_BIN_S,
+        "max_s": HISTOGRAM_MAX_S,
+        "counts": [int(row[f"hist_{i}"]) for i in range(bins + 1)],
+        "target_s": target_s,
     }
 
 

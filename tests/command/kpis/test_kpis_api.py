@@ -387,3 +387,26 @@ def test_configured_targets(session: Session, world: World):
     assert body["targets"]["by_type"] == {
         "fire": {"dispatch_s": 60, "travel_s": 300, "response_s": 500}
     }
+
+
+def test_response_histogram_bins(client, session: Session, world: World):
+    """Reported -> first on scene in 60 s bins to 20 min plus overflow: the edges go up."""
+    responses = [0, 59.9, 60, 61, 119.999, 300, 540, 1199.5, 1200, 5000]
+    for r in responses:
+        add_incident(session, world, reported_at=BASE, dispatch_s=0, travel_s=r, later_tasks=1)
+    add_incident(session, world, reported_at=BASE, dispatch_s=30)  # never on scene: left out
+    add_incident(session, world, reported_at=BASE)  # never dispatched: left out
+    add_incident(session, world, reported_at=BASE, dispatch_s=10, travel_s=30, drill=True)
+    session.commit()
+    body = kpis(client, world, **WINDOW)
+    histogram = body["response_histogram"]
+    want = [0] * 21
+    for i in (0, 0, 1, 1, 1, 5, 9, 19, 20, 20):
+        want[i] += 1
+    assert histogram == {"bin_s": 60, "max_s": 1200, "counts": want, "target_s": 540}
+    assert sum(histogram["counts"]) == body["times"]["reported_to_on_scene"]["n"] == 10
+
+
+def test_an_empty_histogram(client, world: World):
+    body = kpis(client, world, since="2001-01-01T00:00:00Z", until="2001-01-02T00:00:00Z")
+    assert body["response_histogram"]["counts"] == [0] * 21
