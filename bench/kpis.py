@@ -31,9 +31,9 @@ from bench.fresh import on_fresh_database
 from bench.timing import percentile, timed
 from command.auth import service as auth
 from command.incidents.models import Incident
-from command.kpis.targets import TargetTable, outcome, share
 from command.tasks.models import Task
 from core.db import make_engine, make_sessionmaker, session_scope
+from dispatch.targets import TargetTable, outcome, share
 from resources.models import Shelter, Stock, Unit
 from tests.support.servers import running_server
 

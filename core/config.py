@@ -105,7 +105,7 @@ class Settings(BaseSettings):
     audit_checkpoint_s: float = Field(default=300.0, ge=1, le=86_400)
     # The sealer's pass for rows other processes committed and did not seal (a crash).
     audit_seal_poll_s: float = Field(default=1.0, ge=0.01, le=60)
-    # Response targets (DESIGN "Targets"; command/kpis/targets.py), in seconds, shared by
+    # Response targets (DESIGN "Targets"; dispatch/targets.py), in seconds, shared by
     # the KPIs, the console's timers and the drills. `dispatch_s`: reported -> dispatched;
     # `travel_s`: dispatched -> first unit on scene; the response target (reported -> first
     # unit on scene) is their sum unless `response_s` is set. Per incident type, as JSON:

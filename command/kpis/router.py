@@ -9,7 +9,6 @@ from fastapi import APIRouter, Query
 
 from command.kpis import service
 from command.kpis.schemas import KpisRead
-from command.kpis.targets import TargetTable
 from core.security import require
 from core.types import utcnow
 from core.web import PrincipalDep, SessionDep, SettingsDep
@@ -40,6 +39,6 @@ def read_kpis(
         since=since,
         until=until,
         drill=drill,
-        table=TargetTable.from_settings(settings),
+        table=service.target_table(settings),
         now=utcnow(),
     )

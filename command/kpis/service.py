@@ -28,9 +28,10 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from command.incidents.models import Incident
-from command.kpis.targets import Target, TargetTable, share
 from command.tasks.models import Task
+from core.config import Settings
 from core.errors import InvalidInput
+from dispatch.targets import Target, TargetTable, share
 from resources.models import Shelter, Stock, Unit, Warehouse
 
 DEFAULT_WINDOW = timedelta(hours=24)
@@ -39,6 +40,15 @@ QUANTILES = (0.5, 0.9, 0.95)
 HISTOGRAM_BIN_S = 60  # response-time histogram: 60 s bins up to 20 min, then overflow
 HISTOGRAM_MAX_S = 1200
 LOW_STOCK_LIMIT = 1000  # rows listed; the panel shows the worst first anyway
+
+
+def target_table(settings: Settings) -> TargetTable:
+    """The response targets configured for this installation (EMERGENCY_TARGET_*)."""
+    return TargetTable(
+        dispatch_s=settings.target_dispatch_s,
+        travel_s=settings.target_travel_s,
+        by_type=settings.target_by_type,
+    )
 
 
 def resolve_window(
@@ -129,7 +139,7 @@ def incident_kpis(
 ) -> dict[str, Any]:
     """Counts, interval percentiles, 处置及时率 and the response-time histogram for the
     window, overall, by type and by status in one statement (GROUPING SETS); see
-    command/kpis/targets.py for outcomes."""
+    dispatch/targets.py for outcomes."""
     f = _binned(_firsts(since=since, until=until, drill=drill))
     target_s = _response_target(f.c.type, table)
     response = _seconds(f.c.on_scene_at - f.c.reported_at)

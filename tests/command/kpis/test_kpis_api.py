@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 
 from command.incidents.models import Incident
 from command.kpis import service
-from command.kpis.targets import TargetTable, outcome
 from command.tasks.models import Task
 from core.security import ROLES
+from dispatch.targets import TargetTable, outcome
 from resources.models import Shelter, Stock, Unit, Warehouse
 from tests.support.world import World
 

@@ -9,8 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from command.kpis.targets import Target, TargetTable, outcome, share, target_for
+from command.kpis.service import target_table
 from core.config import Settings
+from dispatch.targets import Target, TargetTable, outcome, share, target_for
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 seconds = st.integers(min_value=1, max_value=86_400)
@@ -25,7 +26,7 @@ def test_defaults_follow_the_design():
 
 
 def test_settings_give_the_same_table():
-    assert TargetTable.from_settings(Settings()) == TargetTable()
+    assert target_table(Settings()) == TargetTable()
 
 
 @given(
@@ -68,7 +69,7 @@ def test_target_by_type_from_json_env(monkeypatch):
         "EMERGENCY_TARGET_BY_TYPE", '{"fire": {"travel_s": 240}, "medical": {"response_s": 480}}'
     )
     monkeypatch.setenv("EMERGENCY_TARGET_DISPATCH_S", "90")
-    table = TargetTable.from_settings(Settings())
+    table = target_table(Settings())
     assert table.for_type("fire") == Target(90, 240, 330)
     assert table.for_type("medical") == Target(90, 480, 480)
     assert table.default == Target(90, 480, 570)

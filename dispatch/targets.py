@@ -1,5 +1,6 @@
 """Response targets per incident type, and whether one incident met its target (pure: no
-database, no web), shared by the KPIs, the console's timers and the drills.
+database, no web, no settings), shared by the KPIs, the console's timers and the drills.
+``command.kpis.service.target_table`` builds the table from the settings.
 
 Definitions (DESIGN "Targets"), all in seconds:
 
@@ -24,8 +25,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from core.config import Settings
-
 Outcome = Literal["within", "missed", "pending"]
 
 
@@ -48,14 +47,6 @@ class TargetTable:
     by_type: Mapping[str, Mapping[str, int]] = field(
         default_factory=lambda: {"fire": {"travel_s": 300}}
     )
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> TargetTable:
-        return cls(
-            dispatch_s=settings.target_dispatch_s,
-            travel_s=settings.target_travel_s,
-            by_type=settings.target_by_type,
-        )
 
     @property
     def default(self) -> Target:
