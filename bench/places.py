@@ -1,4 +1,5 @@
-"""Place search benchmark: GET /api/places over HTTP on the demo city's index.
+"""Place search benchmark: GET /api/places over HTTP on the demo city's index (Columbus,
+or EMERGENCY_DEMO_CITY).
 
 Run with ``uv run python -m bench.places`` (or ``make bench``). It
 
@@ -39,7 +40,8 @@ from sqlalchemy.orm import Session
 from bench.fresh import on_fresh_database, write_results
 from bench.timing import machine, percentile, timed
 from command.auth import service as auth
-from command.seed import load_city, locate_extract
+from command.seed import city_dir, load_city, locate_extract
+from core.config import get_settings
 from core.db import make_engine, make_sessionmaker, session_scope
 from gis.place_extract import PlaceRecord, extract_places
 from gis.place_index import nearest_places, search_places, write_places
@@ -145,8 +147,9 @@ def naive_engine(url: str) -> Engine:
 
 def run_benchmark(url: str) -> dict[str, Any]:
     rng = random.Random(SEED)
-    city = load_city()
-    extract = locate_extract(city)
+    name = get_settings().demo_city
+    city = load_city(city_dir(name))
+    extract = locate_extract(city, city_dir(name))
     bbox = [float(v) for v in city["bbox"]]
     engine = make_engine(url, pool_size=2)
     factory = make_sessionmaker(engine)
@@ -213,6 +216,7 @@ def run_benchmark(url: str) -> dict[str, Any]:
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": host,
         "data": {
+            "city": name,
             "extract": extract.name,
             "places": n_places,
             "extract_s": round(extract_s, 2),
@@ -234,8 +238,9 @@ def render(result: dict[str, Any]) -> str:
     lines = [
         f"Place search benchmark ({result['when']}): {m['cpus']} CPUs, {m['postgresql']}, "
         f"PostGIS {m['postgis']}, Python {m['python']}",
-        f"index: {d['places']} places from {d['extract']} (extract {d['extract_s']} s, "
-        f"load {d['load_s']} s); {result['setup']['warmup_rounds']} warm-up rounds",
+        f"index: {d['places']} places from {d['extract']} ({d['city']}; extract "
+        f"{d['extract_s']} s, load {d['load_s']} s); {result['setup']['warmup_rounds']} "
+        "warm-up rounds",
         "",
     ]
     header = (

@@ -162,16 +162,54 @@ def load_osm(
 @seed_app.command("demo")
 def seed_demo(
     users: Annotated[bool, typer.Option(help="also create one demo user per role")] = True,
+    city: Annotated[
+        str | None, typer.Option(help="columbus or helsinki (default: EMERGENCY_DEMO_CITY)")
+    ] = None,
+    roads: Annotated[
+        bool, typer.Option(help="write the city's roads to PostGIS (skip: load-osm another)")
+    ] = True,
 ) -> None:
-    """Load the demo city (stations, units, shelters, warehouses, stock, place index)."""
+    """Load the demo city: stations, units, shelters, warehouses, stock, response plans,
+    the place index and the road network (compiled once, then cached on disk)."""
+    from command import roads as road_network
+    from command.seed import city_extract
     from command.seed import seed_demo as run
 
     settings = get_settings()
+    name = city or settings.demo_city
     password = settings.demo_password if users and settings.env == "development" else None
-    with Progress(console=err, transient=True) as progress, session_scope(_sessions()) as session:
-        task = progress.add_task("seeding demo city", total=None)
-        report = run(session, demo_password=password, progress=lambda _: progress.advance(task))
-    err.print(f"extract: {report.extract}")
+    with Progress(console=err, transient=True) as progress:
+        network = None
+        if roads:
+            task = progress.add_task("compiling the road network", total=None)
+            try:
+                network = road_network.load(
+                    settings,
+                    city_extract(name),
+                    progress=lambda stage, done: progress.update(
+                        task, description=f"{stage}: {done:,}"
+                    ),
+                )
+            except (OSError, RuntimeError, ValueError) as exc:
+                raise DomainError(f"cannot read the roads of {name}: {exc}") from exc
+        task = progress.add_task(f"seeding {name}", total=None)
+        with session_scope(_sessions()) as session:
+            report = run(
+                session,
+                city=name,
+                demo_password=password,
+                progress=lambda _: progress.advance(task),
+                network=network,
+            )
+    err.print(f"city: {name}, extract: {report.extract}")
+    if network is not None:
+        graph = network.graph
+        source = "cache" if network.from_cache else "parsed"
+        err.print(
+            f"roads: {graph.n_nodes:,} junctions, {graph.n_edges:,} edges ({source}, "
+            f"{network.seconds:.2f} s); PostGIS road_node {report.road_nodes:,} rows, "
+            f"road_edge {report.road_edges:,} rows"
+        )
     err.print(f"place index: {report.places:,} addresses, streets and places")
     err.print(f"created: {report.created or 'nothing (already loaded)'}")
     if report.existing:

@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from command.seed import load_city, locate_extract
+from command.seed import city_extract
 from core.config import Settings
 from gis.engine import Engine
 from gis.network import LoadedNetwork, load_network
@@ -21,7 +21,8 @@ log = logging.getLogger("emergency.roads")
 
 def osm_file(settings: Settings, sessions: sessionmaker[Session] | None = None) -> Path:
     """The network to route on: EMERGENCY_OSM_FILE if set; else the file `load-osm` last
-    put into PostGIS (when it still exists); else the demo city's extract."""
+    put into PostGIS (when it still exists); else the configured demo city's extract
+    (EMERGENCY_DEMO_CITY)."""
     if settings.osm_file is not None:
         return settings.osm_file
     if sessions is not None:
@@ -32,7 +33,7 @@ def osm_file(settings: Settings, sessions: sessionmaker[Session] | None = None) 
             meta = None  # no database or no road tables yet: fall through to the demo
         if meta is not None and meta.path and Path(meta.path).is_file():
             return Path(meta.path)
-    return locate_extract(load_city())
+    return city_extract(settings.demo_city)
 
 
 def load(

@@ -1,8 +1,11 @@
-"""Load the demo city from `data/demo/` (readable GeoJSON and YAML) through the services.
+"""Load a demo city from `data/<city>/` (readable GeoJSON and YAML) through the services.
 
-Idempotent: stations, shelters and warehouses are matched by `external_id`, units by
-callsign, stock by (warehouse, item); what exists is left alone. Every insert is audited
-and published like any other change.
+Cities are known by name (``CITIES``): Columbus, Ohio is the demo (EMERGENCY_DEMO_CITY,
+default "columbus"); the small Helsinki centre is the tests' city. Idempotent: stations,
+shelters and warehouses are matched by `external_id`, units by callsign, stock by
+(warehouse, item); what exists is left alone. Every insert is audited and published like
+any other change. The road tables and the place index are derived from the city's extract
+and rewritten whole on every run.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 from shapely.geometry import shape
@@ -27,11 +30,18 @@ from core.errors import InvalidInput
 from core.security import SYSTEM
 from gis.place_extract import extract_places
 from gis.place_index import write_places
+from gis.roads_db import write_roads
 from resources import service
 from resources.models import Shelter, Station, Stock, Unit, Warehouse
 from resources.schemas import ShelterProps, StationProps, UnitProps, WarehouseProps
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "demo"
+if TYPE_CHECKING:
+    from gis.network import LoadedNetwork
+
+DATA_ROOT = Path(__file__).resolve().parent.parent / "data"
+CITIES = {"columbus": DATA_ROOT / "columbus", "helsinki": DATA_ROOT / "demo"}
+# Provenance notes in the data files (how a station was sited), not stored.
+NOTES = ("placed", "junction")
 DEMO_ROLES = ("admin", "commander", "dispatcher", "planner", "auditor")
 T = TypeVar("T")
 
@@ -43,6 +53,8 @@ class SeedReport:
     existing: dict[str, int] = field(default_factory=dict)
     users: list[str] = field(default_factory=list)
     places: int = 0  # rows in the place index, rebuilt from the extract
+    road_nodes: int = 0  # rows in road_node / road_edge (0: roads not written)
+    road_edges: int = 0
 
     def count(self, kind: str, created: bool) -> None:
         target = self.created if created else self.existing
@@ -55,16 +67,31 @@ def _features(path: Path) -> list[dict[str, Any]]:
     return features
 
 
-def locate_extract(city: dict[str, Any]) -> Path:
-    """Find the city's OSM extract inside its installed package, and check its hash."""
+def city_dir(name: str) -> Path:
+    """The data folder of the demo city called ``name``."""
+    try:
+        return CITIES[name]
+    except KeyError:
+        known = ", ".join(sorted(CITIES))
+        raise InvalidInput(f"unknown demo city {name!r} (known: {known})") from None
+
+
+def locate_extract(city: dict[str, Any], data_dir: Path | None = None) -> Path:
+    """Find the city's OSM extract and check its hash: a file in the city's folder
+    (``osm.file``) or inside an installed package (``osm.module`` / ``osm.path``)."""
     osm = city["osm"]
-    spec = importlib.util.find_spec(osm["module"])  # finds the file without importing it
-    if spec is None or not spec.submodule_search_locations:
-        raise InvalidInput(
-            f"package {osm['distribution']}=={osm['version']} is not installed (it ships "
-            f"the demo extract); run `make setup`"
-        )
-    path = Path(str(next(iter(spec.submodule_search_locations)))) / str(osm["path"])
+    if "file" in osm:
+        if data_dir is None:
+            raise InvalidInput("the city's extract is a file in its folder: pass data_dir")
+        path = data_dir / str(osm["file"])
+    else:
+        spec = importlib.util.find_spec(osm["module"])  # finds the file without importing it
+        if spec is None or not spec.submodule_search_locations:
+            raise InvalidInput(
+                f"package {osm['distribution']}=={osm['version']} is not installed (it ships "
+                f"the demo extract); run `make setup`"
+            )
+        path = Path(str(next(iter(spec.submodule_search_locations)))) / str(osm["path"])
     if not path.is_file():
         raise InvalidInput(f"demo extract missing: {path}")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -73,9 +100,15 @@ def locate_extract(city: dict[str, Any]) -> Path:
     return path
 
 
-def load_city(data_dir: Path = DATA_DIR) -> dict[str, Any]:
+def load_city(data_dir: Path) -> dict[str, Any]:
     city: dict[str, Any] = yaml.safe_load((data_dir / "city.yaml").read_text(encoding="utf-8"))
     return city
+
+
+def city_extract(name: str) -> Path:
+    """The OSM extract of the demo city called ``name``, hash checked."""
+    data_dir = city_dir(name)
+    return locate_extract(load_city(data_dir), data_dir)
 
 
 def _each(items: Iterable[T], progress: Callable[[str], None] | None, label: str) -> Iterable[T]:
@@ -88,13 +121,18 @@ def _each(items: Iterable[T], progress: Callable[[str], None] | None, label: str
 def seed_demo(
     session: Session,
     *,
-    data_dir: Path = DATA_DIR,
+    city: str,
     demo_password: str | None = None,
     progress: Callable[[str], None] | None = None,
+    network: LoadedNetwork | None = None,
 ) -> SeedReport:
-    """Load stations, units, shelters, warehouses, stock and the place index; optionally
-    demo users."""
-    extract = locate_extract(load_city(data_dir))
+    """Load the city's stations, units, shelters, warehouses, stock, response plans and
+    place index; its roads when given its compiled ``network``; optionally demo users."""
+    data_dir = city_dir(city)
+    about = load_city(data_dir)
+    extract = locate_extract(about, data_dir)
+    if network is not None and network.graph.meta.get("sha256") != about["osm"]["sha256"]:
+        raise InvalidInput(f"the road network given was not compiled from {extract.name}")
     report = SeedReport(extract=extract)
     stations = _seed_points(
         session,
@@ -129,6 +167,16 @@ def seed_demo(
     _seed_plans(session, report, data_dir / "response_plans.yaml")
     # Derived from the extract, not edited by hand: rebuilt whole on every run.
     report.places = write_places(session, extract_places(extract))
+    if network is not None:
+        meta = network.graph.meta
+        report.road_nodes, report.road_edges = write_roads(
+            session,
+            network.graph,
+            source=str(meta.get("source", extract.name)),
+            sha256=str(meta.get("sha256", "")),
+            profile_key=str(meta.get("profile_key", "")),
+            path=str(extract.resolve()),
+        )
     if demo_password:
         _seed_users(session, report, demo_password)
     return report
@@ -147,7 +195,7 @@ def _seed_points(
     """Insert missing point features; return external key -> id."""
     ids: dict[str, int] = {}
     for feat in _each(_features(path), progress, kind.entity):
-        raw = {k: v for k, v in feat["properties"].items() if k not in extra}
+        raw = {k: v for k, v in feat["properties"].items() if k not in extra + NOTES}
         key = raw.pop("key")
         existing = session.scalar(select(model.id).where(model.external_id == key))
         if existing is not None:

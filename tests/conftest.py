@@ -35,6 +35,9 @@ from tests.support.world import PASSWORD, TEST_SECRET, World
 # Sessions outside an app (fixtures, the CLI) seal audit rows with the configured key: the
 # test apps' own secret, so their /api/audit/verify checks those rows too.
 os.environ["EMERGENCY_SECRET_KEY"] = TEST_SECRET
+# The tests' city is the small Helsinki centre, not the demo (Columbus): servers and apps
+# that fall back to the demo city's roads, here and in subprocesses, route on Helsinki.
+os.environ["EMERGENCY_DEMO_CITY"] = "helsinki"
 get_settings.cache_clear()
 
 
@@ -131,9 +134,9 @@ def settings(database_url: str) -> Settings:
 @pytest.fixture(scope="session")
 def road_engine(tmp_path_factory: pytest.TempPathFactory) -> RoadEngine:
     """The demo city's drive-time engine, built once per run into a private cache."""
-    from command.seed import load_city, locate_extract
+    from command.seed import city_extract
 
-    loaded = load_network(locate_extract(load_city()), cache_dir=tmp_path_factory.mktemp("graphs"))
+    loaded = load_network(city_extract("helsinki"), cache_dir=tmp_path_factory.mktemp("graphs"))
     return RoadEngine(loaded.graph, ch=loaded.ch).warm()
 
 

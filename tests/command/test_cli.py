@@ -19,13 +19,15 @@ from command import cli
 from command.auth import service as auth
 from command.auth.models import ApiKey, User
 from command.migrate import upgrade
-from command.seed import DATA_DIR
+from command.seed import city_dir
 from core.audit import AuditEvent
 from core.config import get_settings
 from core.db import AuditedSession, sqlalchemy_url
 from core.errors import InvalidInput
 from tests.support.cli import CLI_SECRET, invoke, rows
 from tests.support.db import create_database, drop_database, unavailable
+
+DATA_DIR = city_dir("helsinki")  # the tests' city (the demo is Columbus)
 
 
 @pytest.fixture
@@ -42,6 +44,7 @@ def cli_db(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         monkeypatch.delenv("EMERGENCY_DATABASE_URL", raising=False)
         monkeypatch.setenv("EMERGENCY_SECRET_KEY", CLI_SECRET)
         monkeypatch.setenv("EMERGENCY_ENV", "test")
+        monkeypatch.setenv("EMERGENCY_DEMO_CITY", "helsinki")
         get_settings.cache_clear()
         yield url
     finally:

@@ -57,12 +57,12 @@ def demo_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
         raise
     try:
         upgrade(url)
-        settings = Settings(env="test", database_url=url)
+        settings = Settings(env="test", database_url=url, demo_city="helsinki")
         loaded = roads.load(settings)
         engine = make_engine(url, pool_size=1)
         try:
             with session_scope(make_sessionmaker(engine)) as session:
-                seed_demo(session, demo_password=DEMO_PASSWORD)
+                seed_demo(session, city="helsinki", demo_password=DEMO_PASSWORD)
                 meta = loaded.graph.meta
                 write_roads(
                     session,

@@ -18,7 +18,7 @@ from shapely.geometry import Point
 from command.app import create_app
 from command.incidents.service import create_incident
 from command.migrate import upgrade
-from command.seed import DATA_DIR, seed_demo
+from command.seed import city_dir, seed_demo
 from core.config import Settings
 from core.db import make_engine, make_sessionmaker, session_scope
 from core.security import SYSTEM
@@ -29,6 +29,7 @@ from tests.support.servers import serve_in_thread
 pytestmark = pytest.mark.browser
 
 DEMO_PASSWORD = "demo-browser-" + secrets.token_hex(6)
+DATA_DIR = city_dir("helsinki")  # the tests' city (the demo is Columbus)
 TIMEOUT_MS = 15_000
 
 ZH_TITLE = "智慧应急指挥调度"
@@ -56,7 +57,7 @@ def demo_database() -> Iterator[str]:
         engine = make_engine(url, pool_size=1)
         try:
             with session_scope(make_sessionmaker(engine)) as session:
-                seed_demo(session, demo_password=DEMO_PASSWORD)
+                seed_demo(session, city="helsinki", demo_password=DEMO_PASSWORD)
                 for title, type_, lon, lat in (
                     ("Kitchen fire", "fire", 24.9425, 60.1705),
                     ("Cyclist hit by car", "traffic_accident", 24.9480, 60.1690),
@@ -79,7 +80,10 @@ def demo_database() -> Iterator[str]:
 def live_server(demo_database: str) -> Iterator[str]:
     """The app under uvicorn in a background thread on a free loopback port."""
     settings = Settings(
-        env="test", database_url=demo_database, secret_key=secrets.token_urlsafe(48)
+        env="test",
+        database_url=demo_database,
+        secret_key=secrets.token_urlsafe(48),
+        demo_city="helsinki",
     )
     with serve_in_thread(create_app(settings)) as base:
         yield base

@@ -14,7 +14,9 @@ import httpx2 as httpx
 import pytest
 import yaml
 
-from command.seed import DATA_DIR
+from command.seed import city_dir
+
+DATA_DIR = city_dir("helsinki")  # the tests' city (the demo is Columbus)
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
