@@ -102,12 +102,29 @@ def _exclusion(c: Candidate, needed: set[str], stale_after_s: float) -> Excluded
     return None
 
 
+def outstanding(plan: Sequence[Need], sent: Sequence[frozenset[str]]) -> list[Need]:
+    """What ``plan`` still needs once the units already sent to the incident are counted.
+
+    Each sent unit (its capabilities) fills the first line, in plan order, that it matches
+    and that is still open; a unit matching none fills nothing. A second call about the same
+    fire then recommends only what the first dispatch left unfilled.
+    """
+    left = [line.count for line in plan]
+    for caps in sent:
+        for i, line in enumerate(plan):
+            if left[i] > 0 and line.capability in caps:
+                left[i] -= 1
+                break
+    return [Need(line.capability, n) for line, n in zip(plan, left, strict=True) if n > 0]
+
+
 def recommend(
     plan: Sequence[Need],
     candidates: Sequence[Candidate],
     *,
     stale_after_s: float = 900.0,
     limit: int = 10,
+    sent: Sequence[frozenset[str]] = (),
 ) -> Recommendation:
     """Fill ``plan`` line by line with the fastest eligible units, then rank the rest.
 
@@ -122,8 +139,14 @@ def recommend(
         A position older than this is not used (the unit is listed as excluded).
     limit : int
         Ranked entries to return besides the recommended ones.
+    sent : sequence of frozenset of str
+        The capabilities of the units already on their way (active tasks on the incident):
+        only what they leave unfilled is recommended (see ``outstanding``); with no plan,
+        one unit sent means nothing more is recommended.
     """
     needed = {line.capability for line in plan}
+    first_unit = not plan and not sent
+    plan = outstanding(plan, sent)
     excluded: list[Excluded] = []
     eligible: list[Candidate] = []
     for c in candidates:
@@ -151,7 +174,7 @@ def recommend(
             picked[c.unit_id] = (line.capability, why)
         if got < line.count:
             unmet.append(Shortfall(line.capability, line.count - got))
-    if not plan and eligible:
+    if first_unit and eligible:
         picked[eligible[0].unit_id] = (
             "",
             f"fastest unit, no response plan: {minutes(eligible[0].eta_s)}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 from command.incidents.models import Incident
 from command.incidents.service import INCIDENTS, location_of
 from command.response_plans import service as plans
+from command.tasks.models import ACTIVE_TASK_STATUSES, Task
 from command.zones.service import road_closures
 from core import crud
 from core.errors import InvalidInput
@@ -75,11 +77,21 @@ def recommend_for(
         raise CannotRecommend(
             f"incident {incident_id} is not near the road network: {exc}"
         ) from exc
+    # The units already on their way count against the plan (a second look, or a second
+    # call about the same fire, recommends only what is still missing).
+    sent = [
+        frozenset(caps)
+        for caps in session.scalars(
+            select(Unit.capabilities)
+            .join(Task, Task.unit_id == Unit.id)
+            .where(Task.incident_id == incident.id, Task.status.in_(ACTIVE_TASK_STATUSES))
+        )
+    ]
     body = rank_units(
         session, engine, snap, plan=plan, limit=limit,
-        closures=closures, stale_after_s=stale_after_s,
+        closures=closures, stale_after_s=stale_after_s, sent=sent,
     )  # fmt: skip
-    return {"incident_id": incident.id, **body}
+    return {"incident_id": incident.id, "already_sent": len(sent), **body}
 
 
 def rank_units(
@@ -92,6 +104,7 @@ def rank_units(
     closures: Closures | None,
     stale_after_s: float,
     outside: Geometry | None = None,
+    sent: Sequence[frozenset[str]] = (),
 ) -> dict[str, Any]:
     """Rank units by drive time to ``target`` to fill ``plan``; explain each. Units inside
     ``outside`` (a warning zone being staged around) are left out as ``inside_zone``."""
@@ -125,7 +138,7 @@ def rank_units(
             Candidate(u.id, u.callsign, u.status, frozenset(u.capabilities), t, d,
                       position_age_s=age, has_position=u.lon is not None)
         )  # fmt: skip
-    result = recommend(lines, candidates, stale_after_s=stale_after_s, limit=limit)
+    result = recommend(lines, candidates, stale_after_s=stale_after_s, limit=limit, sent=sent)
     body = _body(plan, result, engine, snaps, snapped, target, closures, units)
     if lacking:
         body["excluded_counts"]["lacks_capability"] = lacking

@@ -128,6 +128,10 @@ class CapabilityShortfall(BaseModel):
 
 class RecommendationsRead(BaseModel):
     incident_id: int
+    already_sent: int = Field(
+        description="units with an active task on the incident; the plan lines they fill "
+        "are not recommended again"
+    )
     response_plan: ResponsePlanRead | None = Field(
         description="the run card used (null: none, the fastest unit is recommended)"
     )

@@ -23,7 +23,7 @@ addStrings({
     dNoPlan: "无预案：推荐最快到达的力量", dDispatch: (n) => `派遣所选力量（${n}）`,
     dDispatching: "正在派遣…", dShortcut: "Ctrl+Enter / D", dNoneChecked: "未选择任何力量",
     dTaken: (c) => `${c} 刚被其他调度员派出`,
-    dReinforce: (n) => `已派遣 ${n} 支力量；如需增援，请手动勾选`, dTakenSome: "所选力量已被其他调度员派出",
+    dReinforce: (n) => `已派遣 ${n} 支力量，推荐仅补足预案缺口；增援请手动勾选`, dTakenSome: "所选力量已被其他调度员派出",
     dDrillNote: "演练事件由演练引擎调度，不调派真实力量", dNotOpen: "事件已结束，不能派遣",
     dTimeline: "任务进度", dNoTasks: "尚未派遣", dStep: { assigned: "已分配", accepted: "已接受",
       en_route: "途中", on_scene: "到场", done: "完成", cancelled: "已取消" },
@@ -42,7 +42,7 @@ addStrings({
     dUnmet: "Short of", dPlan: "Plan", dNoPlan: "No plan: the fastest unit is recommended",
     dDispatch: (n) => `Dispatch checked (${n})`, dDispatching: "Dispatching…", dShortcut: "Ctrl+Enter / D",
     dNoneChecked: "No unit checked", dTaken: (c) => `${c} was just taken`,
-    dReinforce: (n) => `${n} unit${n === 1 ? "" : "s"} already sent; check any reinforcements by hand`,
+    dReinforce: (n) => `${n} unit${n === 1 ? "" : "s"} already sent: only what the plan still lacks is recommended; check reinforcements by hand`,
     dTakenSome: "A checked unit was just taken by another dispatcher",
     dDrillNote: "Drill incidents are run by the drill engine; no real unit is paged",
     dNotOpen: "The incident has ended; nothing can be dispatched",
@@ -104,12 +104,11 @@ async function loadRecommendation(mine = seq) {
   if (got.ok) {
     cur.rec = got.body;
     cur.recError = null;
-    // The server ranks against the whole plan, not counting units already sent: once some
-    // are, further units are reinforcements, checked by hand.
-    const reinforcing = activeTasks() > 0;
+    // The server counts the units already sent against the plan: what it still recommends
+    // is what is missing, checked; standby units are reinforcements, checked by hand.
     const checked = new Map();
     for (const r of cur.rec.recommendations) {
-      checked.set(r.unit_id, cur.checked.has(r.unit_id) ? cur.checked.get(r.unit_id) : r.recommended && !reinforcing);
+      checked.set(r.unit_id, cur.checked.has(r.unit_id) ? cur.checked.get(r.unit_id) : r.recommended);
     }
     cur.checked = checked;
     let i = 0;

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dispatch.assign import Need
-from dispatch.recommend import Candidate, minutes, recommend
+from dispatch.recommend import Candidate, minutes, outstanding, recommend
 
 FIRE = frozenset({"fire_suppression"})
 LADDER = frozenset({"fire_suppression", "ladder"})
@@ -109,3 +109,31 @@ def test_properties(raw_units, raw_plan):
                      and u.unit_id not in {r.unit_id for r in recommended}]  # fmt: skip
             assert all(u.eta_s >= slowest for u in spare)
     assert len(rec.ranked) + len(rec.excluded) <= len(units)
+
+
+def test_units_already_sent_fill_their_lines_first():
+    plan = [Need("fire_suppression", 2), Need("ladder", 1), Need("medical_bls", 1)]
+    units = [cand(1, FIRE, 100), cand(2, LADDER, 200), cand(3, MED, 50), cand(4, FIRE, 300)]
+    # A ladder engine already sent fills a fire_suppression line (the first it matches).
+    rec = recommend(plan, units, sent=[LADDER])
+    assert {r.unit_id: r.fills for r in rec.recommended} == {1: "fire_suppression", 2: "ladder",
+                                                            3: "medical_bls"}  # fmt: skip
+    assert recommend(plan, units, sent=[FIRE, FIRE, LADDER, MED]).recommended == ()
+    # No plan: the fastest unit, unless one is already on its way.
+    assert [r.unit_id for r in recommend([], units).recommended] == [3]
+    assert recommend([], units, sent=[MED]).recommended == ()
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(1, 3)), max_size=4),
+    st.lists(st.frozensets(st.sampled_from(["a", "b", "c", "d"])), max_size=8),
+)
+def test_outstanding_never_grows_and_counts_each_sent_unit_once(lines, sent):
+    plan = [Need(c, n) for c, n in lines]
+    left = outstanding(plan, sent)
+    total = sum(n.count for n in plan)
+    remaining = sum(n.count for n in left)
+    assert all(n.count > 0 for n in left)
+    assert total - len(sent) <= remaining <= total
+    # Each line keeps at most what it had, in plan order.
+    assert all(any(n.capability == p.capability and n.count <= p.count for p in plan) for n in left)

@@ -349,8 +349,10 @@ def test_two_dispatchers_racing_for_a_unit(open_page, live_server):
     )
     for uid in taken_ids:
         assert len(active_tasks(api, unit_id=uid)) == 1
-    # A has sent units: B's refreshed list starts unchecked (reinforcements are chosen by
+    # A has sent the whole plan: B's refreshed list recommends nothing more (the server
+    # counts the units on their way), nothing is checked (reinforcements are chosen by
     # hand), and the button is free again once one is checked.
+    assert b.locator("[data-testid=recommendation][data-recommended=true]").count() == 0
     button = b.locator("[data-testid=dispatch-recommended]")
     assert button.get_attribute("data-count") == "0" and button.is_disabled()
     b.locator("[data-testid=recommendation-toggle]").first.check()

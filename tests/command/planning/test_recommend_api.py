@@ -168,3 +168,36 @@ def test_response_plan_validation(client, world):
     listed = client.get("/api/response-plans?incident_type=fire", headers=h).json()
     assert [(p["severity"], p["needs"][0]["count"]) for p in listed] == [("minor", 2)]
     assert client.get("/api/incidents/999999/recommendations", headers=h).status_code == 404
+
+
+def test_units_already_sent_are_not_recommended_again(client, world, fire):
+    """A second look (or a second call) recommends only what the first dispatch left out."""
+    incident, _ids = fire
+    h = world.h("dispatcher")
+    url = f"/api/incidents/{incident}/recommendations?limit=10"
+    first = client.get(url, headers=h).json()
+    assert first["already_sent"] == 0
+    fire_units = [
+        e["unit_id"] for e in first["recommendations"] if e["fills"] == "fire_suppression"
+    ]
+    assert len(fire_units) == 2
+    # One of the two engines goes: one engine and the medic are still wanted.
+    r = client.post(
+        f"/api/incidents/{incident}/dispatch", json={"unit_ids": fire_units[:1]}, headers=h
+    )
+    assert r.status_code == 201, r.text
+    second = client.get(url, headers=h).json()
+    assert second["already_sent"] == 1
+    wanted = sorted(e["fills"] for e in second["recommendations"] if e["recommended"])
+    assert wanted == ["fire_suppression", "medical_bls"]
+    assert fire_units[0] not in [e["unit_id"] for e in second["recommendations"]]
+    # Everything the plan asks for is on its way: nothing more is recommended, the rest
+    # stand by, and dispatching "the recommended set" sends no one.
+    rest = [e["unit_id"] for e in second["recommendations"] if e["recommended"]]
+    r = client.post(f"/api/incidents/{incident}/dispatch", json={"unit_ids": rest}, headers=h)
+    assert r.status_code == 201, r.text
+    third = client.get(url, headers=h).json()
+    assert third["already_sent"] == 3
+    assert [e for e in third["recommendations"] if e["recommended"]] == []
+    assert third["unmet"] == []
+    assert any(not e["recommended"] for e in third["recommendations"])  # standby listed
