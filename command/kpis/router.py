@@ -8,12 +8,20 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from command.kpis import service
-from command.kpis.schemas import KpisRead
+from command.kpis.schemas import KpisRead, TargetsRead
 from core.security import require
 from core.types import utcnow
 from core.web import PrincipalDep, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/api")
+
+
+@router.get("/kpis/targets", response_model=TargetsRead, tags=["kpis"])
+def read_targets(principal: PrincipalDep, settings: SettingsDep) -> dict[str, Any]:
+    """The response targets (DESIGN "Targets", EMERGENCY_TARGET_*), in seconds: what the
+    console's timers count against. Every role (they are not figures about anyone)."""
+    require(principal, "read")
+    return service.targets_read(service.target_table(settings))
 
 
 @router.get("/kpis", response_model=KpisRead, tags=["kpis"])

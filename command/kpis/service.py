@@ -42,6 +42,14 @@ HISTOGRAM_MAX_S = 1200
 LOW_STOCK_LIMIT = 1000  # rows listed; the panel shows the worst first anyway
 
 
+def targets_read(table: TargetTable) -> dict[str, Any]:
+    """The targets as the API shows them: the defaults and the types with their own."""
+    return {
+        "default": _target_dict(table.default),
+        "by_type": {t: _target_dict(v) for t, v in table.overridden().items()},
+    }
+
+
 def target_table(settings: Settings) -> TargetTable:
     """The response targets configured for this installation (EMERGENCY_TARGET_*)."""
     return TargetTable(
@@ -311,10 +319,7 @@ def kpis(
         "until": end,
         "as_of": now,
         "drill": drill,
-        "targets": {
-            "default": _target_dict(table.default),
-            "by_type": {t: _target_dict(v) for t, v in table.overridden().items()},
-        },
+        "targets": targets_read(table),
         **incident_kpis(session, since=start, until=end, drill=drill, table=table, as_of=now),
         "units": unit_kpis(session),
         "shelters": shelter_kpis(session),

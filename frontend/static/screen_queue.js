@@ -44,7 +44,7 @@ export const typeName = (type) => label("incidentType", type).replaceAll("_", " 
 export const consoleHook = () => (window.__console ||= {});
 Object.assign(consoleHook(), { queueRenderMs: 0, alarms: 0, selected: null }, window.__console);
 
-// --- targets (GET /api/kpis answers them; the DESIGN defaults until it has) -------------
+// --- targets (GET /api/kpis/targets answers them; the DESIGN defaults until it has) -------
 let targets = { default: { dispatch_s: 60, travel_s: 480 }, by_type: { fire: { dispatch_s: 60, travel_s: 300 } } };
 
 const targetCache = new Map();
@@ -56,8 +56,8 @@ export function targetFor(type) {
 
 async function loadTargets() {
   try {
-    const body = await apiGet("/api/kpis", token);
-    if (body.targets) targets = { default: body.targets.default, by_type: body.targets.by_type || {} };
+    const body = await apiGet("/api/kpis/targets", token);
+    targets = { default: body.default, by_type: body.by_type || {} };
     consoleHook().targets = targets;
     targetCache.clear();
     queueDirty = true;

@@ -410,3 +410,15 @@ def test_response_histogram_bins(client, session: Session, world: World):
 def test_an_empty_histogram(client, world: World):
     body = kpis(client, world, since="2001-01-01T00:00:00Z", until="2001-01-02T00:00:00Z")
     assert body["response_histogram"]["counts"] == [0] * 21
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_targets_for_every_role(client, world: World, role):
+    """The console's timers read the targets alone (no figures; a responder may too)."""
+    r = client.get("/api/kpis/targets", headers=world.h(role))
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "default": {"dispatch_s": 60, "travel_s": 480, "response_s": 540},
+        "by_type": {"fire": {"dispatch_s": 60, "travel_s": 300, "response_s": 360}},
+    }
+    assert client.get("/api/kpis/targets").status_code == 401
