@@ -110,32 +110,47 @@ function describe(msg) {
   return { what, verb, subject, entity, review };
 }
 
-function renderFeed() {
+// The feed's items as drawn: only new ones are built, put on top, and the oldest dropped
+// (a full rebuild of sixty lines on every frame was a tenth of the screen's time under load).
+let feedLis = new WeakMap();
+
+function renderFeed(full = false) {
   const ol = document.getElementById("feed");
-  ol.replaceChildren(...live.feed.map((item) => {
-    const li = document.createElement("li");
-    li.dataset.seq = item.seq;
-    li.dataset.event = item.event;
-    li.className = `ev-${item.event.split(".")[0]}`;
-    const time = document.createElement("time");
-    time.textContent = new Date(item.at).toLocaleTimeString(lang === "en" ? "en-GB" : "zh-CN", { hour12: false });
-    const text = document.createElement("span");
-    if (item.resync) {
-      text.textContent = t("resync");
-    } else {
-      const d = describe(item);
-      const strong = document.createElement("b");
-      strong.textContent = `${d.what}${lang === "en" ? " " : ""}${d.verb}`;
-      text.append(strong, " ");
-      if (d.review !== null) { text.append(reviewMark(d.review), " "); li.dataset.review = "1"; }
-      text.append(d.subject);
-      if (d.review) text.title = reasonText(d.review);
-    }
-    const seq = document.createElement("small");
-    seq.textContent = `#${item.seq}`;
-    li.append(time, text, seq);
-    return li;
-  }));
+  if (full) { feedLis = new WeakMap(); ol.replaceChildren(); }
+  const fresh = [];
+  for (const item of live.feed) {
+    if (feedLis.has(item)) break;
+    const li = feedLine(item);
+    feedLis.set(item, li);
+    fresh.push(li);
+  }
+  if (fresh.length) ol.prepend(...fresh);
+  while (ol.children.length > live.feed.length) ol.lastElementChild.remove();
+}
+
+function feedLine(item) {
+  const li = document.createElement("li");
+  li.dataset.seq = item.seq;
+  li.dataset.event = item.event;
+  li.className = `ev-${item.event.split(".")[0]}`;
+  const time = document.createElement("time");
+  time.textContent = new Date(item.at).toLocaleTimeString(lang === "en" ? "en-GB" : "zh-CN", { hour12: false });
+  const text = document.createElement("span");
+  if (item.resync) {
+    text.textContent = t("resync");
+  } else {
+    const d = describe(item);
+    const strong = document.createElement("b");
+    strong.textContent = `${d.what}${lang === "en" ? " " : ""}${d.verb}`;
+    text.append(strong, " ");
+    if (d.review !== null) { text.append(reviewMark(d.review), " "); li.dataset.review = "1"; }
+    text.append(d.subject);
+    if (d.review) text.title = reasonText(d.review);
+  }
+  const seq = document.createElement("small");
+  seq.textContent = `#${item.seq}`;
+  li.append(time, text, seq);
+  return li;
 }
 
 function pushFeed(item) {
@@ -165,7 +180,7 @@ function applyLang() {
   document.getElementById("lang").textContent = t("other");
   legend();
   showConn();
-  renderFeed();
+  renderFeed(true);
   showCounts(true);
   renderSide();
   renderProposal();

@@ -2,7 +2,9 @@
 // layers (zones hatched when they close roads, the proposal's routes and staging point),
 // callsign labels kept from overlapping, and the legend. Tests read window.__map.
 import { label } from "/static/screen_i18n.js";
-import { SEVERITY_COLORS, UNIT_COLORS, UNIT_STATUSES, dirty, live, shownZones, state } from "/static/screen_state.js";
+import {
+  SEVERITY_COLORS, UNIT_COLORS, UNIT_STATUSES, dirty, live, shownZones, state, unitsMoved,
+} from "/static/screen_state.js";
 
 const ROAD_CLOSED = "#ff3b3b";
 const CENTER = [24.9443, 60.1716];  // the demo city; fitted to the data once it arrives
@@ -197,6 +199,29 @@ function declutter() {
   }
 }
 
+const UNITS_DIFF_MAX = 400;  // more moved than this in one frame: set them all
+
+/** The units source: the features that changed since the last draw (GeoJSONSource
+ * updateData, by feature id), or all of them after a snapshot or a new unit. */
+function drawUnits(fc) {
+  const source = map.getSource("units");
+  const moved = [...unitsMoved.ids].map((id) => state.units.get(id)).filter((u) => u && u.geometry);
+  if (unitsMoved.all || moved.length > UNITS_DIFF_MAX) {
+    source.setData(fc([...state.units.values()]));
+  } else if (moved.length) {
+    source.updateData({
+      update: moved.map((u) => ({
+        id: u.id,
+        newGeometry: u.geometry,
+        removeAllProperties: true,
+        addOrUpdateProperties: Object.entries(u.properties).map(([key, value]) => ({ key, value })),
+      })),
+    });
+  }
+  unitsMoved.ids.clear();
+  unitsMoved.all = false;
+}
+
 let zonesShown = "";  // the zone ids on the map, to notice one starting or ending
 
 /** The situation onto the map's sources (once they exist), then labels and the first fit. */
@@ -206,7 +231,7 @@ export function drawSituation() {
   // Only the sources whose entities changed since the last draw are set again.
   const fc = (features) => ({ type: "FeatureCollection", features: features.filter((f) => f.geometry) });
   if (dirty.incidents) map.getSource("incidents").setData(fc([...state.incidents.values()].map(asPoint)));
-  if (dirty.units) map.getSource("units").setData(fc([...state.units.values()]));
+  if (dirty.units) drawUnits(fc);
   if (dirty.shelters) map.getSource("shelters").setData(fc([...state.shelters.values()]));
   const zones = shownZones();
   const zoneIds = zones.map((f) => f.id).join();

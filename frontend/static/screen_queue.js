@@ -5,7 +5,7 @@
 // the map. The list is rebuilt only when its set or order changes; timers tick in place.
 import { apiGet } from "/static/live.js";
 import { addStrings, label, lang, t } from "/static/screen_i18n.js";
-import { SEVERITY_COLORS, bus, dirty, el, on, redraw, send, state, token } from "/static/screen_state.js";
+import { SEVERITY_COLORS, bus, dirty, el, live, on, redraw, send, state, token, touchUnit } from "/static/screen_state.js";
 
 const OPEN = ["reported", "verified", "dispatched", "on_scene"];
 const OPEN_SET = new Set(OPEN);
@@ -42,7 +42,7 @@ export const typeName = (type) => label("incidentType", type).replaceAll("_", " 
 // --- the console's test hook, shared with the drawer ------------------------------------
 // Read through window.__console each time: another module may set it up too.
 export const consoleHook = () => (window.__console ||= {});
-Object.assign(consoleHook(), { queueRenderMs: 0, alarms: 0, selected: null }, window.__console);
+Object.assign(consoleHook(), { queueRenderMs: 0, queueRenders: [], alarms: 0, selected: null }, window.__console);
 
 // --- targets (GET /api/kpis/targets answers them; the DESIGN defaults until it has) -------
 let targets = { default: { dispatch_s: 60, travel_s: 480 }, by_type: { fire: { dispatch_s: 60, travel_s: 300 } } };
@@ -228,6 +228,7 @@ function renderQueue() {
   place(document.getElementById("incident-queue"), want);
   consoleHook().queueRenderMs = performance.now() - t0;
   consoleHook().queueRenderMaxMs = Math.max(consoleHook().queueRenderMaxMs || 0, consoleHook().queueRenderMs);
+  if (live.measure) consoleHook().queueRenders.push(consoleHook().queueRenderMs);  // bench/screen.py
   consoleHook().queueShown = shown.length;
 }
 
@@ -380,6 +381,7 @@ function markStale(u, now) {
   const stale = !!at && now - Date.parse(at) > STALE_GPS_MS;
   if (u.properties.stale === stale) return false;
   u.properties.stale = stale;
+  touchUnit(u.id);
   return true;
 }
 
@@ -404,8 +406,7 @@ on("event", (name, data) => {
     const id = action === "position_reported" ? data.unit_id : data && data.id;
     const u = state.units.get(id);
     if (u) {
-      if (action === "position_reported" && data.recorded_at) u.properties.position_at = data.recorded_at;
-      markStale(u, Date.now());
+      markStale(u, Date.now());  // position_at: set by screen_state.js
     }
   }
 });

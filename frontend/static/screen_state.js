@@ -78,6 +78,15 @@ export function applySnapshot(snapshot) {
   fill(state.zones, (snapshot.warning_zones || []).filter(zoneLive));
   dirty.side = true;
   for (const source of MAP_SOURCES) dirty[source] = true;
+  unitsMoved.all = true;
+}
+
+// The units changed since the last draw: the map updates just those features (a full
+// setData of 2,000 units for the few that moved costs most of a frame). `all`: set them all.
+export const unitsMoved = { ids: new Set(), all: true };
+export function touchUnit(id) {
+  unitsMoved.ids.add(id);
+  dirty.units = true;
 }
 
 // Which of the map's sources an entity's event changes (only those are set again).
@@ -102,9 +111,13 @@ export function applyEvent(name, data) {
         if (unit) {
           unit.geometry = { type: "Point", coordinates: [data.lon, data.lat] };
           if (data.status) unit.properties.status = data.status;
+          if (data.recorded_at) unit.properties.position_at = data.recorded_at;
+          touchUnit(unit.id);
         }
       } else if (data && data.type === "Feature") {
+        if (!state.units.has(data.id)) unitsMoved.all = true;  // a new one: set them all
         state.units.set(data.id, data);
+        touchUnit(data.id);
       }
       break;
     case "task": {
