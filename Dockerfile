@@ -9,4 +9,4 @@ COPY . .
 RUN uv sync --frozen --no-dev
 ENV PATH="/opt/venv/bin:$PATH"
 EXPOSE 8000
-CMD ["sh", "-c", "emergency migrate && emergency seed demo && emergency load-osm && emergency serve --host 0.0.0.0 --port 8000"]
+CMD ["sh", "-c", "emergency migrate && emergency seed demo && emergency serve --host 0.0.0.0 --port 8000"]

@@ -21,5 +21,6 @@ bench:          ## benchmarks in bench/, printing medians, p95 and ratios agains
 	uv run python -m bench.login_flood
 	uv run python -m bench.places
 	uv run python -m bench.kpis
+	uv run python -m bench.screen
 fmt:            ## format and fix lint
 	uv run ruff format . && uv run ruff check --fix .

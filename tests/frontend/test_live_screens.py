@@ -221,7 +221,9 @@ def test_screen_shows_the_live_situation(open_page, live_server, database_url):
         "document.documentElement.scrollWidth - document.documentElement.clientWidth"
     )
     assert overflow <= 0
-    assert page.js_errors == []
+    # While the network was cut, a request the console makes on its own (the KPI panel's
+    # refresh, a map tile) failed; Chromium logs that, and nothing else may be logged.
+    assert [e for e in page.js_errors if "ERR_INTERNET_DISCONNECTED" not in e] == []
 
 
 def test_screen_with_a_bad_token_asks_to_log_in(open_page):
