@@ -1,13 +1,14 @@
 // Big screen, console: the incident drawer. The selected incident's details and status
-// actions, its recommendation (ranked units, ETA bars, what each fills and why, units left
-// out, unmet plan lines) with the recommended routes on the map, one action to dispatch the
-// checked units (button, Ctrl+Enter, "D"), a 409 said plainly, and the task timeline per
-// unit, live from the `situation` topic. Escape closes it.
-import { addStrings, capName, label, lang, locale, t, whyText } from "/static/screen_i18n.js";
+// actions, its recommendation with the recommended routes on the map (drawn by
+// screen_recommendation.js), one action to dispatch the checked units (button, Ctrl+Enter,
+// "D"), a 409 said plainly, and the task timeline per unit, live from the `situation` topic.
+// Escape closes it.
+import { addStrings, label, lang, locale, t } from "/static/screen_i18n.js";
 import { SEVERITY_COLORS, SEVERITY_TEXT, bus, el, on, send, state, token } from "/static/screen_state.js";
 import { clock, consoleHook, targetFor, typeName } from "/static/screen_queue.js";
+import { addRouteLayers, applyRecommendation, checkedIds, drawRoutes, fitOnce, renderRecommendation }
+  from "/static/screen_recommendation.js";
 
-const ROUTE_COLORS = ["#4dd0e1", "#ffd166", "#f48fb1", "#aed581", "#b39ddb", "#ff9e80", "#80cbc4", "#e6ee9c"];
 const STEPS = ["assigned", "accepted", "en_route", "on_scene", "done"];
 const ACTIONS = { reported: ["verified", "cancelled"], verified: ["cancelled"], dispatched: ["cancelled"],
   on_scene: ["resolved", "cancelled"], resolved: ["closed"] };
@@ -18,47 +19,33 @@ addStrings({
     dClose: "关闭（Esc）", dLoading: "正在加载…", dFailed: "无法加载", dAddress: "地址", dPeople: "受影响人数",
     dReported: "报告时间", dCalls: "来电", dCaller: "来电号码", dDescription: "描述", dSource: "来源",
     dAction: { verified: "核实", resolved: "处置完毕", closed: "关闭事件", cancelled: "取消事件" },
-    dRecommendation: "推荐力量", dRecLoading: "正在计算推荐…", dNoRec: "无可用力量",
-    dStandby: "备选", dFills: "承担", dExcluded: "未纳入", dUnmet: "缺口", dPlan: "预案",
-    dNoPlan: "无预案：推荐最快到达的力量", dDispatch: (n) => `派遣所选力量（${n}）`,
+    dDispatch: (n) => `派遣所选力量（${n}）`,
     dDispatching: "正在派遣…", dShortcut: "Ctrl+Enter / D", dNoneChecked: "未选择任何力量",
     dTaken: (c) => `${c} 刚被其他调度员派出`,
-    dReinforce: (n) => `已派遣 ${n} 支力量，推荐仅补足预案缺口；增援请手动勾选`, dTakenSome: "所选力量已被其他调度员派出",
+    dTakenSome: "所选力量已被其他调度员派出",
     dDrillNote: "演练事件由演练引擎调度，不调派真实力量", dNotOpen: "事件已结束，不能派遣",
     dTimeline: "任务进度", dNoTasks: "尚未派遣", dStep: { assigned: "已分配", accepted: "已接受",
       en_route: "途中", on_scene: "到场", done: "完成", cancelled: "已取消" },
     dTimers: "时限", dDispatchTimer: "接警→派遣", dTravelTimer: "派遣→到场",
-    dReason: { busy: "执行任务中", out_of_service: "停用", lacks_capability: "能力不符",
-      position_stale: "位置过旧", no_position: "无位置", unreachable: "道路不可达", inside_zone: "位于预警区内" },
-    dKm: (m) => (m >= 1000 ? `${(m / 1000).toFixed(1)} 公里` : `${Math.round(m)} 米`),
   },
   en: {
     dClose: "Close (Esc)", dLoading: "Loading…", dFailed: "Could not load", dAddress: "Address",
     dPeople: "People affected", dReported: "Reported", dCalls: "Calls", dCaller: "Caller phone",
     dDescription: "Description", dSource: "Source",
     dAction: { verified: "Verify", resolved: "Resolve", closed: "Close incident", cancelled: "Cancel incident" },
-    dRecommendation: "Recommended units", dRecLoading: "Working out the recommendation…",
-    dNoRec: "No unit available", dStandby: "standby", dFills: "fills", dExcluded: "Left out",
-    dUnmet: "Short of", dPlan: "Plan", dNoPlan: "No plan: the fastest unit is recommended",
     dDispatch: (n) => `Dispatch checked (${n})`, dDispatching: "Dispatching…", dShortcut: "Ctrl+Enter / D",
     dNoneChecked: "No unit checked", dTaken: (c) => `${c} was just taken`,
-    dReinforce: (n) => `${n} unit${n === 1 ? "" : "s"} already sent: only what the plan still lacks is recommended; check reinforcements by hand`,
     dTakenSome: "A checked unit was just taken by another dispatcher",
     dDrillNote: "Drill incidents are run by the drill engine; no real unit is paged",
     dNotOpen: "The incident has ended; nothing can be dispatched",
     dTimeline: "Tasks", dNoTasks: "Nothing dispatched yet", dStep: { assigned: "Assigned", accepted: "Accepted",
       en_route: "En route", on_scene: "On scene", done: "Done", cancelled: "Cancelled" },
     dTimers: "Targets", dDispatchTimer: "To dispatch", dTravelTimer: "To scene",
-    dReason: { busy: "on a task", out_of_service: "out of service", lacks_capability: "lacks capability",
-      position_stale: "position too old", no_position: "no position", unreachable: "unreachable by road",
-      inside_zone: "inside the warning zone" },
-    dKm: (m) => (m >= 1000 ? `${(m / 1000).toFixed(1)} km` : `${Math.round(m)} m`),
   },
 });
 
 // One object for the drawer's state; render() draws it.
 let cur = null;  // { id, feature, error, rec, recError, recLoading, checked: Map, tasks: Map, busy, dispatchError, routes: Map, fitted }
-let mapRef = null;
 let seq = 0;  // ignores answers for an incident no longer shown
 
 async function api(path, options = {}) {
@@ -83,7 +70,7 @@ async function open(id) {
   consoleHook().selected = id;
   send("drawer-changed", { id });
   render();
-  drawRoutes();
+  drawRoutes(cur);
   const [detail, tasks] = await Promise.all([
     api(`/api/incidents/${id}`), api(`/api/tasks?incident_id=${id}&limit=200`)]);
   if (mine !== seq) return;
@@ -97,37 +84,18 @@ async function open(id) {
 async function loadRecommendation(mine = seq) {
   if (!cur) return;
   cur.recLoading = true;
-  renderRecommendation();
+  renderRecSlot();
   const got = await api(`/api/incidents/${cur.id}/recommendations?limit=8`);
   if (mine !== seq || !cur) return;
   cur.recLoading = false;
   if (got.ok) {
-    cur.rec = got.body;
-    cur.recError = null;
-    // The server counts the units already sent against the plan: what it still recommends
-    // is what is missing, checked; standby units are reinforcements, checked by hand.
-    const checked = new Map();
-    for (const r of cur.rec.recommendations) {
-      checked.set(r.unit_id, cur.checked.has(r.unit_id) ? cur.checked.get(r.unit_id) : r.recommended);
-    }
-    cur.checked = checked;
-    let i = 0;
-    for (const r of cur.rec.recommendations) {
-      if (!r.route) continue;
-      const old = cur.routes.get(r.unit_id);
-      cur.routes.set(r.unit_id, { route: r.route, callsign: r.callsign, dispatched: old ? old.dispatched : false,
-        color: old ? old.color : ROUTE_COLORS[i % ROUTE_COLORS.length] });
-      i += 1;
-    }
-    // Routes of units neither recommended now nor dispatched from here are dropped.
-    const listed = new Set(cur.rec.recommendations.map((r) => r.unit_id));
-    for (const [uid, r] of cur.routes) if (!r.dispatched && !listed.has(uid)) cur.routes.delete(uid);
+    applyRecommendation(cur, got.body);
   } else {
     cur.recError = got.body.message || `HTTP ${got.status}`;
   }
   render();
-  drawRoutes();
-  fitOnce();
+  drawRoutes(cur);
+  fitOnce(cur, box);
 }
 
 function close() {
@@ -137,7 +105,7 @@ function close() {
   consoleHook().selected = null;
   send("drawer-changed", { id: null });
   render();
-  drawRoutes();
+  drawRoutes(cur);
 }
 
 // --- actions -------------------------------------------------------------------------------
@@ -165,14 +133,9 @@ function activeTasks() {
   return n;
 }
 
-function checkedIds() {
-  if (!cur || !cur.rec) return [];
-  return cur.rec.recommendations.filter((r) => cur.checked.get(r.unit_id)).map((r) => r.unit_id);
-}
-
 async function dispatch() {
   if (!cur || cur.busy || !canDispatch()) return;
-  const ids = checkedIds();
+  const ids = checkedIds(cur);
   if (!ids.length) { cur.dispatchError = t("dNoneChecked"); renderActions(); return; }
   const id = cur.id;
   const mine = seq;
@@ -232,7 +195,7 @@ function render() {
   box.replaceChildren(...parts);
   box.style.setProperty("--sev", f ? SEVERITY_COLORS[f.properties.severity] || "#ffae42" : "#3a4d70");
   renderActions();
-  renderRecommendation();
+  renderRecSlot();
   renderTimeline();
 }
 
@@ -295,7 +258,7 @@ function renderActions() {
   const slot = box.querySelector(".d-actions-slot");
   if (!cur || !slot) return;
   const wrap = el("div", "d-dispatch");
-  const n = checkedIds().length;
+  const n = checkedIds(cur).length;
   const btn = el("button", "dispatch-btn", cur.busy ? t("dDispatching") : t("dDispatch")(n));
   btn.type = "button";
   btn.setAttribute("data-testid", "dispatch-recommended");
@@ -315,92 +278,14 @@ function renderActions() {
   slot.replaceChildren(...parts);
 }
 
-function renderRecommendation() {
+function renderRecSlot() {
   const slot = box.querySelector(".d-rec-slot");
   if (!cur || !slot) return;
-  const parts = [el("h3", null, t("dRecommendation"))];
-  const rec = cur.rec;
-  if (!rec) {
-    parts.push(el("p", cur.recError ? "error" : "muted", cur.recError ? `${t("dFailed")}: ${cur.recError}` : t("dRecLoading")));
-    slot.replaceChildren(...parts);
-    return;
-  }
-  if (cur.recLoading) slot.classList.add("refreshing"); else slot.classList.remove("refreshing");
-  if (!rec.response_plan) parts.push(el("p", "muted", t("dNoPlan")));
-  const sent = activeTasks();
-  if (sent) parts.push(el("p", "d-reinforce", t("dReinforce")(sent)));
-  const list = el("ol", "d-recs");
-  const maxEta = Math.max(60, ...rec.recommendations.map((r) => r.eta_s));
-  for (const r of rec.recommendations) list.append(recItem(r, maxEta));
-  if (!rec.recommendations.length) list.append(el("li", "empty", t("dNoRec")));
-  parts.push(list);
-  if (rec.unmet.length) {
-    const unmet = el("p", "d-unmet");
-    unmet.setAttribute("data-testid", "recommendation-unmet");
-    unmet.append(el("b", null, `${t("dUnmet")}: `), rec.unmet.map((u) => `${capName(u.capability)} ×${u.missing}`).join("，"));
-    parts.push(unmet);
-  }
-  if (rec.excluded.length || Object.keys(rec.excluded_counts || {}).length) {
-    const ex = el("div", "d-excluded");
-    ex.append(el("b", null, `${t("dExcluded")}: `));
-    const shown = rec.excluded.slice(0, 12).map((x) => {
-      const s = el("span", "d-ex", `${x.callsign} · ${label("dReason", x.reason)}`);
-      s.title = x.why;
-      s.dataset.unitId = x.unit_id;
-      s.dataset.reason = x.reason;
-      return s;
-    });
-    ex.append(...shown);
-    const counted = Object.entries(rec.excluded_counts || {}).filter(([reason]) => reason === "lacks_capability");
-    for (const [reason, count] of counted) ex.append(el("span", "d-ex muted", `${label("dReason", reason)} ×${count}`));
-    parts.push(ex);
-  }
-  slot.replaceChildren(...parts);
-}
-
-function recItem(r, maxEta) {
-  const li = el("li", `recommendation${r.recommended ? "" : " standby"}`);
-  li.setAttribute("data-testid", "recommendation");
-  li.dataset.unitId = r.unit_id;
-  li.dataset.recommended = r.recommended;
-  const box_ = el("input");
-  box_.type = "checkbox";
-  box_.checked = !!cur.checked.get(r.unit_id);
-  box_.setAttribute("data-testid", "recommendation-toggle");
-  box_.setAttribute("aria-label", r.callsign);
-  box_.addEventListener("change", () => {
-    cur.checked.set(r.unit_id, box_.checked);
+  renderRecommendation(slot, cur, activeTasks(), (unitId, checked) => {
+    cur.checked.set(unitId, checked);
     renderActions();
-    drawRoutes();
+    drawRoutes(cur);
   });
-  const route = cur.routes.get(r.unit_id);
-  const swatch = el("i", "swatch");
-  if (route) swatch.style.background = route.color;
-  const name = el("b", "callsign", r.callsign);
-  const fills = el("span", r.recommended ? "fills" : "fills standby",
-    r.recommended && r.fills ? capName(r.fills) : t("dStandby"));
-  const bar = el("span", "eta-bar");
-  const fill = el("i");
-  fill.style.width = `${Math.max(3, (100 * r.eta_s) / maxEta).toFixed(1)}%`;
-  if (route) fill.style.background = route.color;
-  bar.append(fill);
-  const eta = el("span", "eta", clock(r.eta_s));
-  const dist = el("span", "dist", t("dKm")(r.distance_m));
-  const why = el("small", "why", recWhy(r.why));
-  why.title = r.why;
-  li.title = recWhy(r.why);
-  const label_ = el("label", "pick");
-  label_.append(box_, swatch, name);
-  li.append(label_, fills, bar, eta, dist);
-  if (r.recommended) li.append(why);  // a standby's why only repeats its ETA: on hover
-  return li;
-}
-
-/** The server's why in words; the standby form in Chinese too (whyText knows the rest). */
-function recWhy(why) {
-  const m = /^standby: (\d+) min (\d+) s, has (\S+)$/.exec(why || "");
-  if (!m || lang === "en") return whyText(why);
-  return `备选：${m[1]} 分 ${m[2]} 秒可到，具备${capName(m[3])}`;
 }
 
 function timeOf(iso) {
@@ -456,49 +341,6 @@ setInterval(() => {
   if (line) line.replaceWith(timers(cur.feature.properties));
 }, 1000);
 
-// --- the map: routes and the incident highlighted ------------------------------------------
-const emptyFc = () => ({ type: "FeatureCollection", features: [] });
-
-function incidentPoint() {
-  const g = cur && cur.feature && cur.feature.geometry;
-  if (!g) return null;
-  if (g.type === "Point") return g.coordinates;
-  const b = new maplibregl.LngLatBounds();
-  const walk = (c) => { if (typeof c[0] === "number") b.extend(c); else c.forEach(walk); };
-  walk(g.coordinates);
-  return b.getCenter().toArray();
-}
-
-function drawRoutes() {
-  if (!mapRef || !mapRef.getSource("drawer-routes")) return;
-  const features = [];
-  if (cur) {
-    for (const [uid, r] of cur.routes) {
-      const on_ = r.dispatched || !!cur.checked.get(uid);
-      features.push({ type: "Feature", id: uid, geometry: r.route,
-        properties: { unit_id: uid, callsign: r.callsign, color: r.color, on: on_, dispatched: r.dispatched } });
-    }
-  }
-  mapRef.getSource("drawer-routes").setData({ type: "FeatureCollection", features });
-  const at = incidentPoint();
-  mapRef.getSource("drawer-focus").setData(at
-    ? { type: "FeatureCollection", features: [{ type: "Feature", id: cur.id, geometry: { type: "Point", coordinates: at }, properties: {} }] }
-    : emptyFc());
-}
-
-function fitOnce() {
-  if (!cur || cur.fitted || !mapRef) return;
-  const at = incidentPoint();
-  if (!at) return;
-  cur.fitted = true;
-  const b = new maplibregl.LngLatBounds(at, at);
-  for (const r of cur.routes.values()) for (const c of r.route.coordinates) b.extend(c);
-  const width = box.getBoundingClientRect().width || 0;
-  const mapWidth = mapRef.getContainer().clientWidth;
-  const right = Math.min(width + 40, mapWidth * 0.6);
-  mapRef.fitBounds(b, { padding: { top: 60, bottom: 60, left: 60, right }, maxZoom: 16.5, duration: 600 });
-}
-
 // --- hooks ---------------------------------------------------------------------------------
 bus.addEventListener("select-incident", (ev) => { if (ev.detail && ev.detail.id) open(Number(ev.detail.id)); });
 
@@ -526,20 +368,8 @@ function mergeIncident(f) {
 
 on("lang", () => render());
 on("mapLoaded", (m) => {
-  mapRef = m;
-  m.addSource("drawer-routes", { type: "geojson", data: emptyFc() });
-  m.addSource("drawer-focus", { type: "geojson", data: emptyFc() });
-  m.addLayer({ id: "drawer-focus", type: "circle", source: "drawer-focus",
-    paint: { "circle-radius": 20, "circle-color": "rgba(255,255,255,0.08)", "circle-stroke-color": "#ffffff",
-      "circle-stroke-width": 3 } });
-  m.addLayer({ id: "drawer-routes-casing", type: "line", source: "drawer-routes",
-    layout: { "line-cap": "round", "line-join": "round" },
-    paint: { "line-color": "#05090f", "line-width": 8, "line-opacity": ["case", ["get", "on"], 0.75, 0.3] } });
-  m.addLayer({ id: "drawer-routes", type: "line", source: "drawer-routes",
-    layout: { "line-cap": "round", "line-join": "round" },
-    paint: { "line-color": ["get", "color"], "line-width": ["case", ["get", "dispatched"], 5, 4],
-      "line-opacity": ["case", ["get", "on"], 1, 0.35] } });
-  drawRoutes();
+  addRouteLayers(m);
+  drawRoutes(cur);
 });
 
 const TEXT_INPUT = new Set(["text", "search", "number", "tel", "email", "password", "url", "date", "datetime-local", "time"]);

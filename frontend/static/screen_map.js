@@ -7,7 +7,7 @@ import {
 } from "/static/screen_state.js";
 
 const ROAD_CLOSED = "#ff3b3b";
-const CENTER = [24.9443, 60.1716];  // the demo city; fitted to the data once it arrives
+const CENTER = [24.9443, 60.1716];  // a start only: fitted to the situation once it arrives
 
 const params = new URLSearchParams(location.search);
 const ROAD_STYLE = {
