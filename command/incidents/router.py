@@ -145,8 +145,10 @@ def get_duplicates(
     )
 
 
+# `:int`: only digits match, so /incidents/duplicates is never taken for an id (a PATCH
+# there is a 405, not a 422 about the id).
 @router.get(
-    "/incidents/{incident_id}",
+    "/incidents/{incident_id:int}",
     response_model=FeatureOut[IncidentRead],
     response_class=GeoJSONResponse,
     tags=["incidents"],
@@ -159,7 +161,7 @@ def get_incident(
 
 
 @router.patch(
-    "/incidents/{incident_id}",
+    "/incidents/{incident_id:int}",
     response_model=FeatureOut[IncidentRead],
     response_class=GeoJSONResponse,
     tags=["incidents"],

@@ -235,7 +235,11 @@ def test_unknown_ids_are_404(client, world):
         ).status_code
         == 404
     )
-    assert client.get("/api/incidents/abc", headers=h).status_code == 422
+    # Not an id: no such path (ids are digits; /api/incidents/duplicates is a path of its own).
+    assert client.get("/api/incidents/abc", headers=h).status_code == 404
+    r = client.patch("/api/incidents/duplicates", json={}, headers=h)
+    assert r.status_code == 405
+    assert r.headers["Allow"] == "GET"
 
 
 def test_bad_filters_are_422(client, world):
