@@ -43,7 +43,7 @@ from core.config import Settings
 from core.db import make_engine, make_sessionmaker
 from gis.graph import RoadGraph
 from gis.network import load_network
-from gis.roads_db import road_tile, write_roads
+from gis.roads_db import road_tile, write_network
 from gis.tiles import tile_cache
 from tests.support.db import create_database, drop_database
 from tests.support.servers import free_port
@@ -100,13 +100,7 @@ def bench_writes(sessions: Any, graph: RoadGraph) -> list[float]:
     for _ in range(N_WRITES):
         with sessions() as session:
             started = time.perf_counter()
-            write_roads(
-                session,
-                graph,
-                source=PORTO.name,
-                sha256=str(graph.meta.get("sha256", "")),
-                profile_key=str(graph.meta.get("profile_key", "")),
-            )
+            write_network(session, graph)
             session.commit()
             seconds.append(time.perf_counter() - started)
         print(f"  write_roads + commit: {seconds[-1]:.2f} s", flush=True)

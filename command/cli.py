@@ -133,7 +133,7 @@ def load_osm(
     if db:
         from gis.place_extract import extract_places
         from gis.place_index import write_places
-        from gis.roads_db import write_roads
+        from gis.roads_db import write_network
 
         osm_path = Path(file or roads.osm_file(settings)).resolve()
         try:
@@ -142,14 +142,7 @@ def load_osm(
             raise DomainError(f"cannot read places from {osm_path}: {exc}") from exc
         with session_scope(_sessions()) as session:
             n_places = write_places(session, places)
-            n_nodes, n_edges = write_roads(
-                session,
-                graph,
-                source=str(graph.meta.get("source")),
-                sha256=str(graph.meta.get("sha256", "")),
-                profile_key=str(graph.meta.get("profile_key", "")),
-                path=str(osm_path),
-            )
+            n_nodes, n_edges = write_network(session, graph, path=str(osm_path))
         err.print(
             f"PostGIS: road_node {n_nodes:,} rows, road_edge {n_edges:,} rows, "
             f"place {n_places:,} rows"

@@ -30,7 +30,7 @@ from core.errors import InvalidInput
 from core.security import SYSTEM
 from gis.place_extract import extract_places
 from gis.place_index import write_places
-from gis.roads_db import write_roads
+from gis.roads_db import write_network
 from resources import service
 from resources.models import Shelter, Station, Stock, Unit, Warehouse
 from resources.schemas import ShelterProps, StationProps, UnitProps, WarehouseProps
@@ -168,14 +168,8 @@ def seed_demo(
     # Derived from the extract, not edited by hand: rebuilt whole on every run.
     report.places = write_places(session, extract_places(extract))
     if network is not None:
-        meta = network.graph.meta
-        report.road_nodes, report.road_edges = write_roads(
-            session,
-            network.graph,
-            source=str(meta.get("source", extract.name)),
-            sha256=str(meta.get("sha256", "")),
-            profile_key=str(meta.get("profile_key", "")),
-            path=str(extract.resolve()),
+        report.road_nodes, report.road_edges = write_network(
+            session, network.graph, path=str(extract.resolve())
         )
     if demo_password:
         _seed_users(session, report, demo_password)

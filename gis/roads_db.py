@@ -86,6 +86,23 @@ def _edge_rows(graph: RoadGraph) -> list[tuple[Any, ...]]:
     return rows
 
 
+def write_network(
+    conn: Session | Connection, graph: RoadGraph, *, path: str | None = None
+) -> tuple[int, int]:
+    """:func:`write_roads` with the graph's own record of where it came from, as
+    ``load_network`` leaves it in ``graph.meta`` (the file name, its SHA-256, the profile
+    key); ``path`` is the file's absolute path, when the server should route on it."""
+    meta = graph.meta
+    return write_roads(
+        conn,
+        graph,
+        source=str(meta.get("source", "")),
+        sha256=str(meta.get("sha256", "")),
+        profile_key=str(meta.get("profile_key", "")),
+        path=path,
+    )
+
+
 def write_roads(
     conn: Session | Connection,
     graph: RoadGraph,

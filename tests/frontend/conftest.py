@@ -17,7 +17,7 @@ from command.migrate import upgrade
 from command.seed import seed_demo
 from core.config import Settings
 from core.db import make_engine, make_sessionmaker, session_scope
-from gis.roads_db import write_roads
+from gis.roads_db import write_network
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, DEMO_PASSWORD, TIMEOUT_MS
 from tests.support.db import create_database, drop_database, unavailable
 from tests.support.servers import serve_in_thread
@@ -63,14 +63,7 @@ def demo_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
         try:
             with session_scope(make_sessionmaker(engine)) as session:
                 seed_demo(session, city="helsinki", demo_password=DEMO_PASSWORD)
-                meta = loaded.graph.meta
-                write_roads(
-                    session,
-                    loaded.graph,
-                    source=str(meta.get("source", "demo")),
-                    sha256=str(meta["sha256"]),
-                    profile_key=str(meta["profile_key"]),
-                )
+                write_network(session, loaded.graph)
         finally:
             engine.dispose()
         yield url, loaded.graph

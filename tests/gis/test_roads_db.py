@@ -22,6 +22,7 @@ from gis.roads_db import (
     read_roads_meta,
     reverse_edges,
     road_tile,
+    write_network,
     write_roads,
 )
 from gis.tiles import MVT_MEDIA_TYPE, TileCache, etag_matches, tile_cache
@@ -88,6 +89,19 @@ def test_write_roads_counts_and_meta(session: Session, graph: RoadGraph) -> None
     assert session.scalar(select(func.count()).select_from(RoadNetwork)) == 1
     meta = read_roads_meta(session)
     assert meta is not None and meta.source == "again"
+
+
+def test_write_network_records_where_the_graph_came_from(session: Session, graph: RoadGraph):
+    counts = write_network(session, graph, path="/data/city.osm.bz2")
+    assert counts == (graph.n_nodes, graph.n_edges)
+    meta = read_roads_meta(session)
+    assert meta is not None
+    assert (meta.source, meta.sha256, meta.profile_key, meta.path) == (
+        EXTRACT.name,
+        graph.meta["sha256"],
+        graph.meta["profile_key"],
+        "/data/city.osm.bz2",
+    )
 
 
 def test_write_roads_on_a_connection(connection: Connection, graph: RoadGraph) -> None:
