@@ -38,3 +38,19 @@ def write_results(path: Path, result: dict[str, Any], root: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"\nwritten to {path.relative_to(root)}")
+
+
+def report_on_fresh_database(
+    run: Callable[[str], dict[str, Any]],
+    render: Callable[[dict[str, Any]], str],
+    path: Path,
+    root: Path,
+) -> int:
+    """A benchmark's main: ``run`` on a fresh database, print ``render`` of its figures and
+    write them to ``path``; exit status 0, or 2 without PostGIS."""
+    result = on_fresh_database(run)
+    if result is None:
+        return 2
+    print(render(result))
+    write_results(path, result, root)
+    return 0

@@ -39,7 +39,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from bench.fresh import on_fresh_database, write_results
+from bench.fresh import report_on_fresh_database
 from bench.timing import machine, percentile, timed
 from command.auth import service as auth
 from command.incidents.service import create_incident as create_incident_service
@@ -573,12 +573,7 @@ def render(result: dict[str, Any]) -> str:
 
 
 def main() -> int:
-    result = on_fresh_database(run_benchmark)
-    if result is None:
-        return 2
-    print(render(result))
-    write_results(RESULTS, result, ROOT)
-    return 0
+    return report_on_fresh_database(run_benchmark, render, RESULTS, ROOT)
 
 
 if __name__ == "__main__":

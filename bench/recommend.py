@@ -64,7 +64,7 @@ import psycopg
 import yaml
 from sqlalchemy.orm import Session, sessionmaker
 
-from bench.fresh import on_fresh_database, write_results
+from bench.fresh import report_on_fresh_database
 from bench.http_api import psycopg_url
 from bench.timing import machine, percentile
 from command.auth import service as auth
@@ -707,12 +707,9 @@ def main() -> int:
     if not OSM.is_file():
         print(f"no Porto extract at {OSM}", file=sys.stderr)
         return 2
-    result = on_fresh_database(lambda url: run_benchmark(url, profile=args.profile))
-    if result is None:
-        return 2
-    print(render(result))
-    write_results(RESULTS, result, ROOT)
-    return 0
+    return report_on_fresh_database(
+        lambda url: run_benchmark(url, profile=args.profile), render, RESULTS, ROOT
+    )
 
 
 if __name__ == "__main__":
