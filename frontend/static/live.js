@@ -205,6 +205,24 @@ export function loginErrorText(t, key, retryAfterS) {
   return key === "badLogin" ? t(key) : `${t(key)}${wait}`;
 }
 
+/** One JSON API call as `{ok, status, body}`: `body` is the parsed JSON answer or null;
+ * a network failure is status 0. An aborted call (`signal`) throws, for the caller to
+ * tell apart from a failure. */
+export async function apiCall(method, path, { token, body, signal } = {}) {
+  const headers = { Authorization: `Bearer ${token}` };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let res;
+  try {
+    res = await fetch(path, { method, headers, signal, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch (err) {
+    if (signal && signal.aborted) throw err;
+    return { ok: false, status: 0, body: null };
+  }
+  let parsed = null;
+  try { parsed = await res.json(); } catch { /* no JSON body */ }
+  return { ok: res.ok, status: res.status, body: parsed };
+}
+
 export async function apiGet(path, token) {
   const res = await fetch(path, { headers: { Authorization: `Bearer ${token}` } });
   if (res.status === 401) { const e = new Error("unauthenticated"); e.status = 401; throw e; }

@@ -6,6 +6,7 @@
 // form (they import this module and it imports them; none of the three touches another's
 // bindings while loading). The caller's phone is personal data: it lives only in the
 // form's state and input, is never logged, and is dropped when the form closes.
+import { apiCall } from "/static/live.js";
 import { addStrings, label, lang, locale, t } from "/static/screen_i18n.js";
 import { SEVERITY_COLORS, el, on, send, token } from "/static/screen_state.js";
 import { map } from "/static/screen_map.js";
@@ -80,17 +81,12 @@ export async function call(kind, path, body) {
   if (requests[kind]) requests[kind].abort();
   const ctl = new AbortController();
   requests[kind] = ctl;
-  const headers = { Authorization: `Bearer ${token}` };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
   try {
-    const res = await fetch(path, { method: body === undefined ? "GET" : "POST", headers, signal: ctl.signal,
-      body: body === undefined ? undefined : JSON.stringify(body) });
-    let data = null;
-    try { data = await res.json(); } catch { /* no JSON body */ }
-    return ctl.signal.aborted ? null : { ok: res.ok, status: res.status, data };
-  } catch {
+    const got = await apiCall(body === undefined ? "GET" : "POST", path, { token, body, signal: ctl.signal });
     if (ctl.signal.aborted) return null;
-    return { ok: false, status: 0, data: { message: t("ctErr").offline } };
+    return { ok: got.ok, status: got.status, data: got.status ? got.body : { message: t("ctErr").offline } };
+  } catch {
+    return null;  // aborted
   } finally {
     if (requests[kind] === ctl) delete requests[kind];
   }

@@ -3,6 +3,7 @@
 // screen_recommendation.js), one action to dispatch the checked units (button, Ctrl+Enter,
 // "D"), a 409 said plainly, and the task timeline per unit, live from the `situation` topic.
 // Escape closes it.
+import { apiCall } from "/static/live.js";
 import { addStrings, label, lang, locale, t } from "/static/screen_i18n.js";
 import { SEVERITY_COLORS, SEVERITY_TEXT, bus, el, on, send, state, token } from "/static/screen_state.js";
 import { clock, consoleHook, targetFor, typeName } from "/static/screen_queue.js";
@@ -48,17 +49,10 @@ addStrings({
 let cur = null;  // { id, feature, error, rec, recError, recLoading, checked: Map, tasks: Map, busy, dispatchError, routes: Map, fitted }
 let seq = 0;  // ignores answers for an incident no longer shown
 
-async function api(path, options = {}) {
-  let res;
-  try {
-    res = await fetch(path, { ...options, headers: { Authorization: `Bearer ${token}`,
-      ...(options.body ? { "Content-Type": "application/json" } : {}) } });
-  } catch {
-    return { ok: false, status: 0, body: { message: label("conn", "offline") } };
-  }
-  let body = {};
-  try { body = await res.json(); } catch { /* not JSON */ }
-  return { ok: res.ok, status: res.status, body };
+async function api(path, { method = "GET", body } = {}) {
+  const got = await apiCall(method, path, { token, body });
+  if (!got.status) return { ...got, body: { message: label("conn", "offline") } };
+  return { ...got, body: got.body || {} };
 }
 
 // --- open, load, close -------------------------------------------------------------------
@@ -115,7 +109,7 @@ async function setStatus(status) {
   cur.busy = true;
   cur.dispatchError = null;
   render();
-  const got = await api(`/api/incidents/${id}/status`, { method: "POST", body: JSON.stringify({ status }) });
+  const got = await api(`/api/incidents/${id}/status`, { method: "POST", body: { status } });
   if (!cur || cur.id !== id) return;
   cur.busy = false;
   if (got.ok) {
@@ -142,7 +136,7 @@ async function dispatch() {
   cur.busy = true;
   cur.dispatchError = null;
   renderActions();
-  const got = await api(`/api/incidents/${id}/dispatch`, { method: "POST", body: JSON.stringify({ unit_ids: ids }) });
+  const got = await api(`/api/incidents/${id}/dispatch`, { method: "POST", body: { unit_ids: ids } });
   if (mine !== seq || !cur) return;
   cur.busy = false;
   if (got.ok) {

@@ -4,6 +4,7 @@
 // each unit to its incident. One confirmation applies it: one dispatch per incident (each
 // all-or-nothing on the server), results shown per incident, then the rest can be planned
 // again. Tests read window.__plan (the request, the answer, the results).
+import { apiCall } from "/static/live.js";
 import { addStrings, capName, label, lang, t } from "/static/screen_i18n.js";
 import { SEVERITY_COLORS, SEVERITY_TEXT, el, on, state, token } from "/static/screen_state.js";
 import { centreOf, map } from "/static/screen_map.js";
@@ -62,16 +63,8 @@ function plannable(skip = new Set()) {
 }
 
 async function api(method, path, body) {
-  let res = null;
-  let json = {};
-  try {
-    res = await fetch(path, { method, headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body) });
-    json = await res.json();
-  } catch {
-    // offline or not JSON: the status says it
-  }
-  return { ok: Boolean(res && res.ok), status: res ? res.status : 0, body: json };
+  const got = await apiCall(method, path, { token, body });
+  return { ...got, body: got.body || {} };  // offline (status 0) or not JSON: the status says it
 }
 
 async function openPlan(skip) {
