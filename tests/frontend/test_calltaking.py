@@ -113,12 +113,7 @@ def errors_by_field(page: Any) -> dict[str, list[str]]:
 
 
 def new_fire(api: Api, title: str, lon: float, lat: float) -> dict[str, Any]:
-    feature = {
-        "type": "Feature",
-        "geometry": {"type": "Point", "coordinates": [lon, lat]},
-        "properties": {"title": title, "type": "fire", "severity": "severe"},
-    }
-    return dict(api.post("/api/incidents", feature, status=201))
+    return api.incident(title, lon, lat)
 
 
 # --- creating ------------------------------------------------------------------------

@@ -33,12 +33,7 @@ def new_incident(
     api: Api, title: str, dx: float = 0.0, dy: float = 0.0, **props: Any
 ) -> dict[str, Any]:
     """An incident ``dx``, ``dy`` degrees from the demo city's centre."""
-    feature = {
-        "type": "Feature",
-        "geometry": {"type": "Point", "coordinates": [CENTRE[0] + dx, CENTRE[1] + dy]},
-        "properties": {"title": title, "type": "fire", "severity": "severe", **props},
-    }
-    return dict(api.post("/api/incidents", feature, status=201))
+    return api.incident(title, CENTRE[0] + dx, CENTRE[1] + dy, **props)
 
 
 def cancel(api: Api, *incidents: dict[str, Any]) -> None:

@@ -28,12 +28,7 @@ POINTS = [(24.9380, 60.1665), (24.9500, 60.1760), (24.9455, 60.1700), (24.9400, 
 def new_incident(
     api: Api, title: str, point: tuple[float, float], type_: str, severity: str
 ) -> Any:
-    feature = {
-        "type": "Feature",
-        "geometry": {"type": "Point", "coordinates": list(point)},
-        "properties": {"title": title, "type": type_, "severity": severity},
-    }
-    return api.post("/api/incidents", feature, status=201)
+    return api.incident(title, *point, type=type_, severity=severity)
 
 
 def open_screen(open_page, viewport=BIG_SCREEN, lang: str | None = None, **options: Any) -> Any:

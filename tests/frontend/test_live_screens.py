@@ -37,12 +37,7 @@ pytestmark = pytest.mark.browser
 
 
 def new_incident(api: Api, title: str, lon: float, lat: float, **props: Any) -> dict[str, Any]:
-    feature = {
-        "type": "Feature",
-        "geometry": {"type": "Point", "coordinates": [lon, lat]},
-        "properties": {"title": title, "type": "fire", "severity": "severe", **props},
-    }
-    return dict(api.post("/api/incidents", feature, status=201))
+    return api.incident(title, lon, lat, **props)
 
 
 def available_unit(api: Api) -> dict[str, Any]:

@@ -88,18 +88,9 @@ def open_phone(open_page: Any) -> Any:
 
 def new_task(dispatcher: Api, unit_id: int, title: str) -> tuple[dict[str, Any], float]:
     """An incident at SCENE with a caller's phone, dispatched to the unit: (task, when)."""
-    feature = {
-        "type": "Feature",
-        "geometry": {"type": "Point", "coordinates": list(SCENE)},
-        "properties": {
-            "title": title,
-            "type": "fire",
-            "severity": "severe",
-            "address": "Aleksanterinkatu 52",
-            "caller_phone": CALLER_PHONE,
-        },
-    }
-    incident = dispatcher.post("/api/incidents", feature, status=201)
+    incident = dispatcher.incident(
+        title, *SCENE, address="Aleksanterinkatu 52", caller_phone=CALLER_PHONE
+    )
     (task,) = dispatcher.post(
         f"/api/incidents/{incident['id']}/dispatch", {"unit_ids": [unit_id]}, status=201
     )
