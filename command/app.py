@@ -17,6 +17,8 @@ from command import errors, openapi, ops, pages, roads
 from command.audit.router import router as audit_router
 from command.auth.dependency import authenticated
 from command.auth.router import router as auth_router
+from command.drills.router import router as drills_router
+from command.drills.tabletop_router import router as tabletop_router
 from command.incidents.router import router as incidents_router
 from command.intake.router import router as intake_router
 from command.kpis.router import router as kpis_router
@@ -160,6 +162,8 @@ def create_app(
         zones_router,
         intake_router,
         kpis_router,
+        drills_router,
+        tabletop_router,
         resources_router,
         tiles_router,
         routing_router,

@@ -27,6 +27,10 @@ app.add_typer(user_app, name="user")
 app.add_typer(apikey_app, name="apikey")
 alert_app = typer.Typer(help="Warning-system alerts (CAP).", no_args_is_help=True)
 app.add_typer(alert_app, name="alert")
+
+from command.drills.cli import drill_app  # noqa: E402 - after the app it joins
+
+app.add_typer(drill_app, name="drill")
 err = Console(stderr=True)
 
 

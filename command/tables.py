@@ -4,6 +4,7 @@ Alembic's autogenerate and the migration tests compare against the full metadata
 models module alone registers only its own tables (and those it has foreign keys to)."""
 
 from command.auth import models as _auth  # noqa: F401
+from command.drills import models as _drills  # noqa: F401
 from command.incidents import models as _incidents  # noqa: F401
 from command.intake import models as _intake  # noqa: F401
 from command.planning import models as _planning  # noqa: F401

@@ -76,6 +76,10 @@ class Unit(Timestamps, Base):
         ForeignKey("station.id", ondelete="SET NULL"), index=True
     )
     status: Mapped[str] = mapped_column(String(20), default="available")
+    # A tabletop drill's stand-in for a real unit (the drill's id; no foreign key, since
+    # drills live above resources): drill incidents are dispatched only to these, and
+    # live views, recommendations and KPIs leave them out. NULL for every real unit.
+    drill_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
     status_changed_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )

@@ -22,6 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from command.drills import models as _drills  # noqa: F401 - drill: an FK target
 from command.intake import models as _intake  # noqa: F401 - alert: an FK target, mapped first
 from core.db import Base
 from core.types import Timestamps, in_list, wgs84_range
@@ -67,6 +68,11 @@ class Incident(Timestamps, Base):
     source: Mapped[str] = mapped_column(String(20), default="manual")
     reported_by: Mapped[str | None] = mapped_column(String(120))
     drill: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The drill (table ``drill``) a drill incident belongs to; NULL for live incidents and
+    # for drill data that no drill owns (CAP Exercise alerts with no tabletop running).
+    drill_id: Mapped[int | None] = mapped_column(
+        ForeignKey("drill.id", ondelete="RESTRICT"), index=True
+    )
     # How many calls were taken about it (rows of incident_call), kept here so the count
     # travels in the incident's own events; 0 for incidents from alerts.
     calls: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
