@@ -265,6 +265,8 @@ class Scenario(_Strict):
     plan_interval_s: float = Field(default=30, gt=0, le=3600)
     move_up: MoveUp = MoveUp()
     sample_interval_s: float = Field(default=900, ge=60)  # coverage and the day's series
+    # KPIs count calls reported from warmup_s on (the run starts with every unit free).
+    warmup_s: float = Field(default=0, ge=0)
 
     @field_validator("start")
     @classmethod
@@ -304,6 +306,8 @@ class Scenario(_Strict):
         for c in self.closures:
             if c.at_s >= self.duration_s:
                 raise ValueError(f"closure at_s {c.at_s} is after the end ({self.duration_s})")
+        if self.warmup_s >= self.duration_s:
+            raise ValueError("warmup_s must be shorter than duration_s")
         if not self.generators and not self.injects and not self.alerts:
             raise ValueError("no incidents: give generators, injects or alerts")
         return self

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from dispatch.assign import Need
 from dispatch.targets import TargetTable
-from drills.scenario import Scenario, ScenarioError
+from drills.scenario import ResponsePlans, Scenario, ScenarioError
 
 
 @dataclass(frozen=True)
@@ -57,10 +57,10 @@ class NetworkSource:
     cache_dir: Path | None = None
 
 
-def plans_from_scenario(raw: Mapping[str, Mapping[str, list[object]]]) -> Plans:
+def plans_from_scenario(raw: ResponsePlans) -> Plans:
     return {
         type_: {
-            sev: tuple(Need(line.capability, line.count) for line in lines)  # type: ignore[attr-defined]
+            sev: tuple(Need(line.capability, line.count) for line in lines)
             for sev, lines in by.items()
         }
         for type_, by in raw.items()

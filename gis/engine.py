@@ -301,11 +301,25 @@ class Engine:
         return dist, dlen, pred
 
     def node_times(
-        self, node: int, *, reverse: bool = False, closures: Closures = NO_CLOSURES
+        self,
+        node: int,
+        *,
+        reverse: bool = False,
+        closures: Closures = NO_CLOSURES,
+        weight: FloatArray | None = None,
+        limit_s: float = np.inf,
+        stop: IntArray | None = None,
     ) -> tuple[FloatArray, FloatArray]:
-        """Seconds and metres from ``node`` to every node (to it, if ``reverse``)."""
+        """Seconds and metres from ``node`` to every node (to it, if ``reverse``).
+
+        ``weight`` (edge times, from :meth:`weights`) replaces ``closures`` when a caller
+        runs many searches under the same closures. With ``limit_s`` or ``stop`` (nodes) the
+        search ends once past the limit or once every stop node is settled: nodes not
+        settled by then are ``inf``.
+        """
         seed = np.array([node], dtype=np.int64)
-        if self.ch is not None and not closures:
+        bounded = math.isfinite(limit_s) or stop is not None
+        if self.ch is not None and not closures and weight is None and not bounded:
             dist, dlen = np.empty(self.graph.n_nodes), np.empty(self.graph.n_nodes)
             hierarchy.phast(
                 self.ch,
@@ -322,7 +336,9 @@ class Engine:
             np.zeros(1),
             np.zeros(1),
             reverse=reverse,
-            weight=self.weights(closures),
+            weight=self.weights(closures) if weight is None else weight,
+            limit=limit_s,
+            stop=stop,
             track_pred=False,
         )
         return dist, dlen
