@@ -327,7 +327,9 @@ class Scenario(_Strict):
 
 
 def _location(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(p) for p in loc if not str(p).startswith(("function-", "tagged-union")))
+    """``generators.0.rate_per_h``: the path without pydantic's union-branch labels."""
+    skip = ("function-", "tagged-union", "literal[", "list[", "dict[", "tuple[")
+    return ".".join(str(p) for p in loc if not str(p).startswith(skip))
 
 
 def parse(data: Any) -> Scenario:
@@ -337,11 +339,22 @@ def parse(data: Any) -> Scenario:
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        problems = []
+        problems: dict[str, str] = {}
         for err in exc.errors(include_url=False):
+            where = _location(err["loc"])
             msg = str(err["msg"]).removeprefix("Value error, ")
-            problems.append((_location(err["loc"]), msg))
-        raise ScenarioError(problems) from None
+            if (
+                err["type"] == "literal_error"
+                and "'from_db'" in msg
+                and where in ("stations", "units", "response_plans")
+            ):
+                msg = "use from_db or list them inline"
+            problems.setdefault(where, msg)
+        # `stations: [...]` with a bad entry also fails the from_db branch: keep the entry's fault
+        for where in [w for w, m in problems.items() if m == "use from_db or list them inline"]:
+            if any(w2.startswith(where + ".") for w2 in problems):
+                del problems[where]
+        raise ScenarioError(sorted(problems.items())) from None
 
 
 def loads(text: str | bytes) -> Scenario:
