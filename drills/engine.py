@@ -291,7 +291,14 @@ class Simulation:
         if token != unit.token:
             return
         if unit.status == TRANSPORT:
-            self.log("hospital", unit=unit.index, incident=unit.call)
+            lon, lat = self.travel.lonlat(unit.node)
+            self.log(
+                "hospital",
+                unit=unit.index,
+                incident=unit.call,
+                lon=round(lon, 6),
+                lat=round(lat, 6),
+            )
         unit.busy_s += self.now - unit.busy_from
         unit.busy_from = -1.0
         unit.call = -1
