@@ -39,6 +39,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "audit.read": frozenset({"auditor", "admin"}),
     "user.manage": frozenset({"admin"}),
     "drill.watch": frozenset({"commander", "dispatcher", "planner", "auditor", "admin"}),
+    "drill.run": frozenset({"planner", "admin"}),
     "plan.write": frozenset({"commander", "planner", "admin"}),
     "plan.run": frozenset({"commander", "dispatcher", "planner", "admin"}),
     "alert.post": frozenset({"machine"}),

@@ -314,6 +314,9 @@ CASES = [
         "read",
         200,
     ),
+    # drills: an allowed role gets 422 for the empty scenario, and nothing is written
+    Case("drill.run", "POST", "/api/drills", "drill.run", 422, lambda i: {}, False),
+    Case("drill.list", "GET", "/api/drills", "drill.watch", 200),
     # audit
     Case("audit.list", "GET", "/api/audit", "audit.read", 200),
     Case("audit.verify", "GET", "/api/audit/verify", "audit.read", 200),

@@ -1,0 +1,1 @@
+"""Tests of command/drills (the drills room: runs, tabletop, fleet)."""
