@@ -37,6 +37,7 @@ AVAILABLE, ASSIGNED, ON_SCENE, TRANSPORT, RETURNING, RELOCATING = range(6)
 ELIGIBLE = (AVAILABLE, RETURNING, RELOCATING)
 # event kinds, in the order they run when due at the same time
 (CLOSURE, CALL, DECIDE, ARRIVE, CLEAR, HANDOVER, HOME, TICK, SAMPLE, END) = range(10)
+CALL_OFF_ROAD_M = 3_000.0
 PRIORITY = {"minor": 1.0, "moderate": 2.0, "severe": 3.0, "extreme": 4.0}
 
 
@@ -117,19 +118,26 @@ class Simulation:
     ) -> None:
         self.scenario, self.fleet, self.travel, self.calls = scenario, fleet, travel, calls
         self.policy, self.targets, self.replication = policy, targets, replication
+        on_road = travel.engine.max_snap_m
         self.station_nodes = travel.nodes(
-            np.array([s.lon for s in fleet.stations]), np.array([s.lat for s in fleet.stations])
-        )
+            np.array([s.lon for s in fleet.stations]),
+            np.array([s.lat for s in fleet.stations]),
+            max_m=on_road, names=[s.name for s in fleet.stations], where="stations",
+        )  # fmt: skip
         self.hospital_nodes = travel.nodes(
-            np.array([h.lon for h in fleet.hospitals]), np.array([h.lat for h in fleet.hospitals])
-        )
+            np.array([h.lon for h in fleet.hospitals]),
+            np.array([h.lat for h in fleet.hospitals]),
+            max_m=on_road, names=[h.name for h in fleet.hospitals], where="hospitals",
+        )  # fmt: skip
         self.units = [
             Unit(
                 k, u.callsign, u.capabilities | {"*"}, u.station, int(self.station_nodes[u.station])
             )
             for k, u in enumerate(fleet.units)
         ]
-        nodes = travel.nodes(calls.lon, calls.lat)
+        # calls may fall a little off the network (a generator's polygon over water)
+        nodes = travel.nodes(calls.lon, calls.lat, max_m=CALL_OFF_ROAD_M, where="generators",
+                             names=[f"a {t} call" for t in calls.type])  # fmt: skip
         self.calls_state = [
             Call(
                 k,

@@ -122,28 +122,37 @@ def _plots(
 
 
 # --- across replications -----------------------------------------------------------------
-def _ci(values: list[float]) -> list[float] | None:
-    """Student-t 95% interval of the mean; None with fewer than two replications."""
+SHARES = frozenset(
+    {"within_target", "within_target_by_type", "queued_fraction", "utilisation", "coverage"}
+)
+
+
+def _ci(values: list[float], *, share: bool) -> list[float] | None:
+    """Student-t 95% interval of the mean, cut to what the figure can be (at least 0; at
+    most 1 for a share); None with fewer than two replications."""
     n = len(values)
     if n < 2:
         return None
     mean = float(np.mean(values))
     sd = float(np.std(values, ddof=1))
     half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
-    return [mean - half, mean + half]
+    return [max(0.0, mean - half), min(1.0, mean + half) if share else mean + half]
 
 
-def _combine(items: list[Any]) -> tuple[Any, Any]:
-    """Mean and ci95 of each numeric leaf across replications (None values left out)."""
+def _combine(items: list[Any], key: str = "") -> tuple[Any, Any]:
+    """Mean and ci95 of each numeric leaf across replications (None values left out);
+    ``key`` is the leaf's (or its parent's, for by-type shares) name."""
     first = next((x for x in items if x is not None), None)
     if isinstance(first, dict):
         keys = sorted({k for x in items if x for k in x})
-        pairs = {k: _combine([x.get(k) if x else None for x in items]) for k in keys}
+        inherit = key == "within_target_by_type"
+        pairs = {k: _combine([x.get(k) if x else None for x in items], key if inherit else k)
+                 for k in keys}  # fmt: skip
         return {k: v[0] for k, v in pairs.items()}, {k: v[1] for k, v in pairs.items()}
     values = [float(x) for x in items if x is not None]
     if not values:
         return None, None
-    return float(np.mean(values)), _ci(values)
+    return float(np.mean(values)), _ci(values, share=key in SHARES)
 
 
 def across(reps: list[dict[str, Any]]) -> dict[str, Any]:

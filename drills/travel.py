@@ -30,6 +30,7 @@ from numba import njit
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
+from drills.scenario import ScenarioError
 from gis.engine import NO_CLOSURES, Closures, Engine
 from gis.graph import FloatArray, IntArray
 
@@ -49,14 +50,31 @@ class Travel:
         self.searches = 0
 
     # --- placing ----------------------------------------------------------------------
-    def nodes(self, lon: NDArray[np.float64], lat: NDArray[np.float64]) -> IntArray:
-        """The nearest junction of each point."""
+    def nodes(
+        self,
+        lon: NDArray[np.float64],
+        lat: NDArray[np.float64],
+        *,
+        max_m: float | None = None,
+        names: Sequence[str] = (),
+        where: str = "",
+    ) -> IntArray:
+        """The nearest junction of each point; ScenarioError at ``where`` naming the first
+        point (``names[k]`` if given) further than ``max_m`` from every junction: a scenario
+        for another city, or a point in the sea, gives no silent nonsense."""
         if len(lon) == 0:
             return np.empty(0, dtype=np.int64)
-        xy = self.engine.project(
-            np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
-        )
-        _, idx = self._tree.query(xy)
+        lon = np.asarray(lon, dtype=np.float64)
+        lat = np.asarray(lat, dtype=np.float64)
+        dist, idx = self._tree.query(self.engine.project(lon, lat))
+        if max_m is not None and float(dist.max()) > max_m:
+            k = int(np.argmax(dist > max_m))
+            name = names[k] if k < len(names) else f"{where}.{k}"
+            raise ScenarioError(
+                [(where, f"{name} at {lon[k]:.5f},{lat[k]:.5f} is {dist[k] / 1000:.1f} km from "
+                         f"the nearest road of this network (limit {max_m / 1000:.1f} km): is it "
+                         "the right city?")]
+            )  # fmt: skip
         return np.asarray(idx, dtype=np.int64)
 
     def lonlat(self, node: int) -> tuple[float, float]:

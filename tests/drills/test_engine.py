@@ -272,3 +272,21 @@ def test_the_same_seed_gives_the_same_report(road_engine: Engine) -> None:
         r.pop("timing")
     assert dumps(a) == dumps(b)
     assert dumps(a) != dumps(other)
+
+
+def test_a_scenario_for_another_city_is_refused(road_engine: Engine) -> None:
+    data = scenario_dict(stations=[{"name": "Columbus 1", "lon": -82.99, "lat": 39.96}],
+                         units=[{"callsign": "C1", "station": "Columbus 1"}])  # fmt: skip
+    with pytest.raises(sc.ScenarioError, match="Columbus 1 at -82.99000,39.96000 is .* km from the nearest road"):
+        simulate(data, road_engine)
+
+
+def test_shares_keep_their_interval_inside_0_to_1(road_engine: Engine) -> None:
+    result = simulate(scenario_dict(replications=3, duration_s=4 * 3600), road_engine)
+    ci95 = result.report["policies"]["nearest"]["ci95"]
+    for key in ("within_target", "queued_fraction", "utilisation", "coverage"):
+        if ci95[key] is not None:
+            assert 0 <= ci95[key][0] <= ci95[key][1] <= 1, key
+    for bounds in ci95["within_target_by_type"].values():
+        assert bounds is None or 0 <= bounds[0] <= bounds[1] <= 1
+    assert all(b is None or b[0] >= 0 for b in ci95["response_s"].values())
