@@ -93,9 +93,15 @@ def list_units(
     kind: Annotated[TextFilter, Query(max_length=20)] = None,
     station_id: IdFilter = None,
     capability: Annotated[TextFilter, Query(max_length=40)] = None,
+    drill: Annotated[
+        int | None,
+        Query(ge=1, le=2**63 - 1, description="a tabletop drill's stand-in units (default: real)"),
+    ] = None,
 ) -> GeoJSONResponse:
     require(principal, "read")
-    extra = [] if capability is None else [Unit.capabilities.contains([capability])]
+    extra = [service.in_scope(drill)]  # stand-ins only with ?drill=ID, never among real units
+    if capability is not None:
+        extra.append(Unit.capabilities.contains([capability]))
     result = crud.list_page(
         session,
         service.UNITS,
@@ -155,9 +161,12 @@ def patch_unit(
     if station_id is not None and session.get(Station, station_id) is None:
         # As on create: a bad reference in the body is invalid input, not a missing unit.
         raise InvalidInput(f"home station {station_id} does not exist")
+    # A drill's stand-in is published on its drill's topic, a real unit on the live map.
+    topics = service.unit_topics(crud.get(session, service.UNITS, unit_id))
     unit = crud.update(
-        session, service.UNITS, unit_id, changes=changes, geom=body.shape, principal=principal
-    )
+        session, service.UNITS, unit_id, changes=changes, geom=body.shape, principal=principal,
+        topics=topics,
+    )  # fmt: skip
     session.commit()
     return crud.feature(service.UNITS, unit)
 

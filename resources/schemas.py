@@ -97,6 +97,7 @@ class UnitRead(BaseModel):
     crew: int
     home_station_id: int | None
     status: str
+    drill_id: int | None = Field(default=None, description="a tabletop drill's stand-in: its drill")
     status_changed_at: datetime
     position_at: datetime | None
     created_at: datetime

@@ -13,7 +13,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from core import crud, idempotency
-from core.changes import record_change
+from core.changes import SITUATION, record_change
 from core.crud import FeatureKind
 from core.db import flush
 from core.errors import Conflict, InvalidInput, InvalidTransition, NotFound
@@ -41,6 +41,7 @@ UNITS = FeatureKind(
         "crew",
         "home_station_id",
         "status",
+        "drill_id",
         "status_changed_at",
         "position_at",
         "created_at",
@@ -79,6 +80,17 @@ UNIT_TRANSITIONS: dict[str, frozenset[str]] = {
     "out_of_service": frozenset({"available"}),
 }
 TASK_DRIVEN = frozenset({"assigned", "en_route", "on_scene"})
+
+
+def unit_topics(unit: Unit) -> tuple[str, ...]:
+    """Where a unit's events go: a tabletop drill's stand-in (``drill_id`` set) to that
+    drill's topic ``drill:<id>`` only, a real unit to the live ``situation``."""
+    return (SITUATION,) if unit.drill_id is None else (f"drill:{unit.drill_id}",)
+
+
+def in_scope(drill_id: int | None) -> Any:
+    """Units of one scope: real units (``None``), or one tabletop drill's stand-ins."""
+    return Unit.drill_id.is_(None) if drill_id is None else Unit.drill_id == drill_id
 
 
 def create_unit(
@@ -126,6 +138,7 @@ def set_unit_status(
         action="unit.status_changed",
         principal=principal,
         note=note,
+        topics=unit_topics(unit),
     )
     return unit
 
@@ -229,6 +242,7 @@ def _publish_position(
         entity_id=unit.id,
         before=None,
         after=payload,
+        topics=unit_topics(unit),
     )
 
 

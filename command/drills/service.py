@@ -142,6 +142,11 @@ def report(session: Session, drill_id: int) -> dict[str, Any]:
 def replay(session: Session, drill_id: int, policy: str | None) -> dict[str, Any]:
     """The replay timeline of ``policy`` (default: the scenario's first that has one)."""
     drill = get(session, drill_id)
+    if drill.mode == "tabletop":
+        raise Conflict(
+            f"drill {drill_id} is a tabletop exercise: its incidents are in the drill scope "
+            f"(/screen?drill={drill_id}), it has no simulated timeline to replay"
+        )
     if not drill.replay:
         raise _not_ready(drill, "replay")
     known = list(drill.replay)

@@ -87,6 +87,7 @@ class IncidentRead(BaseModel):
     source: str
     reported_by: str | None
     drill: bool
+    drill_id: int | None = Field(default=None, description="the tabletop drill it belongs to")
     calls: int = Field(default=0, description="calls taken about it")
     caller_phone: str | None = Field(
         default=None,

@@ -36,6 +36,7 @@ INCIDENTS = FeatureKind(
         "source",
         "reported_by",
         "drill",
+        "drill_id",
         "calls",
         "alert_id",
         "needs_review",
@@ -66,6 +67,20 @@ INCIDENT_TRANSITIONS: dict[str, frozenset[str]] = {
 DISPATCHABLE = frozenset({"reported", "verified", "dispatched", "on_scene"})
 OPEN = DISPATCHABLE  # what a second call may be about (possible duplicates)
 ENDED = frozenset({"closed", "cancelled"})  # no call is attached to these
+
+
+def drill_topic(drill_id: int) -> str:
+    return f"drill:{drill_id}"
+
+
+def topics_of(drill_id: int | None) -> tuple[str, ...]:
+    """Where a row's events go: a tabletop drill's rows (``drill_id`` set) to that drill's
+    topic only, never to the live ``situation``."""
+    return (SITUATION,) if drill_id is None else (drill_topic(drill_id),)
+
+
+def incident_topics(incident: Incident) -> tuple[str, ...]:
+    return topics_of(incident.drill_id)
 
 
 def incident_features(
@@ -117,7 +132,10 @@ def create_incident(
         data["reported_by"] = principal.actor
     manual = data["source"] == "manual"
     data["calls"] = 1 if manual else 0
-    incident: Incident = crud.create(session, INCIDENTS, props=data, geom=geom, principal=principal)
+    incident: Incident = crud.create(
+        session, INCIDENTS, props=data, geom=geom, principal=principal,
+        topics=topics_of(data.get("drill_id")),
+    )  # fmt: skip
     if manual:
         calls.record_call(
             session,
@@ -162,8 +180,9 @@ def attach_call(
     ):
         changes["people_affected"] = people_affected
     crud.update_locked(
-        session, INCIDENTS, incident, changes=changes, geom=None, principal=principal
-    )
+        session, INCIDENTS, incident, changes=changes, geom=None, principal=principal,
+        topics=incident_topics(incident),
+    )  # fmt: skip
     return call
 
 
@@ -229,8 +248,9 @@ def update_incident(
     if geom is not None and incident.geom is None and incident.needs_review:
         changes = {**changes, "needs_review": False, "review_reason": None}  # located now
     updated: Incident = crud.update(
-        session, INCIDENTS, incident_id, changes=changes, geom=geom, principal=principal
-    )
+        session, INCIDENTS, incident_id, changes=changes, geom=geom, principal=principal,
+        topics=incident_topics(incident),
+    )  # fmt: skip
     return updated
 
 
@@ -241,13 +261,14 @@ def move_incident(
     *,
     principal: Principal,
     note: str | None,
-    topics: tuple[str, ...] = (SITUATION,),
+    topics: tuple[str, ...] | None = None,
 ) -> Incident:
-    """Move a (locked) incident along its lifecycle, stamping ``<status>_at``."""
+    """Move a (locked) incident along its lifecycle, stamping ``<status>_at``; its events
+    go to ``topics`` (default: :func:`incident_topics`)."""
     if status != incident.status:
         crud.update_many_locked(
             session, INCIDENTS, [move_change(incident, status, note=note)], principal=principal,
-            topics=topics,
+            topics=incident_topics(incident) if topics is None else topics,
         )  # fmt: skip
     return incident
 
@@ -276,6 +297,8 @@ def list_incidents(
     offset: int,
 ) -> Page[Incident]:
     extra = [] if not status else [Incident.status.in_(status)]
+    if drill is None:  # a tabletop drill's incidents are its own scope's (as on the live map)
+        extra.append(Incident.drill_id.is_(None))
     return crud.list_page(
         session,
         INCIDENTS,

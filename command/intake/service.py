@@ -28,6 +28,9 @@ Rules (docs/alerts.md says the same for operators):
   when their ``expires`` passes (``end_expired_zones``, run every housekeeping round).
 * **Exercise / Test** alerts are drill data: marked ``drill``, published only to the
   ``drill:<thread>`` topic, and a drill incident can never be dispatched to a real unit.
+  While a tabletop drill runs, an Exercise alert's incidents are injects of that drill
+  (the newest running one): ``drill_id`` set, published only to ``drill:<drill id>``,
+  dispatched only to its stand-in units.
   **System**, **Draft**, **Ack** and **Error** messages are stored and change nothing.
 * A zone closes its roads to routing when the alert says so with a parameter
   ``blocks_roads`` (or ``roadClosure``, ``impassable``, ``道路封闭``) set to true/yes/1/是;
@@ -45,6 +48,7 @@ from shapely import Geometry
 from sqlalchemy import Connection, Table, select, text, tuple_
 from sqlalchemy.orm import Session
 
+from command.drills.models import Drill
 from command.incidents.service import INCIDENTS
 from command.intake.cap import ParsedAlert
 from command.intake.mapping import (
@@ -121,7 +125,13 @@ def intake(
     row.thread_id = threads[0] if threads else row.id
     out = Outcome(row.id, row.thread_id, "stored", warnings=warnings)
     topics = (f"drill:{row.thread_id}",) if drill else (SITUATION,)
-    live = ThreadChanges(session, row, principal, topics, drill, blocks_roads(alert), now, out)
+    tabletop = running_tabletop(session) if alert.status == "Exercise" else None
+    if tabletop is not None:  # an inject of the running tabletop drill, on its topic only
+        topics = (f"drill:{tabletop}",)
+    parts = (session, row, principal, topics, drill, blocks_roads(alert), now, out)
+    live = (
+        ThreadChanges(*parts) if tabletop is None else DrillThreadChanges(*parts, drill_id=tabletop)
+    )
     if later is not None:
         warnings.append(
             {"field": "alert.sent",
@@ -169,6 +179,28 @@ def intake(
         topics=topics,
     )
     return {**result, "duplicate": False}, True
+
+
+def running_tabletop(session: Session) -> int | None:
+    """The id of the running tabletop drill (the newest, if several run), else None."""
+    stmt = (
+        select(Drill.id)
+        .where(Drill.mode == "tabletop", Drill.status == "running")
+        .order_by(Drill.id.desc())
+        .limit(1)
+    )
+    return session.scalar(stmt)
+
+
+class DrillThreadChanges(ThreadChanges):
+    """An Exercise alert's thread while a tabletop drill runs: its incidents belong to it."""
+
+    def __init__(self, *args: Any, drill_id: int) -> None:
+        super().__init__(*args)
+        self.drill_id = drill_id
+
+    def _incident_props(self, t: Target) -> dict[str, Any]:
+        return {**super()._incident_props(t), "drill_id": self.drill_id}
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,9 @@ def read_kpis(
         datetime | None, Query(description="ISO 8601 with offset; default now")
     ] = None,
     drill: Annotated[bool, Query(description="drill incidents only (default: real only)")] = False,
+    drill_id: Annotated[
+        int | None, Query(ge=1, description="one tabletop drill's incidents (implies drill)")
+    ] = None,
 ) -> dict[str, Any]:
     """Figures for incidents reported in [since, until) (at most 366 days): counts by status
     and type, reported -> dispatched -> first on scene percentiles (s), 处置及时率 against
@@ -47,6 +50,7 @@ def read_kpis(
         since=since,
         until=until,
         drill=drill,
+        drill_id=drill_id,
         table=service.target_table(settings),
         now=utcnow(),
     )

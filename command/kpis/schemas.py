@@ -110,6 +110,7 @@ class KpisRead(BaseModel):
     until: datetime
     as_of: datetime = Field(description="when the figures were computed (judges pending)")
     drill: bool
+    drill_id: int | None = None
     targets: TargetsRead
     incidents: IncidentKpis
     times: TimesRead

@@ -80,9 +80,10 @@ def _seconds(interval: ColumnElement[Any]) -> ColumnElement[float]:
     return cast(func.extract("epoch", interval), Float)
 
 
-def _firsts(*, since: datetime, until: datetime, drill: bool) -> CTE:
+def _firsts(*, since: datetime, until: datetime, drill: bool, drill_id: int | None) -> CTE:
     """One row per incident in the window: its type, status, reported, first dispatched
-    and first on-scene times."""
+    and first on-scene times (with ``drill_id``, that drill's incidents only)."""
+    scope = [] if drill_id is None else [Incident.drill_id == drill_id]
     return (
         select(
             Incident.id,
@@ -97,6 +98,7 @@ def _firsts(*, since: datetime, until: datetime, drill: bool) -> CTE:
             Incident.reported_at >= since,
             Incident.reported_at < until,
             Incident.drill.is_(drill),
+            *scope,
         )
         .group_by(Incident.id)
         .cte("firsts")
@@ -144,11 +146,13 @@ def incident_kpis(
     drill: bool,
     table: TargetTable,
     as_of: datetime,
+    drill_id: int | None = None,
 ) -> dict[str, Any]:
     """Counts, interval percentiles, 处置及时率 and the response-time histogram for the
     window, overall, by type and by status in one statement (GROUPING SETS); see
-    dispatch/targets.py for outcomes."""
-    f = _binned(_firsts(since=since, until=until, drill=drill))
+    dispatch/targets.py for outcomes. ``drill_id`` (with ``drill``) narrows it to one
+    tabletop drill's incidents (its after-action report)."""
+    f = _binned(_firsts(since=since, until=until, drill=drill, drill_id=drill_id))
     target_s = _response_target(f.c.type, table)
     response = _seconds(f.c.on_scene_at - f.c.reported_at)
     arrived = f.c.on_scene_at.is_not(None)
@@ -245,7 +249,10 @@ def _histogram(row: Any, *, target_s: int) -> dict[str, Any]:
 
 
 def unit_kpis(session: Session) -> dict[str, Any]:
-    rows = session.execute(select(Unit.status, func.count()).group_by(Unit.status)).all()
+    """Real units by status now (a tabletop drill's stand-ins are not units one has)."""
+    rows = session.execute(
+        select(Unit.status, func.count()).where(Unit.drill_id.is_(None)).group_by(Unit.status)
+    ).all()
     by_status = {status: int(n) for status, n in sorted(rows)}
     total = sum(by_status.values())
     available = by_status.get("available", 0)
@@ -310,17 +317,22 @@ def kpis(
     drill: bool,
     table: TargetTable,
     now: datetime,
+    drill_id: int | None = None,
 ) -> dict[str, Any]:
     """Every KPI for incidents reported in [since, until) (see :func:`resolve_window`),
-    judged at ``now``; drill incidents only when ``drill``, else only real ones."""
+    judged at ``now``; drill incidents only when ``drill`` (one tabletop drill's with
+    ``drill_id``), else only real ones."""
     start, end = resolve_window(since, until, now=now)
+    drill = drill or drill_id is not None
     return {
         "since": start,
         "until": end,
         "as_of": now,
         "drill": drill,
+        "drill_id": drill_id,
         "targets": targets_read(table),
-        **incident_kpis(session, since=start, until=end, drill=drill, table=table, as_of=now),
+        **incident_kpis(session, since=start, until=end, drill=drill, table=table, as_of=now,
+                        drill_id=drill_id),  # fmt: skip
         "units": unit_kpis(session),
         "shelters": shelter_kpis(session),
         "low_stock": low_stock(session),

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from command.auth import service as auth
 from command.auth.models import User
+from command.drills import tabletop
 from command.live.snapshots import situation_snapshot, unit_snapshot
 from command.tasks import service as tasks
 from command.tasks.models import Task
@@ -119,7 +120,10 @@ class CommandActions:
                 return seq, situation_snapshot(session)
             if topic.startswith("unit:"):
                 return seq, unit_snapshot(session, int(topic.partition(":")[2]))
-            return seq, {"incidents": [], "tasks": []}  # drill topics: filled by drills
+            # drill:<id>: a tabletop drill's own situation; a CAP Exercise thread's topic
+            # (no tabletop of that id) starts empty and fills from its events.
+            found = tabletop.drill_snapshot(session, int(topic.partition(":")[2]))
+            return seq, found if found is not None else {"incidents": [], "tasks": []}
 
     def acknowledge(self, grant: Grant, topic: str, seq: int) -> dict[str, Any]:
         """Mark the tasks assigned up to ``seq`` as received by the phone, exactly once."""
@@ -147,6 +151,7 @@ class CommandActions:
                         entity_id=task.id,
                         before=before,
                         after=tasks.task_dict(task),
+                        topics=tasks.task_topics(session, task),  # a drill's on its topic
                     )
                     acknowledged.append(task.id)
             session.commit()

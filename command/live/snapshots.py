@@ -25,21 +25,37 @@ ENDED = ("closed", "cancelled")
 
 def situation_snapshot(session: Session) -> dict[str, Any]:
     """Everything the live map shows: open incidents, units, active tasks, shelters,
-    stock and active warning zones."""
+    stock and active warning zones. A tabletop drill's incidents, tasks and stand-in units
+    are its own topic's (``drill:<id>``), never the live map's."""
     incidents = list(
-        session.scalars(select(Incident).where(Incident.status.not_in(ENDED)).order_by(Incident.id))
+        session.scalars(
+            select(Incident)
+            .where(Incident.status.not_in(ENDED), Incident.drill_id.is_(None))
+            .order_by(Incident.id)
+        )
     )
     active = session.scalars(
-        select(Task).where(Task.status.in_(ACTIVE_TASK_STATUSES)).order_by(Task.id)
+        select(Task)
+        .join(Incident, Incident.id == Task.incident_id)
+        .where(Task.status.in_(ACTIVE_TASK_STATUSES), Incident.drill_id.is_(None))
+        .order_by(Task.id)
     )
     zones = session.scalars(select(WarningZone).where(active_clause()).order_by(WarningZone.id))
+    units = session.scalars(select(Unit).where(service.in_scope(None)).order_by(Unit.id))
     return {
         "incidents": incident_features(session, incidents, personal=False),
-        "units": [crud.feature(service.UNITS, u) for u in session.scalars(select(Unit))],
+        "units": [crud.feature(service.UNITS, u) for u in units],
         "tasks": [tasks.task_dict(t) for t in active],
+        **fixed_layers(session),
+        "warning_zones": [crud.feature(ZONES, z) for z in zones],
+    }
+
+
+def fixed_layers(session: Session) -> dict[str, Any]:
+    """Shelters and stock, as they are now (a drill's map shows the real ones too)."""
+    return {
         "shelters": [crud.feature(service.SHELTERS, s) for s in session.scalars(select(Shelter))],
         "stock": [service.stock_dict(s) for s in session.scalars(select(Stock))],
-        "warning_zones": [crud.feature(ZONES, z) for z in zones],
     }
 
 

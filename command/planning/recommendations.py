@@ -27,6 +27,7 @@ from core.types import utcnow
 from dispatch.recommend import Candidate, Recommendation, recommend
 from gis.engine import Closures, Engine, Route, Snap, SnapError
 from resources.models import Station, Unit
+from resources.service import in_scope
 
 ROUTE_TOLERANCE_DEG = 1e-5
 ROUTES_FOR = 50  # route geometry for the recommended units (one shortest-path tree)
@@ -38,10 +39,14 @@ class CannotRecommend(InvalidInput, ValueError):
     ValueError, goes ahead without advice."""
 
 
-def _unit_rows(session: Session, needed: set[str]) -> tuple[list[Any], int]:
-    """Units that have a capability the plan needs (all units without a plan), with where
-    they are (last position, else home station), as plain rows; and how many units lack
-    every needed capability (counted in the database, not loaded)."""
+def _unit_rows(
+    session: Session, needed: set[str], drill_id: int | None = None
+) -> tuple[list[Any], int]:
+    """Units of the scope (real units; with ``drill_id``, that tabletop drill's stand-ins)
+    that have a capability the plan needs (all of them without a plan), with where they
+    are (last position, else home station), as plain rows; and how many units of the scope
+    lack every needed capability (counted in the database, not loaded)."""
+    scope = in_scope(drill_id)
     where = func.coalesce(Unit.geom, Station.geom)
     stmt = (
         select(
@@ -49,12 +54,13 @@ def _unit_rows(session: Session, needed: set[str]) -> tuple[list[Any], int]:
             func.ST_X(where).label("lon"), func.ST_Y(where).label("lat"),
         )
         .outerjoin(Station, Station.id == Unit.home_station_id)
+        .where(scope)
         .order_by(Unit.id)
     )  # fmt: skip
     if not needed:
         return list(session.execute(stmt)), 0
     useful = Unit.capabilities.overlap(sorted(needed))  # the GIN index answers this
-    lacking = session.scalar(select(func.count()).select_from(Unit).where(~useful)) or 0
+    lacking = session.scalar(select(func.count()).select_from(Unit).where(scope, ~useful)) or 0
     return list(session.execute(stmt.where(useful))), int(lacking)
 
 
@@ -67,7 +73,9 @@ def recommend_for(
     closures: Closures | None = None,
     stale_after_s: float = 900.0,
 ) -> dict[str, Any]:
-    """Rank every unit for ``incident_id`` against its response plan; explain each."""
+    """Rank every unit for ``incident_id`` against its response plan; explain each. A
+    tabletop drill's incident is matched with that drill's stand-in units only, a live
+    incident with real units only."""
     incident: Incident = crud.get(session, INCIDENTS, incident_id)
     target = to_shape(location_of(incident))
     plan = plans.plan_for(session, incident.type, incident.severity)
@@ -89,7 +97,7 @@ def recommend_for(
     ]
     body = rank_units(
         session, engine, snap, plan=plan, limit=limit,
-        closures=closures, stale_after_s=stale_after_s, sent=sent,
+        closures=closures, stale_after_s=stale_after_s, sent=sent, drill_id=incident.drill_id,
     )  # fmt: skip
     return {"incident_id": incident.id, "already_sent": len(sent), **body}
 
@@ -105,11 +113,13 @@ def rank_units(
     stale_after_s: float,
     outside: Geometry | None = None,
     sent: Sequence[frozenset[str]] = (),
+    drill_id: int | None = None,
 ) -> dict[str, Any]:
     """Rank units by drive time to ``target`` to fill ``plan``; explain each. Units inside
-    ``outside`` (a warning zone being staged around) are left out as ``inside_zone``."""
+    ``outside`` (a warning zone being staged around) are left out as ``inside_zone``. Real
+    units only; with ``drill_id``, that tabletop drill's stand-in units only."""
     lines = plans.lines(plan)
-    units, lacking = _unit_rows(session, {line.capability for line in lines})
+    units, lacking = _unit_rows(session, {line.capability for line in lines}, drill_id)
     inside = []
     if outside is not None:
         located = [u for u in units if u.lon is not None]

@@ -69,7 +69,9 @@ def plan_dispatch(
     units = [
         u
         for u in session.scalars(
-            select(Unit).where(Unit.status.in_(("available", "returning"))).order_by(Unit.id)
+            select(Unit)
+            .where(Unit.status.in_(("available", "returning")), resources.in_scope(None))
+            .order_by(Unit.id)
         )
         if u.geom is not None
     ]

@@ -13,12 +13,19 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from command.drills.models import Drill
 from command.incidents import calls
 from command.incidents.models import Incident
-from command.incidents.service import DISPATCHABLE, INCIDENTS, location_of, move_incident
+from command.incidents.service import (
+    DISPATCHABLE,
+    INCIDENTS,
+    incident_topics,
+    location_of,
+    move_incident,
+)
 from command.tasks.models import ACTIVE_TASK_STATUSES, DispatchDecision, Task
 from core import crud, idempotency
-from core.changes import SITUATION, record_change
+from core.changes import record_change
 from core.db import flush
 from core.errors import Conflict, Forbidden, InvalidTransition, NotFound
 from core.query import Page, paginate
@@ -96,6 +103,9 @@ def _record_task(
     payload = dict(after)
     if incident is not None:
         payload["incident"] = crud.feature(INCIDENTS, incident)
+    # A drill task's events go to its drill's topic, never to ``situation``; the unit's own
+    # topic reaches only phones logged in as that (stand-in) unit.
+    scope = incident_topics(incident) if incident is not None else task_topics(session, task)
     record_change(
         session,
         actor=principal.actor,
@@ -104,9 +114,38 @@ def _record_task(
         entity_id=task.id,
         before=before,
         after=after,
-        topics=(SITUATION, unit_topic(task.unit_id)),
+        topics=(*scope, unit_topic(task.unit_id)),
         payload=payload,
     )
+
+
+def task_topics(session: Session, task: Task) -> tuple[str, ...]:
+    """The live or drill topic of a task's events (its incident's), without the unit's."""
+    incident: Incident = crud.get(session, INCIDENTS, task.incident_id)
+    return incident_topics(incident)
+
+
+def _check_scope(session: Session, incident: Incident, units: Sequence[Unit]) -> None:
+    """Drill incidents go only to the stand-in units of their own running drill, live
+    incidents only to real units (409 before anything is written)."""
+    if incident.drill_id is None:
+        standins = [u.callsign for u in units if u.drill_id is not None]
+        if standins:
+            raise Conflict(
+                f"{', '.join(standins)}: drill stand-in units are never sent to a live incident"
+            )
+        return
+    drill = session.get(Drill, incident.drill_id)
+    if drill is None or drill.status != "running":
+        state = "gone" if drill is None else drill.status
+        raise Conflict(f"drill {incident.drill_id} is {state}: its incidents are not dispatched")
+    outside = [u.callsign for u in units if u.drill_id != incident.drill_id]
+    if outside:
+        raise Conflict(
+            f"incident {incident.id} is a drill incident (drill {incident.drill_id}): it may go "
+            f"only to that drill's stand-in units, not to {', '.join(outside)}; a drill never "
+            "pages a real unit"
+        )
 
 
 def dispatch(
@@ -131,7 +170,7 @@ def dispatch(
         raise InvalidTransition(
             f"incident {incident_id} is {incident.status}; it cannot be dispatched"
         )
-    if incident.drill:
+    if incident.drill and incident.drill_id is None:
         raise Conflict("drill incidents are run by the drill engine and never page real units")
     location_of(incident)  # never page a unit to an incident nobody has placed yet
     if len(set(unit_ids)) != len(unit_ids):
@@ -144,6 +183,7 @@ def dispatch(
     missing = sorted(set(unit_ids) - {u.id for u in units})
     if missing:
         raise NotFound(f"unit {missing[0]} not found")
+    _check_scope(session, incident, units)
     busy = [u.callsign for u in units if u.status not in DISPATCHABLE_UNIT]
     if busy:
         raise Conflict(f"unit {', '.join(busy)} is not available")
@@ -153,6 +193,7 @@ def dispatch(
             incident_id=incident.id,
             unit_id=unit.id,
             status="assigned",
+            drill=incident.drill,
             note=note,
             created_by=principal.actor,
             assigned_at=utcnow(),
