@@ -1,5 +1,6 @@
 // Big-screen live situation map: the entry. Logs in, follows the `situation` topic over
-// the live connection (snapshot, then events in seq order), draws at most once a frame,
+// the live connection (snapshot, then events in seq order; in a drill scope, /screen?drill=ID,
+// the topic `drill:ID` instead: see screen_drill.js), draws at most once a frame,
 // and keeps the right column: counts, an ECharts chart of units by status, the event feed.
 // The map, the alerts column and the pre-positioning proposal have modules of their own
 // (screen_map.js, screen_alerts.js, screen_proposal.js) over shared state (screen_state.js)
@@ -9,7 +10,7 @@ import { LiveClient, apiGet, login, loginErrorText } from "/static/live.js";
 import { STRINGS, label, lang, reasonText, setLang, t } from "/static/screen_i18n.js";
 import {
   ENDED_INCIDENT, UNIT_COLORS, UNIT_STATUSES, alertRecord, applyEvent, applySnapshot, counts, dirty, live,
-  emit, onDraw, pruneZones, redraw, setToken, state, token,
+  emit, onDraw, pruneZones, redraw, scope, setToken, state, token,
 } from "/static/screen_state.js";
 import { addOverlays, drawSituation, legend, map, zonesStale } from "/static/screen_map.js";
 import { alertTitle, loadAlerts, renderAlerts, renderReview, reviewMark } from "/static/screen_alerts.js";
@@ -20,6 +21,7 @@ import "/static/screen_queue.js";
 import "/static/screen_drawer.js";
 import "/static/screen_plan.js";
 import "/static/screen_kpis.js";
+import { loadDrill } from "/static/screen_drill.js";
 
 const FEED_MAX = 60;
 
@@ -61,7 +63,7 @@ window.__chart = chart;
 let countsShown = "";
 
 function showCounts(force = false) {
-  const c = counts();
+  const c = scope.counts ? scope.counts(counts()) : counts();
   live.counts = c;
   // Most frames only move units: the counts and the chart stay as they are.
   const key = JSON.stringify(c);
@@ -106,7 +108,7 @@ function describe(msg) {
   else if (entity === "task") {
     const unit = state.units.get(d.unit_id);
     subject = `#${d.id} ${unit ? unit.properties.callsign : ""} → ${(d.incident && d.incident.properties.title) || `#${d.incident_id}`}`;
-  } else subject = p.name || d.item || `#${d.id}`;
+  } else subject = p.name || d.name || d.item || `#${d.id}`;
   return { what, verb, subject, entity, review };
 }
 
@@ -169,7 +171,7 @@ function showConn() {
   const el = document.getElementById("conn");
   el.dataset.state = live.state;
   document.getElementById("conn-text").textContent = label("conn", live.state);
-  const seq = live.topics.situation;
+  const seq = live.topics[scope.topic];
   document.getElementById("conn-seq").textContent = Number.isInteger(seq) ? `seq ${seq}` : "";
 }
 
@@ -191,23 +193,26 @@ function applyLang() {
 // --- connection ----------------------------------------------------------------------
 let client = null;
 
-function start() {
+async function start() {
   document.getElementById("login-overlay").hidden = true;
+  // A drill scope: what the drill is (a run to replay, or a tabletop) decides what its
+  // topic's snapshot is for, so it is known before the first snapshot comes.
+  if (scope.drill) await loadDrill();
   client = new LiveClient({
     token: () => token,
-    topics: ["situation"],
+    topics: [scope.topic],
     onResync: (topic, seq, snapshot) => {
-      applySnapshot(snapshot);
-      loadAlerts();  // alerts are not in the snapshot
+      if (!scope.replay) applySnapshot(snapshot);  // a replay draws its own timeline
+      if (!scope.drill) loadAlerts();  // alerts are not in the snapshot (live ones only)
       live.topics[topic] = seq;
       pushFeed({ seq, at: new Date().toISOString(), event: "resync", resync: true });
-      emit("resync");
+      emit("resync", snapshot);
       redraw();
       showConn();
     },
     onEvent: (msg) => {
       if (live.measure) received.push(client.receivedAt);
-      applyEvent(msg.event, msg.data);
+      if (!scope.replay) applyEvent(msg.event, msg.data);
       live.topics[msg.topic] = msg.seq;
       live.events += 1;
       pushFeed({ seq: msg.seq, at: msg.at, event: msg.event, data: msg.data });

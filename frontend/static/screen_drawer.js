@@ -5,7 +5,7 @@
 // Escape closes it.
 import { apiCall } from "/static/live.js";
 import { addStrings, label, lang, locale, t } from "/static/screen_i18n.js";
-import { SEVERITY_COLORS, SEVERITY_TEXT, bus, el, on, send, state, token } from "/static/screen_state.js";
+import { SEVERITY_COLORS, SEVERITY_TEXT, bus, el, on, scope, send, state, token } from "/static/screen_state.js";
 import { clock, consoleHook, targetFor, typeName } from "/static/screen_queue.js";
 import { addRouteLayers, applyRecommendation, checkedIds, drawRoutes, fitOnce, renderRecommendation }
   from "/static/screen_recommendation.js";
@@ -156,9 +156,11 @@ async function dispatch() {
   await loadRecommendation(mine);
 }
 
+// Drill incidents are dispatched only in their drill's scope (/screen?drill=ID: a tabletop,
+// whose tasks reach only its stand-in units).
 function canDispatch() {
   const p = cur && cur.feature && cur.feature.properties;
-  return !!p && !p.drill && !ENDED.has(p.status) && p.status !== "resolved";
+  return !!p && (!p.drill || scope.drill !== null) && !ENDED.has(p.status) && p.status !== "resolved";
 }
 
 // --- rendering ---------------------------------------------------------------------------
@@ -267,7 +269,7 @@ function renderActions() {
   err.hidden = !cur.dispatchError;
   const parts = [wrap, err];
   const p = cur.feature && cur.feature.properties;
-  if (p && p.drill) parts.push(el("p", "muted", t("dDrillNote")));
+  if (p && p.drill && scope.drill === null) parts.push(el("p", "muted", t("dDrillNote")));
   else if (p && !canDispatch()) parts.push(el("p", "muted", t("dNotOpen")));
   slot.replaceChildren(...parts);
 }

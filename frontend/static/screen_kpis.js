@@ -1,13 +1,14 @@
 // Big screen, console: the KPI panel. GET /api/kpis (today, real incidents; ?drill=1 on the
-// page's URL for the drill side) drawn in the right column: 处置及时率 overall and by type,
-// reported→dispatched and dispatched→on-scene p50/p90/p95, open incidents by status, unit
-// availability, shelter occupancy, low stock, and an ECharts histogram of response times
+// page's URL, or a drill scope ?drill=<id>, for the drill side) drawn in the right column:
+// 处置及时率 overall and by type, reported→dispatched and dispatched→on-scene p50/p90/p95,
+// open incidents by status, unit availability, shelter occupancy, low stock, and an
+// ECharts histogram of response times
 // against the default response target. Refreshed on start, every 30 s and 2 s after
 // incident/task events. Hidden for roles that may not read KPIs. Tests read window.__kpis
 // (the last answer) and window.__kpiChart.
 import { apiGet } from "/static/live.js";
 import { addStrings, label, locale, t } from "/static/screen_i18n.js";
-import { el, on, token } from "/static/screen_state.js";
+import { el, on, scope, token } from "/static/screen_state.js";
 
 addStrings({
   "zh-CN": {
@@ -41,7 +42,7 @@ const REFRESH_MS = 30_000;
 const DEBOUNCE_MS = 2_000;
 const OPEN_STATUSES = ["reported", "verified", "dispatched", "on_scene"];
 const NO_KPIS = new Set(["responder"]);  // the server says 403 to them
-const drill = ["1", "true"].includes(new URLSearchParams(location.search).get("drill"));
+const drill = scope.drill !== null || ["1", "true"].includes(new URLSearchParams(location.search).get("drill"));
 
 const k = (key) => t("kpi")[key];
 const fill = (s, n) => s.replace("{n}", String(n));
@@ -89,6 +90,7 @@ function sinceToday() {
 async function load() {
   if (!token) return;
   const params = new URLSearchParams({ since: sinceToday(), drill: String(drill) });
+  if (scope.drill) params.set("drill_id", String(scope.drill));  // one tabletop drill's figures
   try {
     body = await apiGet(`/api/kpis?${params}`, token);
     failed = null;

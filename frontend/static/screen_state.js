@@ -17,6 +17,16 @@ export const ALERTS_MAX = 20;
 export let token = sessionStorage.getItem("token");
 export function setToken(next) { token = next; }
 
+// --- scope -----------------------------------------------------------------------------
+// /screen follows the live `situation`; /screen?drill=<id> follows the drill's own topic
+// `drill:<id>` instead (screen_drill.js: the banner, and the replay of a finished run).
+// `replay`: the replay owns `state` (the topic's snapshot and events are not applied);
+// `counts(base)`: the figures the right column shows, when not those of `state`.
+const drillParam = new URLSearchParams(location.search).get("drill") || "";
+const drillId = /^[1-9][0-9]{0,15}$/.test(drillParam) ? Number(drillParam) : null;
+export const scope = { drill: drillId, topic: drillId ? `drill:${drillId}` : "situation", info: null,
+  replay: false, counts: null };
+
 // --- state ---------------------------------------------------------------------------
 export const state = {
   incidents: new Map(), units: new Map(), tasks: new Map(), shelters: new Map(),
@@ -208,7 +218,7 @@ export function el(tag, cls, text) {
 // --- console hooks -------------------------------------------------------------------
 // The console's modules (call-taking, queue, drawer, plan, KPIs) plug in here instead of
 // into screen.js: each subscribes to what it needs. `hooks.event(name, data, msg)` runs
-// after a live event is applied to `state`; `hooks.resync()` after a snapshot; `hooks.draw()`
+// after a live event is applied to `state`; `hooks.resync(snapshot)` after a snapshot; `hooks.draw()`
 // in the frame's draw; `hooks.lang()` after a language switch; `hooks.start()` once logged
 // in; `hooks.mapLoaded(map)` once the map's style has loaded (add sources and layers there).
 const HOOKS = ["event", "resync", "draw", "lang", "start", "mapLoaded"];
