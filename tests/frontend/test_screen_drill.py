@@ -383,3 +383,54 @@ def test_tabletop_scope_shows_its_incidents_and_dispatches_to_stand_ins(
     eventually(lambda: banner.get_attribute("data-status") == "stopped", "the banner's status")
     assert "已停止" in banner.inner_text()
     assert page.js_errors == []
+
+
+def test_a_tabletop_drill_from_inject_to_report(open_page: Any, live_server: str) -> None:
+    """The whole exercise as a dispatcher lives it: a planner starts a tabletop drill, its
+    clock injects an incident into the drill scope, the dispatcher sees it under the 演练
+    banner, dispatches the recommendation (a stand-in, never a real unit), the planner
+    stops the drill, and its report holds recommended versus chosen."""
+    planner = Api(live_server, "planner")
+    scenario = {
+        "name": "E2E tabletop",
+        "start": START,
+        "duration_s": 3600,
+        "injects": [
+            {"at_s": 60, "lon": 24.9443, "lat": 60.1712, "type": "fire", "severity": "severe",
+             "title": "演练 Warehouse fire"},
+        ],
+    }  # fmt: skip
+    started = planner.post("/api/drills/tabletop?speed=60", scenario, status=201)
+    drill_id = int(started["drill"]["id"])
+    real_units = {u["id"] for u in Api(live_server, "dispatcher").get("/api/units")["features"]}
+    page = open_screen(open_page, f"/screen?drill={drill_id}", "dispatcher", f"drill:{drill_id}")
+    banner = page.locator("[data-testid=drill-banner]")
+    assert banner.is_visible() and "E2E tabletop" in banner.inner_text()
+    queue = "[data-testid=incident-queue] [data-testid=queue-item]"
+    page.wait_for_selector(queue, timeout=15_000)  # injected after 60 simulated s (1 s)
+    item = page.locator(queue).first
+    assert "Warehouse fire" in item.inner_text()
+    item.click()
+    page.wait_for_selector("[data-testid=incident-drawer] [data-testid=recommendation]")
+    page.click("[data-testid=dispatch-recommended]")
+    page.wait_for_selector("[data-testid=task-timeline] [data-testid=task-row]")
+    sent = set(page.eval_on_selector_all(
+        "[data-testid=task-row]", "els => els.map(e => Number(e.dataset.unitId))"
+    ))  # fmt: skip
+    assert sent and not sent & real_units  # stand-ins only
+    planner.post(f"/api/drills/{drill_id}/stop", {})
+    eventually(lambda: banner.get_attribute("data-status") == "stopped", "the banner's status")
+    report = planner.get(f"/api/drills/{drill_id}/report")
+    decided = report["recommended_vs_chosen"]
+    assert decided["dispatches"] == 1 and decided["followed"] == 1
+    (item_,) = decided["items"]
+    assert item_["title"] == "演练 Warehouse fire"
+    assert sorted(item_["chosen"]) == sorted(item_["recommended"])
+    assert all(c.startswith(f"D{drill_id}-") for c in item_["chosen"])
+    # the live side never saw it
+    live_titles = {
+        f["properties"]["title"]
+        for f in Api(live_server, "dispatcher").get("/api/incidents")["features"]
+    }
+    assert "演练 Warehouse fire" not in live_titles
+    assert page.js_errors == []
