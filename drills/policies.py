@@ -170,7 +170,11 @@ class Nearest:
         pass
 
     def on_closure(self, sim: Simulation) -> None:
+        """Roads changed: coverage is recomputed, and calls that waited because no unit
+        could reach them are tried again (a reopened road may reach them now)."""
         self.cover.refresh(sim)
+        for i in sorted(sim.waiting, key=lambda i: (-sim.calls_state[i].priority, i)):
+            nearest(sim, sim.calls_state[i])
 
     def coverage(self, sim: Simulation) -> float:
         return self.cover.share(sim)
@@ -191,6 +195,9 @@ class Plan(Nearest):
 
     def on_free(self, sim: Simulation, unit: Unit) -> None:
         pass
+
+    def on_closure(self, sim: Simulation) -> None:
+        self.cover.refresh(sim)  # the waiting calls are planned at the next tick
 
     def on_tick(self, sim: Simulation) -> None:
         sim.at(sim.now + sim.scenario.plan_interval_s, self._tick)

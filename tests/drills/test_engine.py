@@ -290,3 +290,18 @@ def test_shares_keep_their_interval_inside_0_to_1(road_engine: Engine) -> None:
     for bounds in ci95["within_target_by_type"].values():
         assert bounds is None or 0 <= bounds[0] <= bounds[1] <= 1
     assert all(b is None or b[0] >= 0 for b in ci95["response_s"].values())
+
+
+def test_a_call_cut_off_by_a_closure_is_answered_when_the_road_reopens(road_engine: Engine) -> None:
+    call = (24.949, 60.174)
+    ring = [[call[0] - 0.001, call[1] - 0.0005], [call[0] + 0.001, call[1] - 0.0005],
+            [call[0] + 0.001, call[1] + 0.0005], [call[0] - 0.001, call[1] + 0.0005],
+            [call[0] - 0.001, call[1] - 0.0005]]  # fmt: skip
+    closure = {"at_s": 0, "until_s": 1000, "polygon": {"type": "Polygon", "coordinates": [ring]}}
+    for policy in ("nearest", "plan"):
+        data = _single_call(call, closures=[closure], policies=[policy],
+                            units=[{"callsign": "W1", "station": "W"}])  # fmt: skip
+        result = simulate(data, road_engine)
+        (sent,) = events(result, "assign", policy)
+        assert 1000 <= sent["t"] <= 1030  # at the reopening (plan: its next tick)
+        assert kpis(result, policy)["answered"] == 1
