@@ -17,7 +17,6 @@ from datetime import timedelta
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from dispatch.targets import TargetTable, outcome, share
 from drills.calls import Calls
@@ -130,6 +129,8 @@ SHARES = frozenset(
 def _ci(values: list[float], *, share: bool) -> list[float] | None:
     """Student-t 95% interval of the mean, cut to what the figure can be (at least 0; at
     most 1 for a share); None with fewer than two replications."""
+    from scipy import stats  # 2 s to import: worker processes pay it only when it is needed
+
     n = len(values)
     if n < 2:
         return None

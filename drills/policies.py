@@ -58,8 +58,7 @@ def etas(sim: Simulation, call: Call, units: list[Unit], needs: list[Need]) -> n
         else:
             node, left = sim.position(u)
             out[k] = left + from_station[call.node]  # drive home, then out
-            here = from_station[node]  # inf when a closure cut the station off from it
-            lower[k] = max(0.0, from_station[call.node] - here) if np.isfinite(here) else 0.0
+            lower[k] = _lower_bound(sim, station_node, node, left, call.node)
             where[k] = node
     moving = np.flatnonzero(where >= 0)
     if len(moving):
@@ -69,6 +68,20 @@ def etas(sim: Simulation, call: Call, units: list[Unit], needs: list[Need]) -> n
             exact = sim.travel.to_call(call.node, where[close], bound)
             out[close] = np.minimum(out[close], exact)
     return out
+
+
+def _lower_bound(sim: Simulation, station: int, here: int, left_s: float, call: int) -> float:
+    """No drive from ``here`` to ``call`` is shorter than either triangle bound through the
+    station S (``d(S, call) <= d(S, here) + d(here, call)`` and ``d(here, S) <= d(here,
+    call) + d(call, S)``), read from S's two tables; 0 where a closure cut S off."""
+    from_s = sim.travel.from_place(station)
+    to_s = sim.travel.to_place(station)
+    bounds = [0.0]
+    if np.isfinite(from_s[here]):
+        bounds.append(float(from_s[call] - from_s[here]))
+    if np.isfinite(to_s[call]):
+        bounds.append(left_s - float(to_s[call]))
+    return max(bounds)
 
 
 def _threshold(units: list[Unit], upper: np.ndarray, needs: list[Need]) -> float:

@@ -31,6 +31,7 @@ from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
 from drills.scenario import ScenarioError
+from gis.ch import many_to_one
 from gis.engine import NO_CLOSURES, Closures, Engine
 from gis.graph import FloatArray, IntArray
 
@@ -112,8 +113,15 @@ class Travel:
 
     def to_call(self, call: int, origins: IntArray, limit_s: float) -> FloatArray:
         """Exact seconds from each of ``origins`` to ``call`` (``inf`` beyond ``limit_s``):
-        one reverse search from the call that stops once every origin is settled."""
+        over the contraction hierarchy (a point-to-point query per origin) when no road is
+        closed, else one reverse search from the call that stops once every origin is
+        settled or the limit is passed."""
         started = time.perf_counter()
+        if self.engine.ch is not None and not self.closures:
+            times = many_to_one(self.engine.ch, origins, call)
+            self.seconds += time.perf_counter() - started
+            self.searches += 1
+            return np.where(times <= limit_s, times, np.inf)
         dist, _ = self.engine.node_times(
             call,
             reverse=True,

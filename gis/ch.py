@@ -837,3 +837,75 @@ def phast_many(
         )
     elif n_origins > 1:
         _many(*arrays, *seeds, *targets, float(limit), out_time, out_len)
+
+
+# --- point to point -------------------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def _upward(ptr, nbr, w, start, dist, pos, hc, hn, touched):  # type: ignore[no-untyped-def]
+    """Dijkstra over an upward CSR (positions) from ``start``, run to exhaustion (upward
+    searches are small). ``dist`` is ``inf`` and ``pos`` ``UNSEEN`` on entry; the positions
+    reached are listed in ``touched``; returns how many."""
+    count = 1
+    touched[0] = start
+    dist[start] = 0.0
+    size = 1
+    _sift_up(hc, hn, pos, 0, 0.0, start)
+    while size > 0:
+        cost = hc[0]
+        u = hn[0]
+        size = _pop(hc, hn, pos, size)
+        for j in range(ptr[u], ptr[u + 1]):
+            x = nbr[j]
+            p = pos[x]
+            if p == SETTLED:
+                continue
+            nc = cost + w[j]
+            if nc < dist[x]:
+                dist[x] = nc
+                if p == UNSEEN:
+                    touched[count] = x
+                    count += 1
+                    size += 1
+                    _sift_up(hc, hn, pos, size - 1, nc, x)
+                else:
+                    _sift_up(hc, hn, pos, p, nc, x)
+    return count
+
+
+@njit(cache=True, nogil=True)
+def _many_to_one(up_ptr, up_head, up_w, down_ptr, down_tail, down_w, sources, target, out):  # type: ignore[no-untyped-def]
+    n = up_ptr.shape[0] - 1
+    hc = np.empty(n)
+    hn = np.empty(n, dtype=np.int64)
+    back = np.full(n, INF)
+    pos = np.full(n, UNSEEN, dtype=np.int64)
+    touched = np.empty(n, dtype=np.int64)
+    # to the target: upward over the edges into each position from higher ones
+    _upward(down_ptr, down_tail, down_w, target, back, pos, hc, hn, touched)
+    fwd = np.full(n, INF)
+    pos[:] = UNSEEN
+    for k in range(sources.shape[0]):
+        m = _upward(up_ptr, up_head, up_w, sources[k], fwd, pos, hc, hn, touched)
+        best = INF
+        for i in range(m):
+            v = touched[i]
+            c = fwd[v] + back[v]
+            if c < best:
+                best = c
+            fwd[v] = INF
+            pos[v] = UNSEEN
+        out[k] = best
+
+
+def many_to_one(ch: ContractionHierarchy, sources: IntArray, target: int) -> FloatArray:
+    """Drive times (s) from each of ``sources`` to ``target`` (graph node ids) over the
+    hierarchy: one upward search from the target on the reversed edges, one from each
+    source, met at their best common node (the classic CH query; exact, ``inf`` when
+    unreachable). Far cheaper than a search over the road graph when the sources are few.
+    """
+    src = ch.position[np.asarray(sources, dtype=np.int64)]
+    out = np.empty(len(src))
+    if len(src):
+        _many_to_one(ch.up_ptr, ch.up_head, ch.up_time_s, ch.down_ptr, ch.down_tail,
+                     ch.down_time_s, src, int(ch.position[int(target)]), out)  # fmt: skip
+    return out

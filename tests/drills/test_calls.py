@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from drills import calls as gen
 from drills import scenario as sc
-from tests.drills.conftest import BOX, CENTRE, scenario_dict
+from tests.support.drills import BOX, CENTRE, scenario_dict
 
 
 def test_poisson_counts_match_the_rate() -> None:
@@ -50,7 +50,7 @@ def test_calls_fall_inside_their_polygon_and_at_their_points() -> None:
     assert set(c.severity[k] for k in np.flatnonzero(~medical)) == {"severe"}
 
 
-def test_weighted_polygons_share_the_calls_by_weight() -> None:  # noqa: D103
+def test_weighted_polygons_share_the_calls_by_weight() -> None:
     west = {
         "type": "Polygon",
         "coordinates": [
@@ -128,7 +128,7 @@ def test_historical_incidents_are_read_from_csv(tmp_path: Path) -> None:
 def test_a_bad_csv_row_is_named(tmp_path: Path, rows: str, says: str) -> None:
     (tmp_path / "h.csv").write_text(rows)
     data = scenario_dict(generators=[{"type": "medical", "csv": str(tmp_path / "h.csv")}])
-    with pytest.raises(sc.ScenarioError, match="generators.0.csv") as caught:
+    with pytest.raises(sc.ScenarioError, match=r"generators\.0\.csv") as caught:
         gen.generate(sc.parse(data), 0)
     assert says in str(caught.value)
 
@@ -143,7 +143,7 @@ def test_hour_segments_tile_the_run(minute: int, hour: int, duration_s: float) -
     start = datetime.fromisoformat(f"2026-07-01T{hour:02d}:{minute:02d}:00+08:00")
     segments = gen._segments(start, duration_s)
     assert segments[0][0] == 0 and segments[-1][1] == duration_s
-    assert all(a[1] == b[0] for a, b in zip(segments, segments[1:], strict=False))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(segments))
     assert segments[0][2] == hour
-    assert all(b[2] == (a[2] + 1) % 24 for a, b in zip(segments, segments[1:], strict=False))
+    assert all(b[2] == (a[2] + 1) % 24 for a, b in itertools.pairwise(segments))
     assert all(s[1] - s[0] <= 3600 + 1e-9 for s in segments)

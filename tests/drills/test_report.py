@@ -15,7 +15,7 @@ from drills.report import dumps, write
 from drills.runner import run
 from drills.world import NetworkSource, fleet_from_scenario
 from gis.engine import Engine
-from tests.drills.conftest import scenario_dict
+from tests.support.drills import scenario_dict
 
 
 def _strings(value: Any) -> list[str]:

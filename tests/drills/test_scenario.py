@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from drills import scenario as sc
-from tests.drills.conftest import BOX, scenario_dict
+from tests.support.drills import BOX, scenario_dict
 
 
 def problems(data: Any) -> dict[str, str]:
@@ -17,8 +17,8 @@ def problems(data: Any) -> dict[str, str]:
     return dict(caught.value.problems)
 
 
-def test_a_valid_scenario_reads_with_defaults(scenario_data: dict[str, Any]) -> None:
-    s = sc.parse(scenario_data)
+def test_a_valid_scenario_reads_with_defaults() -> None:
+    s = sc.parse(scenario_dict())
     assert s.network == "loaded"
     assert s.policies == ["nearest"]
     assert s.service.dispatch_delay_s.mean_s == 0

@@ -75,3 +75,20 @@ def test_a_hierarchy_of_another_graph_is_refused(small_network, graph_cache):
     other = load_network(extract_path("osrm_monaco.osm.pbf"), cache_dir=graph_cache)
     with pytest.raises(ValueError, match="another graph"):
         Engine(small_network.graph, ch=other.ch)
+
+
+def test_many_to_one_over_the_hierarchy_equals_dijkstra(ch_engine: Engine) -> None:
+    """The point-to-point CH query (upward searches meeting) against a plain Dijkstra to
+    the same target, on every shared extract."""
+    from gis.ch import many_to_one
+
+    rng = np.random.default_rng(5)
+    n = ch_engine.graph.n_nodes
+    assert ch_engine.ch is not None
+    for _ in range(20):
+        target = int(rng.integers(n))
+        sources = rng.integers(0, n, 6)
+        ref, _ = Engine(ch_engine.graph).node_times(target, reverse=True)
+        got = many_to_one(ch_engine.ch, sources, target)
+        np.testing.assert_allclose(got, ref[sources], rtol=1e-9, atol=1e-6)
+    assert many_to_one(ch_engine.ch, np.empty(0, dtype=np.int64), 0).shape == (0,)

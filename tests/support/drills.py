@@ -1,10 +1,8 @@
-"""Scenarios for the drill tests, on the tests' city (Helsinki, ``road_engine``)."""
+"""Scenarios for the drill tests, on the tests' city (Helsinki, the ``road_engine`` fixture)."""
 
 from __future__ import annotations
 
 from typing import Any
-
-import pytest
 
 # Inside the tests' extract of central Helsinki (24.935..24.953 E, 60.164..60.179 N).
 CENTRE = (24.945, 60.169)
@@ -49,8 +47,3 @@ def scenario_dict(**changes: Any) -> dict[str, Any]:
     }
     base.update(changes)
     return base
-
-
-@pytest.fixture
-def scenario_data() -> dict[str, Any]:
-    return scenario_dict()
