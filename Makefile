@@ -22,5 +22,6 @@ bench:          ## benchmarks in bench/, printing medians, p95 and ratios agains
 	uv run python -m bench.places
 	uv run python -m bench.kpis
 	uv run python -m bench.screen
+	uv run python -m bench.drills
 fmt:            ## format and fix lint
 	uv run ruff format . && uv run ruff check --fix .

@@ -30,8 +30,8 @@ if ! command -v uv >/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check uv
 fi
 UV="uv"; command -v uv >/dev/null || UV="python3 -m uv"
-log "python dependencies (uv sync --frozen)"
-$UV sync --frozen --quiet
+log "python dependencies (uv sync --frozen --extra distributed: the tests run Dask in local mode)"
+$UV sync --frozen --extra distributed --quiet
 
 # --- Chromium (browser tests) ---------------------------------------------------------
 if [[ $WITH_BROWSER -eq 1 && ! -x /usr/bin/chromium ]]; then
