@@ -29,12 +29,20 @@ def run_scenario(
         int | None, typer.Option(min=1, max=1000, help="instead of the scenario's")
     ] = None,
     workers: Annotated[int, typer.Option(min=1, max=64, help="parallel processes")] = 1,
+    dask: Annotated[
+        str | None,
+        typer.Option(
+            help="run on Dask: a scheduler's address (tcp://host:8786), or 'local' for a "
+            "local cluster (needs: uv sync --extra distributed)"
+        ),
+    ] = None,
 ) -> None:
     """Simulate a scenario: every policy over its replications, on the real roads. Writes
     report.json, report.html and events.csv, and prints each policy's KPIs. Reads the
     database only for what the scenario takes `from_db`."""
     from drills import scenario as sc
     from drills.report import write
+    from drills.distributed import DistributedUnavailable
     from drills.runner import run
 
     settings = get_settings()
@@ -68,9 +76,14 @@ def run_scenario(
                 injects=injects,
                 workers=workers,
                 progress=lambda done: progress.update(task, completed=done),
+                backend="dask" if dask else "processes",
+                address=None if dask in (None, "local") else dask,
             )
         except sc.ScenarioError as exc:
             _refuse(scenario, exc.problems)
+        except DistributedUnavailable as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
     write(result, folder)
     summary(result.report, Console(width=110))
     typer.echo(f"report: {folder}")
