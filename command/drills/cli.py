@@ -41,8 +41,8 @@ def run_scenario(
     report.json, report.html and events.csv, and prints each policy's KPIs. Reads the
     database only for what the scenario takes `from_db`."""
     from drills import scenario as sc
-    from drills.report import write
     from drills.distributed import DistributedUnavailable
+    from drills.report import write
     from drills.runner import run
 
     settings = get_settings()

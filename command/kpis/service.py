@@ -333,7 +333,7 @@ def kpis(
         "targets": targets_read(table),
         **incident_kpis(
             session, since=start, until=end, drill=drill, table=table, as_of=now, drill_id=drill_id
-        ),  # fmt: skip
+        ),
         "units": unit_kpis(session),
         "shelters": shelter_kpis(session),
         "low_stock": low_stock(session),

@@ -18,14 +18,12 @@ from sqlalchemy.exc import DBAPIError
 from command import cli
 from command.auth import service as auth
 from command.auth.models import ApiKey, User
-from command.migrate import upgrade
 from command.seed import city_dir
 from core.audit import AuditEvent
 from core.config import get_settings
 from core.db import AuditedSession, sqlalchemy_url
 from core.errors import InvalidInput
-from tests.support.cli import CLI_SECRET, invoke, rows
-from tests.support.db import create_database, drop_database, unavailable
+from tests.support.cli import CLI_SECRET, cli_database, invoke, rows
 
 DATA_DIR = city_dir("helsinki")  # the tests' city (the demo is Columbus)
 
@@ -33,23 +31,8 @@ DATA_DIR = city_dir("helsinki")  # the tests' city (the demo is Columbus)
 @pytest.fixture
 def cli_db(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A new migrated database that the CLI reaches through DATABASE_URL."""
-    try:
-        url = create_database("emergency_cli")
-    except Exception as exc:  # same policy as the shared fixtures
-        unavailable(str(exc).splitlines()[0])
-        raise
-    try:
-        upgrade(url)
-        monkeypatch.setenv("DATABASE_URL", url)
-        monkeypatch.delenv("EMERGENCY_DATABASE_URL", raising=False)
-        monkeypatch.setenv("EMERGENCY_SECRET_KEY", CLI_SECRET)
-        monkeypatch.setenv("EMERGENCY_ENV", "test")
-        monkeypatch.setenv("EMERGENCY_DEMO_CITY", "helsinki")
-        get_settings.cache_clear()
+    with cli_database(monkeypatch, "emergency_cli") as url:
         yield url
-    finally:
-        get_settings.cache_clear()
-        drop_database(url)
 
 
 @pytest.fixture

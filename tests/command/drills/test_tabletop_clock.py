@@ -29,14 +29,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from command.drills import tabletop
 from command.drills.models import Drill
 from command.incidents.models import Incident
-from command.migrate import upgrade
-from core.config import get_settings
 from core.db import sqlalchemy_url
 from drills import calls
 from drills import scenario as sc
 from resources.models import Station, Unit
-from tests.support.cli import CLI_SECRET, invoke
-from tests.support.db import create_database, drop_database, unavailable
+from tests.support.cli import cli_database, invoke
 from tests.support.world import World
 
 SPEED = 3600.0  # a simulated hour per real second
@@ -146,32 +143,21 @@ def test_a_server_started_tabletop(
 @pytest.fixture
 def cli_db(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A new migrated database with a station and two units, reached through DATABASE_URL."""
-    try:
-        url = create_database("emergency_tabletop")
-    except Exception as exc:  # the shared fixtures' policy: skip here, fail in CI
-        unavailable(str(exc).splitlines()[0])
-        raise
-    try:
-        upgrade(url)
-        engine = create_engine(sqlalchemy_url(url))
-        with Session(engine) as s:
-            station = Station(name="S1", kind="fire", geom=from_shape(Point(24.94, 60.17), 4326))
-            s.add(station)
-            s.flush()
-            for callsign in ("E1", "A1"):
-                s.add(Unit(callsign=callsign, name=callsign, kind="vehicle", type="ambulance",
-                           capabilities=["medical_bls"], crew=2, home_station_id=station.id))  # fmt: skip
-            s.commit()
-        engine.dispose()
-        for name, value in (("DATABASE_URL", url), ("EMERGENCY_SECRET_KEY", CLI_SECRET),
-                            ("EMERGENCY_ENV", "test")):  # fmt: skip
-            monkeypatch.setenv(name, value)
-        monkeypatch.delenv("EMERGENCY_DATABASE_URL", raising=False)
-        get_settings.cache_clear()
+    with cli_database(monkeypatch, "emergency_tabletop", seed=_station_and_two_units) as url:
         yield url
-    finally:
-        get_settings.cache_clear()
-        drop_database(url)
+
+
+def _station_and_two_units(url: str) -> None:
+    engine = create_engine(sqlalchemy_url(url))
+    with Session(engine) as s:
+        station = Station(name="S1", kind="fire", geom=from_shape(Point(24.94, 60.17), 4326))
+        s.add(station)
+        s.flush()
+        for callsign in ("E1", "A1"):
+            s.add(Unit(callsign=callsign, name=callsign, kind="vehicle", type="ambulance",
+                       capabilities=["medical_bls"], crew=2, home_station_id=station.id))  # fmt: skip
+        s.commit()
+    engine.dispose()
 
 
 @pytest.fixture
