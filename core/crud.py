@@ -89,7 +89,9 @@ def create(
     """Insert one row from validated properties and geometry; record the change."""
     obj = kind.model(**props)
     if geom is not None:
-        obj.geom = from_shape(geom, srid=4326)  # type: ignore[attr-defined]
+        # EWKB, not the WKT GeoAlchemy2 makes of plain WKB: the stored coordinates are the
+        # given doubles, bit for bit (WKT text keeps 16 significant digits)
+        obj.geom = from_shape(geom, srid=4326, extended=True)  # type: ignore[attr-defined]
     session.add(obj)
     flush(session)
     _record_created(session, kind, feature(kind, obj), principal, topics)

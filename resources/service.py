@@ -166,7 +166,7 @@ def report_position(
     recorded_at = report.recorded_at or now
     if recorded_at > now.replace(microsecond=0) and (recorded_at - now).total_seconds() > 300:
         raise InvalidInput("recorded_at is more than 5 minutes in the future")
-    geom = from_shape(Point(lon, lat), srid=4326)
+    geom = from_shape(Point(lon, lat), srid=4326, extended=True)  # EWKB: exact
     fix = UnitPosition(
         unit_id=unit.id,
         geom=geom,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-ROOMS = ("auth", "incidents", "intake", "planning", "response_plans", "tasks", "zones")
+ROOMS = ("auth", "drills", "incidents", "intake", "planning", "response_plans", "tasks", "zones")
 
 RESOLVE = """
 import importlib, sys
@@ -47,7 +47,7 @@ def test_command_tables_lists_every_rooms_tables() -> None:
     expected = {
         "incident", "task", "dispatch_decision", "alert", "alert_info", "alert_area",
         "user", "api_key", "api_nonce", "login_throttle", "response_plan", "plan_record",
-        "supply_request", "warning_zone",
+        "supply_request", "warning_zone", "drill",
     }  # fmt: skip
     missing = expected - set(Base.metadata.tables)
     assert not missing
