@@ -25,26 +25,31 @@ idle unit at a station.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dispatch.assign import AssignProblem, IncidentDemand, Need, UnitSupply, solve
 from dispatch.recommend import Candidate, recommend
 from drills.calls import demand_points
+from drills.engine import (
+    AVAILABLE,
+    ELIGIBLE,
+    RELOCATING,
+    RETURNING,
+    TICK,
+    Call,
+    Simulation,
+    Unit,
+)
 
-if TYPE_CHECKING:
-    from drills.engine import Call, Simulation, Unit
-
-_STATUS = {0: "available", 4: "returning", 5: "returning"}  # engine status -> live status
+# engine status -> the live status the recommender reads (a relocating unit is on the road)
+_STATUS = {AVAILABLE: "available", RETURNING: "returning", RELOCATING: "returning"}
 
 
 def etas(sim: Simulation, call: Call, units: list[Unit], needs: list[Need]) -> np.ndarray:
     """Drive seconds from each of ``units`` (eligible) to ``call``: exact for units at a
     station (one table read) and for any unit on the road that could be among the fastest
     for a line; other units on the road get an upper bound (via their station)."""
-    from drills.engine import AVAILABLE
-
     n = len(units)
     out = np.empty(n)
     lower = np.empty(n)
@@ -102,7 +107,7 @@ def nearest(sim: Simulation, call: Call) -> bool:
     if not needs:
         return False
     wanted = {n.capability for n in needs}
-    units = [u for u in sim.units if u.status in (0, 4, 5) and wanted & u.capabilities]
+    units = [u for u in sim.units if u.status in ELIGIBLE and wanted & u.capabilities]
     if not units:
         return False
     times = etas(sim, call, units, needs)
@@ -146,7 +151,7 @@ class Coverage:
         """Idle units per station (those on a move-up counted at its end, if ``moving``)."""
         per = np.zeros(len(sim.station_nodes))
         for u in sim.units:
-            if u.status == 0 or (moving and u.status == 5):
+            if u.status == AVAILABLE or (moving and u.status == RELOCATING):
                 per[u.station] += 1
         return per
 
@@ -170,7 +175,7 @@ class Nearest:
         """Offer the freed unit to the waiting calls, most severe first, then oldest."""
         order = sorted(sim.waiting, key=lambda i: (-sim.calls_state[i].priority, i))
         for i in order:
-            if unit.status not in (0, 4, 5):
+            if unit.status not in ELIGIBLE:
                 return
             call = sim.calls_state[i]
             if any(n.capability in unit.capabilities for n in call.needs()):
@@ -198,9 +203,6 @@ class Plan(Nearest):
 
     def start(self, sim: Simulation) -> None:
         super().start(sim)
-        from drills.engine import TICK
-
-        self._tick = TICK
         sim.at(sim.scenario.plan_interval_s, TICK)
 
     def on_call(self, sim: Simulation, call: Call) -> None:
@@ -213,9 +215,9 @@ class Plan(Nearest):
         self.cover.refresh(sim)  # the waiting calls are planned at the next tick
 
     def on_tick(self, sim: Simulation) -> None:
-        sim.at(sim.now + sim.scenario.plan_interval_s, self._tick)
+        sim.at(sim.now + sim.scenario.plan_interval_s, TICK)
         calls = [sim.calls_state[i] for i in sim.waiting]
-        units = [u for u in sim.units if u.status in (0, 4, 5)]
+        units = [u for u in sim.units if u.status in ELIGIBLE]
         if not calls or not units:
             return
         eta = np.column_stack([etas(sim, c, units, c.needs()) for c in calls])
@@ -274,7 +276,7 @@ class MoveUp(Nearest):
         delta = add[None, :] - rem[:, None] + both  # [from a, to b]
         idle = np.zeros(len(sim.station_nodes), dtype=bool)
         for u in sim.units:
-            if u.status == 0:
+            if u.status == AVAILABLE:
                 idle[u.station] = True
         delta[~idle, :] = -np.inf
         delta[c.station_drive_s > self.max_drive_s] = -np.inf
@@ -282,8 +284,8 @@ class MoveUp(Nearest):
         a, b = np.unravel_index(int(np.argmax(delta)), delta.shape)
         if not delta[a, b] >= self.min_gain:
             return
-        unit = next(u for u in sim.units if u.status == 0 and u.station == a)
-        sim.head_for(unit, int(b), 5)
+        unit = next(u for u in sim.units if u.status == AVAILABLE and u.station == a)
+        sim.head_for(unit, int(b), RELOCATING)
 
 
 POLICIES = {"nearest": Nearest, "plan": Plan, "move_up": MoveUp}
