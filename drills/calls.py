@@ -9,6 +9,7 @@ k-th unit at each call (common random numbers), so policies differ by their deci
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import math
 from collections.abc import Sequence
@@ -119,39 +120,63 @@ def _time_of(cell: str, start: datetime) -> float:
     return (when - start).total_seconds()
 
 
-def read_csv(
-    g: Generator, scenario: Scenario, where: str
-) -> list[tuple[float, float, float, str, str]]:
+CsvRows = tuple[tuple[float, float, float, str, str], ...]
+
+
+def read_csv(g: Generator, scenario: Scenario, where: str) -> CsvRows:
     """Historical incidents of a ``csv`` generator inside the run's window: (t_s, lon, lat,
-    type, severity); ``time`` is ISO 8601 with an offset, or seconds since the start."""
+    type, severity); ``time`` is ISO 8601 with an offset, or seconds since the start.
+
+    Every replication and policy (each call stream, and each run's demand points) reads the
+    same rows: the file is parsed once per process while it is unchanged (its size and
+    modification time are part of the key)."""
     assert g.csv is not None
+    path = Path(g.csv)
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise ScenarioError([(where, f"cannot read {path.name}: {exc.strerror}")]) from None
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    return _parse_csv(key, g.type, g.severity, scenario.start, scenario.duration_s, where)
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_csv(
+    key: tuple[str, int, int],
+    default_type: str,
+    default_severity: str,
+    start: datetime,
+    duration_s: float,
+    where: str,
+) -> CsvRows:
+    path = Path(key[0])
     rows = []
     try:
-        text = Path(g.csv).read_text(encoding="utf-8-sig")
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise ScenarioError([(where, f"cannot read {Path(g.csv).name}: {why}")]) from None
+        raise ScenarioError([(where, f"cannot read {path.name}: {why}")]) from None
     with io.StringIO(text, newline="") as handle:
         reader = csv.DictReader(handle)
         missing = {"time", "lon", "lat"} - set(reader.fieldnames or ())
         if missing:
-            raise ScenarioError([(where, f"{Path(g.csv).name}: missing columns {sorted(missing)}")])
+            raise ScenarioError([(where, f"{path.name}: missing columns {sorted(missing)}")])
         for n, row in enumerate(reader, start=2):
             if n > MAX_CSV_ROWS:
                 raise ScenarioError([(where, f"more than {MAX_CSV_ROWS} rows")])
             try:
-                t = _time_of(row["time"], scenario.start)
+                t = _time_of(row["time"], start)
                 lon, lat = float(row["lon"]), float(row["lat"])
                 if not (-180 <= lon <= 180 and -90 <= lat <= 90) or not math.isfinite(t):
                     raise ValueError("lon/lat out of range")
-                sev = (row.get("severity") or g.severity).strip()
+                sev = (row.get("severity") or default_severity).strip()
                 if sev not in ("minor", "moderate", "severe", "extreme"):
                     raise ValueError(f"unknown severity {sev!r}")
             except (ValueError, TypeError) as exc:
-                raise ScenarioError([(where, f"{Path(g.csv).name} line {n}: {exc}")]) from None
-            if 0 <= t < scenario.duration_s:
-                rows.append((t, lon, lat, (row.get("type") or g.type).strip(), sev))
-    return rows
+                raise ScenarioError([(where, f"{path.name} line {n}: {exc}")]) from None
+            if 0 <= t < duration_s:
+                rows.append((t, lon, lat, (row.get("type") or default_type).strip(), sev))
+    return tuple(rows)
 
 
 def generate(scenario: Scenario, replication: int, *, injects: Sequence[Inject] = ()) -> Calls:
