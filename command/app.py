@@ -45,6 +45,8 @@ from realtime.bus import PgBus
 from realtime.connection import endpoint as ws_endpoint
 from realtime.hub import Hub
 from realtime.protocol import Close
+from resources.avl.router import router as avl_router
+from resources.avl.writer import writer_for
 from resources.router import router as resources_router
 
 log = logging.getLogger("emergency")
@@ -81,7 +83,9 @@ def create_app(
         if settings.realtime:
             hub = Hub(
                 app.state.sessionmaker,
-                CommandActions(app.state.sessionmaker, settings),
+                CommandActions(
+                    app.state.sessionmaker, settings, positions=lambda: writer_for(app.state)
+                ),
                 hub_config(settings),
             )
             app.state.hub = hub
@@ -112,6 +116,10 @@ def create_app(
             app.state.hub.shutdown()
             app.state.hub = app.state.bus = None
         await stop_task(checkpoints)
+        positions = getattr(app.state, "positions", None)
+        if positions is not None:  # commit what is queued before the pool goes
+            await run_in_threadpool(positions.stop)
+            app.state.positions = None
         if sealer is not None:
             sealer.stop()
         if db is not None:
@@ -164,6 +172,7 @@ def create_app(
         kpis_router,
         drills_router,
         tabletop_router,
+        avl_router,
         resources_router,
         tiles_router,
         routing_router,

@@ -89,6 +89,33 @@ def record_change(
     session.info.setdefault(_PENDING, []).append(row)  # a pending_change row
 
 
+def publish_event(
+    session: Session,
+    *,
+    action: str,
+    entity: str,
+    payload: dict[str, Any],
+    topics: tuple[str, ...] = (SITUATION,),
+    actor: str = "system:live",
+) -> None:
+    """Publish event ``action`` on ``topics`` without an audit row: for telemetry that is
+    not a decision (the live map's positions), staged and sequenced like every event."""
+    if not isinstance(session, AuditedSession):
+        raise TypeError("publish events on an AuditedSession (core.db.make_sessionmaker)")
+    row = {
+        "at": utcnow(),
+        "actor": actor,
+        "action": action,
+        "entity": entity,
+        "entity_id": None,
+        "body": None,  # not audited: the sealer gives it seqs and no chain link
+        "topics": list(topics),
+        "payload": bulk.RawJSON(audit.encode(payload)),
+    }
+    session.connection()
+    session.info.setdefault(_PENDING, []).append(row)
+
+
 _TABLE: Table = sealer.PendingChange.__table__  # type: ignore[assignment]
 
 

@@ -67,6 +67,15 @@ class Settings(BaseSettings):
     # environment by the position schema, resources/schemas.py).
     position_max_age_s: int = Field(default=7 * 24 * 3600, ge=60, le=366 * 24 * 3600)
     position_max_future_s: int = Field(default=300, ge=0, le=24 * 3600)
+    # The track (unit_position) keeps this many days; older daily partitions are dropped
+    # and an older fix is refused (resources/avl/).
+    track_retention_days: int = Field(default=90, ge=1, le=3650)
+    # A fix implying a faster move from the unit's last good fix is kept in the track,
+    # flagged "jump", and not used as the unit's position (~250 km/h by default).
+    position_max_speed_mps: float = Field(default=70.0, gt=0, le=1000)
+    # Positions are committed in groups: a flush every time the last one ends, at most
+    # this many fixes (the 202 is answered once the group is committed).
+    position_flush_rows: int = Field(default=2000, ge=1, le=20_000)
     demo_password: str = "demo-pass-2026"  # noqa: S105 - demo users exist only in development
     # Which city `seed demo` loads and the server routes on without EMERGENCY_OSM_FILE
     # (command/seed.py CITIES); the tests pin the small one, "helsinki".

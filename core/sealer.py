@@ -84,8 +84,9 @@ class PendingChange(Base):
     action: Mapped[str] = mapped_column(String(80))
     entity: Mapped[str] = mapped_column(String(40))
     entity_id: Mapped[str | None] = mapped_column(String(80))
-    # The audit row's canonical JSON (audit.body): what its link is made over.
-    body: Mapped[str] = mapped_column(Text)
+    # The audit row's canonical JSON (audit.body): what its link is made over. None for
+    # an event that is not audited (telemetry such as the live map's positions).
+    body: Mapped[str | None] = mapped_column(Text)
     topics: Mapped[list[str]] = mapped_column(ARRAY(String(80)))
     # The events' payload when it is not the row's ``after`` (None: it is).
     payload: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
@@ -108,7 +109,7 @@ _SEAL_SQL = text(
             (at, actor, action, entity, entity_id, before, after, prev_hash, hash, key_id)
         SELECT at, actor, action, entity, entity_id, doc -> 'before', doc -> 'after',
                prev_hash, hash, :key_id
-        FROM gone ORDER BY n
+        FROM gone WHERE hash IS NOT NULL ORDER BY n
         RETURNING id
     ), ev AS (
         SELECT g.n, t.topic, t.k, g.action AS type, coalesce(g.payload, g.doc -> 'after') AS payload
@@ -164,10 +165,18 @@ def seal(conn: Connection, keyring: audit.Keyring, *, limit: int = 5000) -> Seal
     chain_id = uuid.UUID(str(staged[0][0]))
     prev = staged[0][1] or audit.GENESIS
     key = keyring.current
-    ids, prevs, hashes = [], [], []
+    ids: list[int] = []
+    prevs: list[str | None] = []
+    hashes: list[str | None] = []
+    audited = 0
     for _chain, _head, row_id, row_body in staged:
-        digest = key.link(chain_id, prev, row_body)
         ids.append(row_id)
+        if row_body is None:  # an event only: not on the chain
+            prevs.append(None)
+            hashes.append(None)
+            continue
+        digest = key.link(chain_id, prev, row_body)
+        audited += 1
         prevs.append(prev)
         hashes.append(digest)
         prev = digest
@@ -179,8 +188,8 @@ def seal(conn: Connection, keyring: audit.Keyring, *, limit: int = 5000) -> Seal
         "channel": NOTIFY_CHANNEL,
     }
     rows, events, _ = conn.execute(_SEAL_SQL, params).one()
-    if rows != len(ids):  # only sealers delete staged rows, and they hold the lock
-        raise RuntimeError(f"sealed {rows} of {len(ids)} staged rows")
+    if rows != audited:  # only sealers delete staged rows, and they hold the lock
+        raise RuntimeError(f"sealed {rows} of {audited} staged audit rows")
     return Sealed(int(rows), int(events or 0))
 
 

@@ -34,6 +34,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "task.status": frozenset({"commander", "dispatcher", "admin", "responder"}),
     "unit.status": frozenset({"commander", "dispatcher", "admin", "responder"}),
     "unit.position": frozenset({"dispatcher", "admin", "responder"}),
+    # Many units' fixes at once: gateways (API keys) and staff, never a responder.
+    "position.batch": frozenset({"dispatcher", "admin", "machine"}),
     "resource.write": frozenset({"commander", "admin"}),
     "operations.write": frozenset({"commander", "dispatcher", "admin"}),
     "audit.read": frozenset({"auditor", "admin"}),

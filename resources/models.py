@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY  # the dialect type has contains()
 from sqlalchemy.orm import Mapped, mapped_column
@@ -89,30 +90,83 @@ class Unit(Timestamps, Base):
     # published (its recorded_at) and when it was published.
     position_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     position_sent_wall: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The newest good fix's speed and heading, for the live map's arrows.
+    position_speed_mps: Mapped[float | None] = mapped_column(Float)
+    position_heading_deg: Mapped[float | None] = mapped_column(Float)
+
+
+POSITION_SOURCES = ("api", "batch", "ws", "osmand")
+POSITION_FLAGS = ("jump",)
 
 
 class UnitPosition(Base):
+    """The track: every fix a unit's devices sent, append-only telemetry (not audited).
+
+    Partitioned by day on ``recorded_at`` (migration 0013, ``unit_position_pYYYYMMDD``;
+    partitions past ``EMERGENCY_TRACK_RETENTION_DAYS`` are dropped). One unit and one
+    ``recorded_at`` is one fix: the primary key, so a repeated upload is a duplicate."""
+
     __tablename__ = "unit_position"
     __table_args__ = (
-        Index("ix_unit_position_unit_recorded", "unit_id", "recorded_at"),
         in_range(),
         CheckConstraint("speed_mps IS NULL OR speed_mps >= 0", name="speed"),
         CheckConstraint(
             "heading_deg IS NULL OR (heading_deg >= 0 AND heading_deg < 360)", name="heading"
         ),
         CheckConstraint("accuracy_m IS NULL OR accuracy_m >= 0", name="accuracy"),
+        CheckConstraint(in_list("source", POSITION_SOURCES), name="source"),
+        CheckConstraint(f"flag IS NULL OR {in_list('flag', POSITION_FLAGS)}", name="flag"),
+        {"postgresql_partition_by": "RANGE (recorded_at)"},
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id", ondelete="CASCADE"))
-    geom: Mapped[WKBElement] = mapped_column(point())
-    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    unit_id: Mapped[int] = mapped_column(
+        ForeignKey("unit.id", ondelete="CASCADE"), primary_key=True
+    )
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    # A number for people and exports (not unique across partitions by constraint, but
+    # drawn from one sequence).
+    id: Mapped[int] = mapped_column(
+        BigInteger, server_default=text("nextval('unit_position_id_seq')")
+    )
+    # No spatial index: the track is read by unit and time, and a GiST index per fix was
+    # a third of the insert's cost.
+    geom: Mapped[WKBElement] = mapped_column(Geometry("POINT", srid=4326, spatial_index=False))
     received_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
     speed_mps: Mapped[float | None] = mapped_column(Float)
     heading_deg: Mapped[float | None] = mapped_column(Float)
     accuracy_m: Mapped[float | None] = mapped_column(Float)
+    altitude_m: Mapped[float | None] = mapped_column(Float)
+    battery_pct: Mapped[float | None] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(10), server_default="api")
+    # "jump": the speed implied from the unit's last good fix is impossible; kept in the
+    # track for review, never used as the unit's position.
+    flag: Mapped[str | None] = mapped_column(String(20))
+    device_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+DEVICE_KINDS = ("secret", "hardware")
+
+
+class Device(Timestamps, Base):
+    """A tracker bound to one unit (OsmAnd / Traccar client protocol). Only the SHA-256 of
+    its id is stored: the id is a secret the tracker sends with every fix."""
+
+    __tablename__ = "device"
+    __table_args__ = (CheckConstraint(in_list("kind", DEVICE_KINDS), name="kind"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # Enough of the id to tell devices apart in a list (hardware: the IMEI's last 4).
+    hint: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str | None] = mapped_column(String(200))
+    # Hardware ids are not secret: fixes are taken only from these networks (CIDR).
+    allow_from: Mapped[list[str] | None] = mapped_column(ARRAY(String(50)))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Shelter(Timestamps, Base):

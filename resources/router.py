@@ -13,7 +13,6 @@ from core.security import require, require_unit
 from core.web import (
     BBoxDep,
     GeoJSONResponse,
-    IdempotencyKeyHeader,
     IdFilter,
     PageDep,
     PathId,
@@ -26,7 +25,6 @@ from gis.features import FeatureCollectionOut, FeatureIn, FeatureOut, FeaturePat
 from resources import service
 from resources.models import Station, Unit
 from resources.schemas import (
-    PositionReport,
     ShelterCreate,
     ShelterPatch,
     ShelterRead,
@@ -188,28 +186,6 @@ def post_unit_status(
     )
     session.commit()
     return crud.feature(service.UNITS, unit)
-
-
-@router.post(
-    "/units/{unit_id}/position",
-    status_code=status.HTTP_202_ACCEPTED,
-    tags=["units"],
-    responses=conflict("the Idempotency-Key was used for another request"),
-)
-def post_unit_position(
-    unit_id: PathId,
-    body: PositionReport,
-    session: SessionDep,
-    principal: PrincipalDep,
-    idempotency_key: IdempotencyKeyHeader = None,
-) -> dict[str, Any]:
-    """Append a fix to the unit's track. The live map gets at most one per unit per
-    second; an ``Idempotency-Key`` makes a retried upload store the fix once."""
-    require(principal, "unit.position")
-    require_unit(principal, unit_id)
-    return service.report_position_once(
-        session, unit_id, body, principal=principal, key=idempotency_key
-    )
 
 
 # --- shelters -----------------------------------------------------------------------

@@ -114,7 +114,8 @@ def _recent(value: datetime) -> datetime:
     settings = get_settings()
     return check_recent(
         value,
-        max_age_s=settings.position_max_age_s,
+        # Not older than the track keeps either.
+        max_age_s=min(settings.position_max_age_s, settings.track_retention_days * 86400),
         max_future_s=settings.position_max_future_s,
     )
 

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
 from typing import Any
 
-from geoalchemy2.shape import from_shape, to_shape
+from geoalchemy2.shape import to_shape
 from shapely import Geometry
-from shapely.geometry import Point
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import crud, idempotency
+from core import crud
 from core.changes import SITUATION, record_change
 from core.crud import FeatureKind
 from core.db import flush
@@ -20,9 +18,7 @@ from core.errors import Conflict, InvalidInput, InvalidTransition, NotFound
 from core.query import Page, paginate
 from core.security import Principal
 from core.types import utcnow
-from gis.crs import to_wgs84
-from resources.models import Shelter, Station, Stock, Unit, UnitPosition, Warehouse
-from resources.schemas import PositionReport
+from resources.models import Shelter, Station, Stock, Unit, Warehouse
 
 STATIONS = FeatureKind(
     Station,
@@ -154,128 +150,6 @@ def change_unit_status(
             f"unit {unit.callsign} is {unit.status} on a task; finish or cancel the task first"
         )
     return set_unit_status(session, unit, status, principal=principal, note=note)
-
-
-def report_position(
-    session: Session, unit_id: int, report: PositionReport, *, principal: Principal
-) -> UnitPosition:
-    """Append to the unit's track; move the unit only if this fix is its newest."""
-    unit: Unit = crud.get(session, UNITS, unit_id, for_update=True)
-    lon, lat = to_wgs84(report.lon, report.lat, report.crs)
-    now = utcnow()
-    recorded_at = report.recorded_at or now
-    if recorded_at > now.replace(microsecond=0) and (recorded_at - now).total_seconds() > 300:
-        raise InvalidInput("recorded_at is more than 5 minutes in the future")
-    geom = from_shape(Point(lon, lat), srid=4326, extended=True)  # EWKB: exact
-    fix = UnitPosition(
-        unit_id=unit.id,
-        geom=geom,
-        recorded_at=recorded_at,
-        speed_mps=report.speed_mps,
-        heading_deg=report.heading_deg,
-        accuracy_m=report.accuracy_m,
-    )
-    session.add(fix)
-    newest = unit.position_at is None or recorded_at >= unit.position_at
-    if newest:
-        unit.geom = geom
-        unit.position_at = recorded_at
-    flush(session)
-    if newest and _position_due(unit, now):
-        _publish_position(session, unit, fix, principal=principal, now=now)
-    return fix
-
-
-def report_position_once(
-    session: Session,
-    unit_id: int,
-    report: PositionReport,
-    *,
-    principal: Principal,
-    key: str | None,
-) -> dict[str, Any]:
-    """Store one fix and commit (once per idempotency key); returns its receipt."""
-
-    def work() -> dict[str, Any]:
-        fix = report_position(session, unit_id, report, principal=principal)
-        return {
-            "unit_id": unit_id,
-            "position_id": fix.id,
-            "recorded_at": fix.recorded_at.isoformat(),
-        }
-
-    digest = idempotency.fingerprint("unit.position", unit_id, report.model_dump(mode="json"))
-    return idempotency.once(session, actor=principal.actor, key=key, digest=digest, work=work)
-
-
-# The live map gets at most one position per unit per second; the track keeps every fix,
-# and a fix held back is published by `publish_held_positions` a second later.
-POSITION_EVERY_S = 1.0
-
-
-def _position_due(unit: Unit, now: datetime) -> bool:
-    sent = unit.position_sent_wall
-    return sent is None or (now - sent).total_seconds() >= POSITION_EVERY_S
-
-
-def _publish_position(
-    session: Session, unit: Unit, fix: UnitPosition, *, principal: Principal, now: datetime
-) -> None:
-    point = to_shape(fix.geom)
-    unit.position_sent_at = fix.recorded_at
-    unit.position_sent_wall = now
-    payload = {
-        "unit_id": unit.id,
-        "callsign": unit.callsign,
-        "status": unit.status,
-        "lon": round(point.x, 7),
-        "lat": round(point.y, 7),
-        "recorded_at": fix.recorded_at.isoformat(),
-        "speed_mps": fix.speed_mps,
-        "heading_deg": fix.heading_deg,
-    }
-    record_change(
-        session,
-        actor=principal.actor,
-        action="unit.position_reported",
-        entity="unit",
-        entity_id=unit.id,
-        before=None,
-        after=payload,
-        topics=unit_topics(unit),
-    )
-
-
-def publish_held_positions(session: Session, *, principal: Principal, limit: int = 500) -> int:
-    """Publish the newest fix of units whose last fix was held back by the 1 s limit.
-
-    Run about once a second; rows another process is publishing are skipped.
-    """
-    now = utcnow()
-    cutoff = now - timedelta(seconds=POSITION_EVERY_S)
-    units = session.scalars(
-        select(Unit)
-        .where(
-            Unit.position_at.is_not(None),
-            or_(Unit.position_sent_at.is_(None), Unit.position_at > Unit.position_sent_at),
-            or_(Unit.position_sent_wall.is_(None), Unit.position_sent_wall <= cutoff),
-        )
-        .order_by(Unit.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    ).all()
-    for unit in units:
-        fix = session.scalars(
-            select(UnitPosition)
-            .where(UnitPosition.unit_id == unit.id, UnitPosition.recorded_at == unit.position_at)
-            .order_by(UnitPosition.id.desc())
-            .limit(1)
-        ).first()
-        if fix is not None:
-            _publish_position(session, unit, fix, principal=principal, now=now)
-        else:  # the fix is gone (pruned track): nothing newer to show
-            unit.position_sent_at = unit.position_at
-    return len(units)
 
 
 # --- stock --------------------------------------------------------------------------

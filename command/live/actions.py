@@ -4,7 +4,7 @@ socket (task status, positions), as the hub's CommandActions."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jwt
@@ -28,7 +28,10 @@ from core.security import Principal, require, require_unit
 from core.types import utcnow
 from realtime import store
 from realtime.hub import Account, Grant, HubConfig
-from resources import service
+from resources.avl.fixes import BadFix, make_fix
+from resources.avl.router import receipt
+from resources.avl.router import times as avl_times
+from resources.avl.writer import PositionWriter
 from resources.models import Unit
 from resources.schemas import PositionReport
 
@@ -79,9 +82,28 @@ def _validation_message(exc: ValidationError) -> str:
 class CommandActions:
     """:class:`realtime.hub.Actions` over this app's database."""
 
-    def __init__(self, sessions: sessionmaker[Session], settings: Settings) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        settings: Settings,
+        positions: Callable[[], PositionWriter] | None = None,
+    ) -> None:
         self.sessions = sessions
         self.settings = settings
+        self._positions = positions
+        self._own_writer: PositionWriter | None = None
+
+    def positions(self) -> PositionWriter:
+        """The process's position writer (the app's; else one of these actions' own)."""
+        if self._positions is not None:
+            return self._positions()
+        if self._own_writer is None:
+            self._own_writer = PositionWriter(
+                self.sessions,
+                max_rows=self.settings.position_flush_rows,
+                max_speed_mps=self.settings.position_max_speed_mps,
+            )
+        return self._own_writer
 
     def authenticate(self, token: str) -> Grant:
         with self.sessions() as session:
@@ -201,6 +223,25 @@ class CommandActions:
         require_unit(principal, unit_id)
         try:
             report = PositionReport.model_validate(body)
+            fix = make_fix(
+                unit_id,
+                report.lon,
+                report.lat,
+                report.recorded_at or utcnow(),
+                times=avl_times(self.settings),
+                crs=report.crs,
+                source="ws",
+                speed_mps=report.speed_mps,
+                heading_deg=report.heading_deg,
+                accuracy_m=report.accuracy_m,
+            )
         except ValidationError as exc:
             raise InvalidInput(f"position: {_validation_message(exc)}") from None
-        return service.report_position_once(session, unit_id, report, principal=principal, key=key)
+        except BadFix as exc:
+            raise InvalidInput(f"position: {exc}") from None
+        # Telemetry: group-committed by the process's writer (durable when answered);
+        # the same recorded_at again is a duplicate, so a resent message stores once.
+        session.close()  # no connection held while the group commits
+        (outcome,) = self.positions().store([fix])
+        answer = receipt(fix, outcome)
+        return {**answer, "recorded_at": fix.recorded_at.isoformat()}

@@ -1,6 +1,7 @@
-"""The background jobs of the live situation: held-back positions, gauges, ending expired
-zones, pruning nonces, idempotency keys, throttle rows and acknowledged events, and
-blanking callers' phones past their retention period."""
+"""The background jobs of the live situation: the live map's positions, gauges, ending
+expired zones, pruning nonces, idempotency keys, throttle rows and acknowledged events,
+blanking callers' phones past their retention period, and the track's daily partitions
+(made ahead, dropped past their retention)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from core import idempotency
 from core.config import Settings
 from realtime import store
 from realtime.hub import Hub
-from resources import service
+from resources.avl import live, track
 
 log = logging.getLogger("emergency.live")
 PHONE_PURGE_S = 3600.0  # callers' phones are blanked within an hour of their retention
@@ -36,17 +37,31 @@ def purge_caller_phones(sessions: sessionmaker[Session], settings: Settings) -> 
         return purged
 
 
+POSITIONS_S = 0.25  # the live map's positions: a fix is shown within about this long
+
+
+def maintain_track(sessions: sessionmaker[Session], settings: Settings) -> list[str]:
+    """Make the track's coming days' partitions; drop those past the retention."""
+    with sessions() as session:
+        dropped = track.maintain(session, retention_days=settings.track_retention_days)
+        session.commit()
+    if dropped:
+        log.info("track partitions dropped (retention): %s", ", ".join(dropped))
+    return dropped
+
+
 async def background_jobs(hub: Hub, sessions: sessionmaker[Session], settings: Settings) -> None:
-    """Once a second: held-back positions. Every ``housekeeping_s``: gauges, ending
+    """Four times a second: the live map's positions. Every ``housekeeping_s``: gauges, ending
     expired warning zones, and pruning. Hourly (``PHONE_PURGE_S``, and once at start):
-    blanking callers' phones past their retention period. Meanwhile, every ``recheck_s``:
+    blanking callers' phones past their retention period, and the track's partitions.
+    Meanwhile, every ``recheck_s``:
     the users behind the open connections (:meth:`Hub.recheck`)."""
     loop = asyncio.get_running_loop()
     next_housekeeping = next_phone_purge = 0.0
 
     def publish_positions() -> int:
         with sessions() as session:
-            count = service.publish_held_positions(session, principal=LIVE)
+            count = live.publish_positions(session)
             session.commit()
             return count
 
@@ -63,7 +78,7 @@ async def background_jobs(hub: Hub, sessions: sessionmaker[Session], settings: S
     recheck = asyncio.create_task(hub.recheck_loop(), name="live-recheck")
     try:
         while True:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(POSITIONS_S)
             try:
                 await hub.call(publish_positions)
                 if loop.time() >= next_housekeeping:
@@ -73,6 +88,7 @@ async def background_jobs(hub: Hub, sessions: sessionmaker[Session], settings: S
                 if loop.time() >= next_phone_purge:
                     next_phone_purge = loop.time() + PHONE_PURGE_S
                     await hub.call(purge_caller_phones, sessions, settings)
+                    await hub.call(maintain_track, sessions, settings)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database may be away; try again next round

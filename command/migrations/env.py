@@ -14,6 +14,7 @@ import core.sealer  # noqa: F401 - pending_change
 import gis.models  # noqa: F401
 import realtime.store  # noqa: F401 - topic_ack
 import resources.models  # noqa: F401
+from command.migrate import include_object
 from core.db import Base
 
 config = context.config
@@ -25,7 +26,7 @@ def run_migrations_offline() -> None:
         url=config.get_main_option("sqlalchemy.url"),
         target_metadata=target_metadata,
         literal_binds=True,
-        include_object=alembic_helpers.include_object,
+        include_object=include_object,
         process_revision_directives=alembic_helpers.writer,
         render_item=alembic_helpers.render_item,
     )
@@ -43,7 +44,7 @@ def run_migrations_online() -> None:
         context.configure(
             connection=connection,
             target_metadata=target_metadata,
-            include_object=alembic_helpers.include_object,
+            include_object=include_object,
             process_revision_directives=alembic_helpers.writer,
             render_item=alembic_helpers.render_item,
         )

@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from geoalchemy2 import alembic_helpers
 from sqlalchemy import create_engine, inspect
 
-from command.migrate import downgrade, upgrade
+from command.migrate import downgrade, include_object, upgrade
 from core.db import Base, sqlalchemy_url
 from tests.support.db import create_database, drop_database
 
@@ -79,7 +78,7 @@ def test_models_match_migrations(engine):
         ctx = MigrationContext.configure(
             conn,
             opts={
-                "include_object": alembic_helpers.include_object,
+                "include_object": include_object,
                 "compare_type": True,
             },
         )

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from command.app import create_app
 from core.config import Settings
 from gis.crs import from_wgs84
+from resources.avl import live
 from tests.support.world import World, point
 
 Count = Callable[[str], int]
@@ -593,6 +594,21 @@ def unit_point(session: Session, unit_id: int) -> tuple[float, float, datetime |
     return row.x, row.y, row.position_at
 
 
+def published_positions(session: Session, since: Mark) -> list[dict[str, Any]]:
+    """Run the live map's publisher once: the positions it sent (and no audit rows)."""
+    live.publish_positions(session)
+    session.commit()
+    events = session.execute(
+        text("SELECT type, payload FROM event WHERE id > :id ORDER BY id"), {"id": since.event_id}
+    ).all()
+    audits = session.execute(
+        text("SELECT count(*) FROM audit_event WHERE id > :id"), {"id": since.audit_id}
+    ).scalar_one()
+    assert audits == 0
+    assert {e.type for e in events} <= {"unit.positions"}
+    return [p for e in events for p in e.payload["positions"]]
+
+
 def track(session: Session, unit_id: int) -> list[tuple[float, float, datetime]]:
     rows = session.execute(
         text(
@@ -618,12 +634,15 @@ def test_position_report_moves_the_unit_and_appends_to_its_track(
     assert r.status_code == 202, r.text
     assert r.json()["unit_id"] == uid
     assert isinstance(r.json()["position_id"], int)
+    assert (r.json()["duplicate"], r.json()["flag"]) == (False, None)
     assert datetime.fromisoformat(r.json()["recorded_at"]) == t1
     assert unit_point(session, uid) == (24.95, 60.175, t1)
     assert track(session, uid) == [(24.95, 60.175, t1)]
-    payload = assert_recorded(session, since, "unit.position_reported", uid)
-    assert (payload["lon"], payload["lat"]) == (24.95, 60.175)
-    assert payload["speed_mps"] == 12.5
+    # Telemetry: no audit row; the live map gets it in the next coalesced batch.
+    (entry,) = published_positions(session, since)
+    assert (entry["unit_id"], entry["lon"], entry["lat"]) == (uid, 24.95, 60.175)
+    assert entry["speed_mps"] == 12.5
+    assert datetime.fromisoformat(entry["recorded_at"]) == t1
 
     # An older fix arrives late: kept in the track, but the unit stays where it is
     # and the live map is not told (it only ever shows a unit's newest fix).
@@ -637,7 +656,7 @@ def test_position_report_moves_the_unit_and_appends_to_its_track(
     assert r.status_code == 202, r.text
     assert unit_point(session, uid) == (24.95, 60.175, t1)
     assert track(session, uid) == [(24.95, 60.175, t1), (24.90, 60.16, t0)]
-    assert_nothing_recorded(session, since)
+    assert published_positions(session, since) == []
 
     # A newer fix moves it again; the API shows the new place.
     t2 = t1 + timedelta(seconds=30)
@@ -1027,14 +1046,17 @@ def test_stock_refusals_write_nothing(
 def test_a_retried_position_upload_is_stored_once(
     client: TestClient, world: World, session: Session
 ):
+    """One unit and one recorded_at is one fix: a retry is answered as a duplicate, and a
+    different place at the same time does not replace the first (the first one wins)."""
     uid = world.unit_a.id
-    headers = {**world.h("responder"), "Idempotency-Key": "fix-upload-000001"}
+    headers = world.h("responder")
     body = {"lon": 24.951, "lat": 60.176, "recorded_at": datetime.now(UTC).isoformat()}
     first = client.post(f"/api/units/{uid}/position", json=body, headers=headers)
     again = client.post(f"/api/units/{uid}/position", json=body, headers=headers)
     assert first.status_code == again.status_code == 202
-    assert again.json() == first.json()
+    assert first.json()["duplicate"] is False and isinstance(first.json()["position_id"], int)
+    assert again.json()["duplicate"] is True and again.json()["position_id"] is None
     assert len(track(session, uid)) == 1
     other = client.post(f"/api/units/{uid}/position", json={**body, "lon": 24.952}, headers=headers)
-    assert other.status_code == 409 and other.json()["error"] == "conflict"
-    assert len(track(session, uid)) == 1
+    assert other.status_code == 202 and other.json()["duplicate"] is True
+    assert [p[:2] for p in track(session, uid)] == [(24.951, 60.176)]
