@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from command import errors, openapi, ops, pages, roads
+from command import errors, openapi, ops, pages, redact, roads
 from command.audit.router import router as audit_router
 from command.auth.dependency import authenticated
 from command.auth.router import router as auth_router
@@ -62,6 +62,7 @@ def create_app(
     """Build the app; tests pass their own settings, session factory and road graph
     (without one, the configured network is loaded from its cache at start-up)."""
     settings = settings or get_settings()
+    redact.install()  # trackers' ids out of the access log (command/redact.py)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -154,7 +155,10 @@ def create_app(
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,
-        paths={"/api/alerts": settings.alert_max_bytes},
+        paths={
+            "/api/alerts": settings.alert_max_bytes,
+            "/api/positions": settings.positions_max_bytes,
+        },
     )
     app.add_middleware(Metrics)
     # Outermost of ours: whatever escapes the rest is answered as the JSON 500.

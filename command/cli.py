@@ -1,4 +1,4 @@
-"""The `emergency` command: serve, migrate, seed, audit, users, API keys and alerts."""
+"""The `emergency` command: serve, migrate, seed, audit, users, API keys, alerts, trackers."""
 
 from __future__ import annotations
 
@@ -27,6 +27,11 @@ app.add_typer(user_app, name="user")
 app.add_typer(apikey_app, name="apikey")
 alert_app = typer.Typer(help="Warning-system alerts (CAP).", no_args_is_help=True)
 app.add_typer(alert_app, name="alert")
+device_app = typer.Typer(
+    help="Trackers (OsmAnd / Traccar client protocol), each bound to one unit.",
+    no_args_is_help=True,
+)
+app.add_typer(device_app, name="device")
 
 from command.drills.cli import drill_app  # noqa: E402 - after the app it joins
 
@@ -430,6 +435,71 @@ def apikey_add(name: str) -> None:
     with session_scope(_sessions()) as session:
         key, secret = add_api_key(session, name=name, secret_key=get_settings().secret_key)
         typer.echo(json.dumps({"key_id": key.key_id, "secret": secret}))
+
+
+@device_app.command("add")
+def device_add(
+    unit: Annotated[str, typer.Option(help="the unit's callsign")],
+    hardware_id: Annotated[
+        str | None,
+        typer.Option(
+            "--id",
+            help="the tracker's own id (an IMEI) when it cannot be given one: weaker, "
+            "since such ids are guessable; pair it with --allow",
+        ),
+    ] = None,
+    allow: Annotated[
+        list[str] | None,
+        typer.Option(help="a network a hardware id may send from (CIDR; repeatable)"),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="a label (the phone, the vehicle)")] = None,
+) -> None:
+    """Bind a tracker to a unit; prints {"device_id", "id", "unit"}. Without --id the
+    device_id is a new random secret, shown this once: set it as the tracker's id."""
+    from core.security import SYSTEM
+    from resources.avl.devices import add_device
+
+    with session_scope(_sessions()) as session:
+        device, device_id = add_device(
+            session,
+            unit_callsign=unit,
+            principal=SYSTEM,
+            hardware_id=hardware_id,
+            allow_from=allow or (),
+            name=name,
+        )
+        answer = {"device_id": device_id, "id": device.id, "unit": unit}
+    if hardware_id is not None and not allow:
+        err.print(
+            "[yellow]warning:[/yellow] a hardware id is not a secret; with no --allow, any "
+            "address may send fixes as this unit"
+        )
+    typer.echo(json.dumps(answer))
+
+
+@device_app.command("list")
+def device_list() -> None:
+    """Every tracker, one JSON line each (never its id: a hint for hardware ids)."""
+    from resources.avl.devices import list_devices
+
+    with session_scope(_sessions()) as session:
+        for row in list_devices(session):
+            typer.echo(json.dumps(row, ensure_ascii=False))
+
+
+@device_app.command("revoke")
+def device_revoke(device: Annotated[int, typer.Argument(help="the device's number")]) -> None:
+    """Refuse this tracker's fixes from now on (its track stays)."""
+    from core.security import SYSTEM
+    from resources.avl.devices import revoke_device
+
+    with session_scope(_sessions()) as session:
+        found = revoke_device(session, device, principal=SYSTEM)
+        answer = {
+            "id": found.id,
+            "revoked_at": found.revoked_at.isoformat() if found.revoked_at else None,
+        }
+    typer.echo(json.dumps(answer))
 
 
 @alert_app.command("ingest")

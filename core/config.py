@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     # CAP alerts may carry long area lists and inline resources: their own limit.
     workers: int = Field(default=1, ge=1, le=64)  # `emergency serve` processes
     alert_max_bytes: int = Field(default=2_097_152, ge=1024)
+    # A gateway's batch of up to 1,000 fixes (~100-250 bytes each): its own body limit.
+    positions_max_bytes: int = Field(default=512 * 1024, ge=1024, le=16 * 1024 * 1024)
     # Intake admission: alerts queued or being taken in per process, and how long one may
     # wait for its turn before it is answered 503 + Retry-After (the sender retries;
     # nothing is half-done). Alerts queued together are taken in together, up to
