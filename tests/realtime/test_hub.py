@@ -10,6 +10,7 @@ import asyncio
 import itertools
 import secrets
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx2 as httpx
@@ -396,16 +397,27 @@ async def test_positions_are_tracked_in_full_and_coalesced_for_screens(live_db: 
     (unit,) = live_db.add_units(1)
     start = head(live_db, "situation")
     phone = await Ws.open(base)
+    t0 = datetime.now(UTC) - timedelta(seconds=30)
     try:
         await phone.hello(live_db.token(live_db.responder(unit)), [f"unit:{unit}"])
         fixes = [(24.940 + i * 0.0005, 60.170 + i * 0.0002) for i in range(10)]
         for i, (lon, lat) in enumerate(fixes):
             key = f"pos-{unit}-{i:04d}"
-            await phone.send({"type": "position", "lon": lon, "lat": lat, "key": key})
-            assert (await phone.recv_until(lambda m, k=key: m.get("key") == k))["ok"] is True
+            at = (t0 + timedelta(seconds=i)).isoformat()
+            await phone.send(
+                {"type": "position", "lon": lon, "lat": lat, "recorded_at": at, "key": key}
+            )
+            answer = await phone.recv_until(lambda m, k=key: m.get("key") == k)
+            assert answer["ok"] is True and answer["data"]["duplicate"] is False
         retry_key = f"pos-{unit}-0009"  # the last upload retried: stored once
         await phone.send(
-            {"type": "position", "lon": fixes[-1][0], "lat": fixes[-1][1], "key": retry_key}
+            {
+                "type": "position",
+                "lon": fixes[-1][0],
+                "lat": fixes[-1][1],
+                "recorded_at": (t0 + timedelta(seconds=9)).isoformat(),
+                "key": retry_key,
+            }
         )
         await phone.recv_until(lambda m: m.get("key") == retry_key)
     finally:
@@ -413,16 +425,19 @@ async def test_positions_are_tracked_in_full_and_coalesced_for_screens(live_db: 
     await asyncio.sleep(2.5)  # the held-back newest fix is published within ~1 s
     with live_db.sessions() as s:
         track = s.scalar(select(func.count()).where(UnitPosition.unit_id == unit))
-    assert track == 10
+        source = s.scalar(select(UnitPosition.source).where(UnitPosition.unit_id == unit).limit(1))
+    assert (track, source) == (10, "ws")
     published = [
-        e
-        for e in events(live_db, "situation", "unit.position_reported")
-        if e.seq > start and e.payload["unit_id"] == unit
+        (e.created_at, entry)
+        for e in events(live_db, "situation", "unit.positions")
+        if e.seq > start
+        for entry in e.payload["positions"]
+        if entry["unit_id"] == unit
     ]
-    times = [e.created_at for e in published]
+    times = [at for at, _ in published]
     assert 1 <= len(published) <= 2 + (times[-1] - times[0]).total_seconds()
     assert all((b - a).total_seconds() >= 0.9 for a, b in itertools.pairwise(times))
-    last = published[-1].payload
+    last = published[-1][1]
     assert (last["lon"], last["lat"]) == pytest.approx(fixes[-1])
 
 
