@@ -11,8 +11,9 @@ Run with ``uv run python -m bench.screen`` (or ``make bench``); a short run for 
    headless Chromium (1920x1080) logged in as a dispatcher, and waits for the snapshot
    (every unit counted, the queue drawn);
 3. for ``--seconds`` s per phase, writes positions through the real service
-   (``resources.service.report_position``: track row, unit, audit, event; ``--rate`` fixes
-   a second in transactions of ten, round-robin so each one is published) and one new
+   (``resources.avl.writer.PositionWriter``, as the HTTP paths: ``--rate`` fixes a second
+   in groups of ten, round-robin over the units; the server's live job publishes them as
+   coalesced ``unit.positions`` events) and one new
    incident every 2 s over HTTP, and measures in the page, for every event received:
    the time from the socket's message to the end of the draw that showed it (the queue
    rendered, the map's sources set, the counts and chart updated). MapLibre's GPU paint is
@@ -41,9 +42,8 @@ import httpx2 as httpx
 from sqlalchemy import text
 
 from bench.fresh import write_results
-from core.security import Principal
-from resources.schemas import PositionReport
-from resources.service import report_position
+from resources.avl.fixes import Fix
+from resources.avl.writer import PositionWriter
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.live import SECRET, make_live_db
 from tests.support.osm import extract_path
@@ -55,7 +55,6 @@ TARGET_P95_MS = 100.0
 QUEUE_TARGET_MS = 50.0
 # The Helsinki test city's extent (lon, lat), where the units and incidents are placed.
 BBOX = (24.9352, 60.1642, 24.9534, 60.1791)
-WRITER = Principal(kind="user", id=0, name="bench-tracker", role="dispatcher")
 
 
 def fill(url_engine: Any, station_id: int, units: int, incidents: int) -> None:
@@ -111,6 +110,8 @@ class Writer:
         self.positions = 0
         self.incidents = 0
         self.next_unit = 0
+        # Jumps are allowed: the bench's fixes hop about the city on purpose.
+        self.writer = PositionWriter(db.sessions, max_rows=2000, max_speed_mps=1e9)
 
     def run_positions(self) -> None:
         w, s, e, n = BBOX
@@ -119,16 +120,15 @@ class Writer:
         start = time.monotonic()
         k = 0
         while not self.stop.is_set():
-            with self.db.sessions() as session:
-                for _ in range(per_tx):
-                    unit_id = self.unit_ids[self.next_unit % len(self.unit_ids)]
-                    self.next_unit += 1
-                    j = self.next_unit * 7919
-                    lon = w + (e - w) * ((j % 1000) / 1000)
-                    lat = s + (n - s) * (((j // 1000) % 1000) / 1000)
-                    report = PositionReport(lon=lon, lat=lat, recorded_at=datetime.now(UTC))
-                    report_position(session, unit_id, report, principal=WRITER)
-                session.commit()
+            group = []
+            for _ in range(per_tx):
+                unit_id = self.unit_ids[self.next_unit % len(self.unit_ids)]
+                self.next_unit += 1
+                j = self.next_unit * 7919
+                lon = w + (e - w) * ((j % 1000) / 1000)
+                lat = s + (n - s) * (((j // 1000) % 1000) / 1000)
+                group.append(Fix(unit_id=unit_id, lon=lon, lat=lat, recorded_at=datetime.now(UTC)))
+            self.writer.store(group)
             self.positions += per_tx
             k += 1
             delay = start + k * period - time.monotonic()

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 import re
+from urllib.parse import unquote_plus
 
 _URL = re.compile(r"/api/avl/[^\s\"]*")
-_ID = re.compile(r"(?i)([?&](?:id|deviceid|device_id)=)[^&\s\"#]*")
+SECRET_NAMES = frozenset({"id", "deviceid", "device_id"})
 LOGGERS = ("uvicorn.access", "uvicorn.error")
 
 
@@ -20,7 +21,21 @@ def redact(text: str) -> str:
     """``text`` with the tracker ids in its ``/api/avl/`` URLs replaced by ``***``."""
     if "/api/avl/" not in text:
         return text
-    return _URL.sub(lambda m: _ID.sub(r"\1***", m.group(0)), text)
+    return _URL.sub(lambda m: _redact_url(m.group(0)), text)
+
+
+def _redact_url(url: str) -> str:
+    path, mark, query = url.partition("?")
+    if not mark:
+        return url
+    parts = []
+    for part in query.split("&"):
+        name, eq, _value = part.partition("=")
+        # The name as the server reads it (``%69d`` is ``id``), so no spelling slips by.
+        if eq and unquote_plus(name).strip().lower() in SECRET_NAMES:
+            part = f"{name}=***"
+        parts.append(part)
+    return f"{path}?{'&'.join(parts)}"
 
 
 class RedactSecrets(logging.Filter):
