@@ -131,6 +131,9 @@ export class LiveClient {
         this.opts.onResync(msg.topic, msg.seq, msg.snapshot);
         break;
       case "event": {
+        // An event without a seq (ephemeral, e.g. batched vehicle positions) is applied
+        // but is no point to resume from.
+        if (!Number.isInteger(msg.seq)) { this.opts.onEvent(msg); break; }
         const last = this.seqs[msg.topic];
         if (Number.isInteger(last) && msg.seq <= last) {  // already applied
           if (this.opts.onStale) this.opts.onStale(msg);  // e.g. ack it again

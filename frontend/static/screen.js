@@ -161,6 +161,16 @@ function pushFeed(item) {
   dirty.feed = true;  // drawn with the frame, however many events arrive in it
 }
 
+// What the batched positions brought, for tests and bench/screen.py (window.__live.positions).
+live.positions = { batches: 0, fixes: 0, lastSeq: null, lastAt: null };
+function countPositions(msg) {
+  const n = ((msg.data && msg.data.positions) || []).length;
+  live.positions.batches += 1;
+  live.positions.fixes += n;
+  live.positions.lastSeq = msg.seq;
+  live.positions.lastAt = msg.at;
+}
+
 function renderSide() {
   renderAlerts();
   renderReview();
@@ -213,9 +223,12 @@ async function start() {
     onEvent: (msg) => {
       if (live.measure) received.push(client.receivedAt);
       if (!scope.replay) applyEvent(msg.event, msg.data);
-      live.topics[msg.topic] = msg.seq;
+      if (Number.isInteger(msg.seq)) live.topics[msg.topic] = msg.seq;
       live.events += 1;
-      pushFeed({ seq: msg.seq, at: msg.at, event: msg.event, data: msg.data });
+      // Batched vehicle positions (`unit.positions`, every ~250 ms) move the map only: a
+      // feed line each would push everything else out of the feed within seconds.
+      if (msg.event === "unit.positions") countPositions(msg);
+      else pushFeed({ seq: msg.seq, at: msg.at, event: msg.event, data: msg.data });
       emit("event", msg.event, msg.data, msg);
       dirty.conn = true;  // the seq shown: with the frame
       redraw();

@@ -1,14 +1,15 @@
 // Big screen, console: the incident drawer. The selected incident's details and status
 // actions, its recommendation with the recommended routes on the map (drawn by
 // screen_recommendation.js), one action to dispatch the checked units (button, Ctrl+Enter,
-// "D"), a 409 said plainly, and the task timeline per unit, live from the `situation` topic.
-// Escape closes it.
+// "D"), a 409 said plainly, and the task timeline per unit, live from the `situation` topic,
+// each unit with a toggle for its track (where it drove: screen_tracks.js). Escape closes it.
 import { apiCall } from "/static/live.js";
 import { addStrings, label, lang, locale, t } from "/static/screen_i18n.js";
 import { SEVERITY_COLORS, SEVERITY_TEXT, bus, el, on, scope, send, state, token } from "/static/screen_state.js";
 import { clock, consoleHook, targetFor, typeName } from "/static/screen_queue.js";
 import { addRouteLayers, applyRecommendation, checkedIds, drawRoutes, fitOnce, renderRecommendation }
   from "/static/screen_recommendation.js";
+import { clearTracks, onTrackChange, trackControl, trackNote } from "/static/screen_tracks.js";
 
 const STEPS = ["assigned", "accepted", "en_route", "on_scene", "done"];
 const ACTIONS = { reported: ["verified", "cancelled"], verified: ["cancelled"], dispatched: ["cancelled"],
@@ -61,6 +62,7 @@ async function open(id) {
   const fromState = state.incidents.get(id) || null;
   cur = { id, feature: fromState, error: null, rec: null, recError: null, recLoading: true, checked: new Map(),
     tasks: new Map(), busy: false, dispatchError: null, routes: new Map(), fitted: false };
+  clearTracks();
   consoleHook().selected = id;
   send("drawer-changed", { id });
   render();
@@ -96,6 +98,7 @@ function close() {
   if (!cur) return;
   cur = null;
   seq += 1;
+  clearTracks();
   consoleHook().selected = null;
   send("drawer-changed", { id: null });
   render();
@@ -294,6 +297,9 @@ function renderTimeline() {
   const ol = el("ol", "task-timeline");
   ol.setAttribute("data-testid", "task-timeline");
   const tasks = [...cur.tasks.values()].sort((a, b) => a.id - b.id);
+  // A unit's track covers all its tasks for this incident: one toggle, on its latest row.
+  const byUnit = new Map();
+  for (const task of tasks) byUnit.set(task.unit_id, [...(byUnit.get(task.unit_id) || []), task]);
   for (const task of tasks) {
     const li = el("li", "task-row");
     li.setAttribute("data-testid", "task-row");
@@ -307,6 +313,9 @@ function renderTimeline() {
     const r = cur.routes.get(task.unit_id);
     if (r) sw.style.background = r.color;
     head.append(sw, el("b", null, callsign), el("span", "t-status", label("dStep", task.status)));
+    const unitTasks = byUnit.get(task.unit_id);
+    const latest = unitTasks[unitTasks.length - 1] === task;
+    if (latest) head.append(trackControl(task.unit_id, callsign, unitTasks, cur.feature && cur.feature.geometry));
     const steps = el("ol", "t-steps");
     const reached = STEPS.indexOf(task.status);
     STEPS.forEach((s, i) => {
@@ -325,6 +334,8 @@ function renderTimeline() {
       steps.append(step);
     }
     li.append(head, steps);
+    const note = latest ? trackNote(task.unit_id) : null;
+    if (note) li.append(note);
     ol.append(li);
   }
   if (!tasks.length) ol.append(el("li", "empty", t("dNoTasks")));
@@ -363,6 +374,7 @@ function mergeIncident(f) {
 }
 
 on("lang", () => render());
+onTrackChange(() => renderTimeline());
 on("mapLoaded", (m) => {
   addRouteLayers(m);
   drawRoutes(cur);

@@ -209,11 +209,13 @@ function drawUnits(fc) {
   if (unitsMoved.all || moved.length > UNITS_DIFF_MAX) {
     source.setData(fc([...state.units.values()]));
   } else if (moved.length) {
+    // Every property set again, none removed: with `removeAllProperties` this MapLibre's
+    // worker drops the new properties too (the drawn point loses its status colour), though
+    // getData() still shows them. A unit's properties are always the same keys.
     source.updateData({
       update: moved.map((u) => ({
         id: u.id,
         newGeometry: u.geometry,
-        removeAllProperties: true,
         addOrUpdateProperties: Object.entries(u.properties).map(([key, value]) => ({ key, value })),
       })),
     });

@@ -5,7 +5,9 @@
 // the map. The list is rebuilt only when its set or order changes; timers tick in place.
 import { apiGet } from "/static/live.js";
 import { addStrings, label, lang, t } from "/static/screen_i18n.js";
-import { SEVERITY_COLORS, bus, dirty, el, live, on, redraw, send, state, token, touchUnit } from "/static/screen_state.js";
+import {
+  SEVERITY_COLORS, bus, dirty, el, live, movedUnitIds, on, redraw, send, state, token, touchUnit,
+} from "/static/screen_state.js";
 
 const OPEN = ["reported", "verified", "dispatched", "on_scene"];
 const OPEN_SET = new Set(OPEN);
@@ -403,10 +405,12 @@ on("event", (name, data) => {
     if ((p.severity === "severe" || p.severity === "extreme") && !p.drill && OPEN_SET.has(p.status)) alarm(data);
   }
   if (entity === "unit") {
-    const id = action === "position_reported" ? data.unit_id : data && data.id;
-    const u = state.units.get(id);
-    if (u) {
-      markStale(u, Date.now());  // position_at: set by screen_state.js
+    const moved = movedUnitIds(name, data);
+    const ids = moved.length || action === "positions" ? moved : [data && data.id];
+    const now = Date.now();
+    for (const id of ids) {
+      const u = state.units.get(id);
+      if (u) markStale(u, now);  // position_at: set by screen_state.js
     }
   }
 });

@@ -106,6 +106,27 @@ const SOURCE_OF = { incident: ["incidents"], unit: ["units"], task: ["incidents"
 
 const SIDE_ENTITIES = new Set(["alert", "incident", "task", "warning_zone", "shelter"]);
 
+/** One fix onto its unit's point: {unit_id, lon, lat, status?, recorded_at?}. A fix older
+ * than the one shown never moves the unit back (the server keeps the newest too). */
+function moveUnit(p) {
+  const unit = p && state.units.get(p.unit_id);
+  if (!unit || !Number.isFinite(p.lon) || !Number.isFinite(p.lat)) return;
+  const shown = Date.parse(unit.properties.position_at || "");
+  if (p.recorded_at && Number.isFinite(shown) && Date.parse(p.recorded_at) < shown) return;
+  unit.geometry = { type: "Point", coordinates: [p.lon, p.lat] };
+  if (p.status) unit.properties.status = p.status;
+  if (p.recorded_at) unit.properties.position_at = p.recorded_at;
+  touchUnit(unit.id);
+}
+
+/** The unit ids an event moved: a `unit.position_reported` or a batched `unit.positions`. */
+export function movedUnitIds(name, data) {
+  if (!data) return [];
+  if (name === "unit.positions") return ((data.positions) || []).map((p) => p.unit_id);
+  if (name === "unit.position_reported") return [data.unit_id];
+  return [];
+}
+
 export function applyEvent(name, data) {
   const [entity, action] = name.split(".", 2);
   if (SIDE_ENTITIES.has(entity)) dirty.side = true;
@@ -117,13 +138,10 @@ export function applyEvent(name, data) {
       break;
     case "unit":
       if (action === "position_reported") {
-        const unit = state.units.get(data.unit_id);
-        if (unit) {
-          unit.geometry = { type: "Point", coordinates: [data.lon, data.lat] };
-          if (data.status) unit.properties.status = data.status;
-          if (data.recorded_at) unit.properties.position_at = data.recorded_at;
-          touchUnit(unit.id);
-        }
+        moveUnit(data);
+      } else if (action === "positions") {
+        // The batched form (AVL): at most one entry per unit per second, every ~250 ms.
+        for (const p of (data && data.positions) || []) moveUnit(p);
       } else if (data && data.type === "Feature") {
         if (!state.units.has(data.id)) unitsMoved.all = true;  // a new one: set them all
         state.units.set(data.id, data);
