@@ -318,18 +318,20 @@ def osmand_json(body: dict[str, Any]) -> dict[str, str]:
     return {k: str(v) for k, v in params.items() if v is not None}
 
 
-@router.api_route(
-    "/avl/osmand",
-    methods=["GET", "POST"],
-    status_code=status.HTTP_200_OK,
-    response_class=Response,
-    tags=["units"],
-    responses={
+_OSMAND = {
+    "status_code": status.HTTP_200_OK,
+    "response_class": Response,
+    "tags": ["units"],
+    "responses": {
         200: {"description": "taken (empty body)"},
         400: {"description": "a parameter is missing or wrong"},
         403: {"description": "unknown or revoked device, or an address it may not use"},
     },
-)
+}
+
+
+@router.get("/avl/osmand", name="osmand_get", **_OSMAND)  # type: ignore[arg-type]
+@router.post("/avl/osmand", name="osmand_post", **_OSMAND)  # type: ignore[arg-type]
 async def osmand(request: Request) -> Response:
     """The OsmAnd / Traccar client protocol: ``?id=DEVICE&lat=&lon=&timestamp=&speed=
     &bearing=&altitude=&accuracy=&batt=`` in the query (GET or POST) or a form body, or

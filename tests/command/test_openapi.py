@@ -24,8 +24,15 @@ from tests.support.world import World, point
 
 ERROR_REF = "#/components/schemas/ErrorBody"
 WRITES = {"post", "patch", "put", "delete"}
-# Operations open without credentials: login, health, map tiles.
-PUBLIC = {("post", "/api/auth/token"), ("get", "/healthz"), ("get", "/tiles/roads/{z}/{x}/{y}.mvt")}
+# Operations open without credentials: login, health, map tiles, trackers.
+PUBLIC = {
+    ("post", "/api/auth/token"),
+    ("get", "/healthz"),
+    ("get", "/tiles/roads/{z}/{x}/{y}.mvt"),
+    # Trackers: the device id in the request is the credential (docs/avl.md).
+    ("get", "/api/avl/osmand"),
+    ("post", "/api/avl/osmand"),
+}
 # What each route can answer 409 for (its domain, not its shape): all must say so.
 CONFLICTS = {
     ("patch", "/api/incidents/{incident_id}"),
@@ -37,7 +44,6 @@ CONFLICTS = {
     ("post", "/api/units"),
     ("patch", "/api/units/{unit_id}"),
     ("post", "/api/units/{unit_id}/status"),
-    ("post", "/api/units/{unit_id}/position"),
     ("post", "/api/stock"),
     ("post", "/api/stations"),
     ("patch", "/api/stations/{obj_id}"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -129,6 +130,8 @@ class Case:
     ok: int  # the status an allowed role gets
     body: Body = field(default=_no_body)
     changes: bool | None = None  # None: every non-GET changes something (and is audited)
+    # Telemetry (positions): stored in the track, neither audited nor published at once.
+    telemetry: bool = False
 
     @property
     def writes(self) -> bool:
@@ -240,6 +243,27 @@ CASES = [
         "unit.position",
         202,
         lambda i: {"lon": 24.947, "lat": 60.173, "speed_mps": 9.5},
+        changes=False,
+        telemetry=True,
+    ),
+    Case(
+        "position.batch",
+        "POST",
+        "/api/positions",
+        "position.batch",
+        202,
+        lambda i: {
+            "positions": [
+                {
+                    "unit_id": i.unit_a,
+                    "lon": 24.947,
+                    "lat": 60.173,
+                    "recorded_at": datetime.now(UTC).isoformat(),
+                }
+            ]
+        },
+        changes=False,
+        telemetry=True,
     ),
     # shelters
     Case(
@@ -396,10 +420,13 @@ def _case_for(client, world: World, ids: Ids, case: Case, role: str) -> Case:
 def test_role_matrix(client, world: World, ids: Ids, count, case: Case, role: str):
     case = _case_for(client, world, ids, case, role)
     before = _writes(count)
+    track = count("unit_position")
     r = _send(client, case, ids, world.h(role))
     if role in PERMISSIONS[case.action]:
         assert r.status_code == case.ok, f"{role} {case.name}: {r.status_code} {r.text}"
         after = _writes(count)
+        if case.telemetry:
+            assert count("unit_position") == track + 1, "an allowed fix is in the track"
         if case.writes:
             assert after[0] > before[0], "an allowed write is audited"
             assert after[1] > before[1], "an allowed write is published"
@@ -408,6 +435,7 @@ def test_role_matrix(client, world: World, ids: Ids, count, case: Case, role: st
     else:
         assert r.status_code == 403, f"{role} {case.name}: {r.status_code} {r.text}"
         assert r.json()["error"] == "forbidden"
+        assert count("unit_position") == track
         assert _writes(count) == before, "a refused request wrote something"
 
 
