@@ -64,6 +64,7 @@ class Unit(Timestamps, Base):
         CheckConstraint("crew >= 0", name="crew"),
         Index("ix_unit_status_type", "status", "type"),
         Index("ix_unit_capabilities", "capabilities", postgresql_using="gin"),
+        {"postgresql_with": {"fillfactor": "70"}},
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -84,7 +85,12 @@ class Unit(Timestamps, Base):
     status_changed_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
-    geom: Mapped[WKBElement | None] = mapped_column(point(), nullable=True)
+    # No spatial index (migration 0013): a fleet is thousands of rows, a bbox over them
+    # is a scan of milliseconds, and without one a position update changes no indexed
+    # column, so it is a HOT update (no index writes; fillfactor 70 leaves the room).
+    geom: Mapped[WKBElement | None] = mapped_column(
+        Geometry("POINT", srid=4326, spatial_index=False), nullable=True
+    )
     position_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Positions reach the live map at most once a second per unit: the fix last
     # published (its recorded_at) and when it was published.

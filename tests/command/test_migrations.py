@@ -64,7 +64,9 @@ def test_empty_to_head_to_base_to_head(empty_db):
             for i in insp.get_indexes(t)
             if i["name"].startswith("idx_")
         }
-        assert ("incident", "idx_incident_geom") in gist and ("unit", "idx_unit_geom") in gist
+        assert ("incident", "idx_incident_geom") in gist
+        # Units move too often for a spatial index (migration 0013: HOT updates).
+        assert ("unit", "idx_unit_geom") not in gist
         downgrade(empty_db, "base")
         assert not TABLES & set(inspect(engine).get_table_names())
         upgrade(empty_db)

@@ -9,6 +9,8 @@ Existing fixes are copied over (a repeated unit and time kept once).
 
 `device`: trackers bound to a unit (the SHA-256 of their id, revocation, allowed networks).
 `unit.position_speed_mps`, `unit.position_heading_deg`: the newest good fix's, for the map.
+`unit.geom` loses its GiST index and the table gets fillfactor 70: a position update then
+changes no indexed column and is a HOT update (no index writes).
 `pending_change.body` may be NULL: an event that is not audited (the live map's positions).
 
 Revision ID: 0013_avl
@@ -170,9 +172,15 @@ def upgrade() -> None:
         """
     )
     op.execute("DROP TABLE unit_position_old")
+    # Units move many times a second: no spatial index on unit.geom, and room on each page,
+    # so a move is a HOT update (no index writes). A bbox over a fleet is a short scan.
+    op.execute("DROP INDEX IF EXISTS idx_unit_geom")
+    op.execute("ALTER TABLE unit SET (fillfactor = 70)")
 
 
 def downgrade() -> None:
+    op.execute("ALTER TABLE unit RESET (fillfactor)")
+    op.execute("CREATE INDEX IF NOT EXISTS idx_unit_geom ON unit USING gist (geom)")
     op.execute("ALTER TABLE unit_position RENAME TO unit_position_new")
     op.create_table(
         "unit_position",
