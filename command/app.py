@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from command import errors, openapi, ops, pages, redact, roads
 from command.audit.router import router as audit_router
-from command.auth.dependency import authenticated
+from command.auth.dependency import authenticated, authenticated_telemetry
 from command.auth.router import router as auth_router
 from command.drills.router import router as drills_router
 from command.drills.tabletop_router import router as tabletop_router
@@ -35,7 +35,7 @@ from core.changes import SEALER, keyring
 from core.config import Settings, get_settings
 from core.db import make_engine, make_sessionmaker
 from core.sealer import Sealer
-from core.web import get_principal
+from core.web import get_principal, get_telemetry_principal
 from gis.engine import Closures, Engine
 from gis.graph import RoadGraph
 from gis.places import router as places_router
@@ -151,6 +151,7 @@ def create_app(
     app.state.standing_closures = standing_closures
 
     app.dependency_overrides[get_principal] = authenticated  # command/auth/dependency.py
+    app.dependency_overrides[get_telemetry_principal] = authenticated_telemetry
     errors.install(app)  # domain errors to HTTP, one table (command/errors.py)
     app.add_middleware(
         BodySizeLimit,

@@ -29,7 +29,7 @@ from pydantic import BaseModel, Field
 from starlette.routing import Mount
 
 from command.intake.router import alert_caller
-from core.web import get_principal, get_session
+from core.web import get_principal, get_session, get_telemetry_principal
 
 
 class ErrorBody(BaseModel):
@@ -93,6 +93,7 @@ HEALTH_RESPONSES: dict[int | str, dict[str, Any]] = {
 # elsewhere), and no person's role may post them.
 CALLERS: dict[Callable[..., Any], list[dict[str, list[str]]]] = {
     get_principal: [{"bearer": []}],
+    get_telemetry_principal: [{"bearer": []}, {"apiKey": []}],
     alert_caller: [{"apiKey": []}],
 }
 

@@ -60,6 +60,16 @@ async def get_principal() -> Principal:
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+async def get_telemetry_principal() -> Principal:
+    """The caller of a telemetry route (positions): bound by the app like
+    :func:`get_principal`, to an authenticator that may remember a person's verified token
+    for a second (a fix a second per vehicle must not cost a database query each)."""
+    raise RuntimeError("no authenticator bound to core.web.get_telemetry_principal")
+
+
+TelemetryPrincipalDep = Annotated[Principal, Depends(get_telemetry_principal)]
 IdempotencyKeyHeader = Annotated[
     str | None,
     Header(

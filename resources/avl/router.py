@@ -16,14 +16,12 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import JSONResponse, Response
 from pydantic import AwareDatetime, BaseModel, Field, TypeAdapter, ValidationError
-from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from core.config import Settings
 from core.errors import InvalidInput, NotFound, Unavailable
 from core.security import require, require_unit
 from core.validate import Id
-from core.web import PathId, PrincipalDep, SessionDep
+from core.web import PathId, PrincipalDep, SessionDep, TelemetryPrincipalDep
 from gis.features import Strict
 from resources.avl.fixes import (
     KNOT_MPS,
@@ -55,11 +53,9 @@ def times(settings: Settings) -> Window:
     )
 
 
-async def _store(request: Request, session: Session, fixes: list[Fix]) -> list[Outcome]:
-    # The request's session (it authenticated the caller) goes back to the pool first:
-    # a request waiting for the group commit holds no connection, and the writer's
-    # transaction is never inside the request's.
-    await run_in_threadpool(session.close)
+async def _store(request: Request, fixes: list[Fix]) -> list[Outcome]:
+    # The request holds no session (TelemetryPrincipalDep opens none): waiting for the
+    # group commit it holds no connection, and the writer's transaction is its own.
     try:
         return await writer(request).store_async(fixes)
     except Exception as exc:
@@ -88,8 +84,7 @@ async def post_unit_position(
     unit_id: PathId,
     body: PositionReport,
     request: Request,
-    session: SessionDep,
-    principal: PrincipalDep,
+    principal: TelemetryPrincipalDep,
 ) -> dict[str, Any]:
     """Append a fix to the unit's track (a responder: its own unit only). Answered once
     the fix is committed. The same ``recorded_at`` again is a duplicate, stored once:
@@ -113,7 +108,7 @@ async def post_unit_position(
         )
     except BadFix as exc:
         raise InvalidInput(str(exc)) from None
-    (outcome,) = await _store(request, session, [fix])
+    (outcome,) = await _store(request, [fix])
     return receipt(fix, outcome)
 
 
@@ -173,7 +168,7 @@ class BatchReceipt(BaseModel):
     tags=["units"],
 )
 async def post_positions(
-    body: PositionBatch, request: Request, session: SessionDep, principal: PrincipalDep
+    body: PositionBatch, request: Request, principal: TelemetryPrincipalDep
 ) -> dict[str, Any]:
     """Up to 1,000 fixes of any units at once, for gateways (dispatchers, admins, API
     keys). Answered once the accepted fixes are committed; a refused fix is named by its
@@ -210,7 +205,7 @@ async def post_positions(
             continue
         fixes.append(fix)
         where.append(index)
-    outcomes = await _store(request, session, fixes) if fixes else []
+    outcomes = await _store(request, fixes) if fixes else []
     accepted = duplicates = 0
     flagged = []
     for index, outcome in zip(where, outcomes, strict=True):
