@@ -23,5 +23,6 @@ bench:          ## benchmarks in bench/, printing medians, p95 and ratios agains
 	uv run python -m bench.kpis
 	uv run python -m bench.screen
 	uv run python -m bench.drills
+	uv run python -m bench.avl
 fmt:            ## format and fix lint
 	uv run ruff format . && uv run ruff check --fix .
