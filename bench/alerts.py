@@ -72,7 +72,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from bench.timing import stop_process
+from bench.timing import proc_tree, stop_process
 from tests.support.alert_traffic import ANSWER_LISTS, Message, city_bbox, generate, shape_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -443,22 +443,7 @@ def tree_cpu_s(root: int | None) -> float:
 
     if root is None:
         return 0.0
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    total, todo = 0.0, [root]
-    while todo:
-        pid = todo.pop()
-        total += proc_cpu_s(pid)
-        todo.extend(children.get(pid, []))
-    return total
+    return sum(proc_cpu_s(pid) for pid in proc_tree(root))
 
 
 _METRIC = re.compile(r"^http_request_duration_seconds_(bucket|sum|count)\{(.*)\} (\S+)$")

@@ -600,26 +600,6 @@ def watch_main(config: str) -> int:
 # =====================================================================================
 
 
-def proc_tree(root: int) -> list[int]:
-    """``root`` and all its descendants (from /proc)."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-        parents.setdefault(ppid, []).append(int(entry.name))
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo.extend(parents.get(pid, ()))
-    return out
-
-
 def postgres_cpu(database: str) -> dict[str, Any]:
     """CPU seconds of PostgreSQL's processes, from /proc: ``ours``, per process, the
     backends of ``database`` and the server's own processes (WAL writer, checkpointer,
@@ -676,6 +656,7 @@ class Cpu:
 
     def mark(self) -> dict[str, Any]:
         from bench.realtime import machine_busy_s, proc_cpu_s
+        from bench.timing import proc_tree
 
         busy, total = machine_busy_s()
         me = resource.getrusage(resource.RUSAGE_SELF)

@@ -257,24 +257,8 @@ def _store(conn: Connection, fixes: Sequence[Fix], max_speed_mps: float) -> list
     for fix, flag in zip(batch, judged.flags, strict=True):
         fix.flag = flag
     stored: dict[tuple[int, datetime], int] = {}
-    if batch:
-        rows = [
-            {
-                "u": f.unit_id,
-                "t": f.recorded_at.isoformat(),
-                "x": f.lon,
-                "y": f.lat,
-                "v": f.speed_mps,
-                "h": f.heading_deg,
-                "a": f.accuracy_m,
-                "z": f.altitude_m,
-                "b": f.battery_pct,
-                "s": f.source,
-                "f": f.flag,
-                "d": f.device_id,
-            }
-            for f in batch
-        ]
+    rows = [_row(f) for f in batch]
+    if rows:
         for unit_id, at, pid in conn.execute(_INSERT, {"rows": json.dumps(rows)}):
             stored[(unit_id, at)] = pid
     for i in todo:
@@ -285,28 +269,36 @@ def _store(conn: Connection, fixes: Sequence[Fix], max_speed_mps: float) -> list
             if pid is not None
             else Outcome("duplicate", unit_id=fix.unit_id)
         )
+    # Each unit's newest good fix, if it was stored (not a duplicate), by unit id.
     moves = [
-        batch[k]
+        rows[k]
         for k in sorted(judged.newest.values(), key=lambda k: batch[k].unit_id)
         if (batch[k].unit_id, batch[k].recorded_at) in stored
     ]
     if moves:
-        rows = [
-            {
-                "u": f.unit_id,
-                "t": f.recorded_at.isoformat(),
-                "x": f.lon,
-                "y": f.lat,
-                "v": f.speed_mps,
-                "h": f.heading_deg,
-            }
-            for f in moves
-        ]
-        conn.execute(_MOVE, {"rows": json.dumps(rows)})
+        conn.execute(_MOVE, {"rows": json.dumps(moves)})
     devices = sorted({f.device_id for f in batch if f.device_id is not None})
     if devices:
         conn.execute(_SEEN, {"ids": devices})
     return [o if o is not None else Outcome("refused", reason="not stored") for o in outcomes]
+
+
+def _row(f: Fix) -> dict[str, Any]:
+    """A fix as a row of the recordset the INSERT and the UPDATE read (short keys)."""
+    return {
+        "u": f.unit_id,
+        "t": f.recorded_at.isoformat(),
+        "x": f.lon,
+        "y": f.lat,
+        "v": f.speed_mps,
+        "h": f.heading_deg,
+        "a": f.accuracy_m,
+        "z": f.altitude_m,
+        "b": f.battery_pct,
+        "s": f.source,
+        "f": f.flag,
+        "d": f.device_id,
+    }
 
 
 def _resolve_devices(
