@@ -164,8 +164,8 @@ def test_first_of_each_keeps_the_first_of_a_unit_and_time():
 
 def test_the_rule_heals_itself_as_the_last_good_fix_ages():
     """A wrong last fix does not freeze a unit: the allowance grows with the time since it,
-    so a true fix 10 km away is taken once 10 km is within reach (~140 s at 70 m/s)."""
-    for age_s, flag in ((100, "jump"), (140, None)):
+    so a true fix 10 km away is taken once 10 km is within reach (~143 s at 70 m/s)."""
+    for age_s, flag in ((100, "jump"), (150, None)):
         last = {1: Last(24.9, 60.17, at(-age_s))}
         got = judge([_fix(1, 10_000, 0)], last, max_speed_mps=70)
         assert got.flags == [flag], age_s
