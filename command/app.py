@@ -23,7 +23,7 @@ from command.incidents.router import router as incidents_router
 from command.intake.router import router as intake_router
 from command.kpis.router import router as kpis_router
 from command.live.actions import CommandActions, hub_config
-from command.live.jobs import background_jobs, stop_task
+from command.live.jobs import background_jobs, stop_task, track_jobs
 from command.middleware import BodySizeLimit, InternalErrors, Metrics
 from command.planning.router import router as planning_router
 from command.response_plans.router import router as response_plans_router
@@ -81,6 +81,12 @@ def create_app(
             sealer.start()
             app.state.sessionmaker = make_sessionmaker(db, info={SEALER: sealer})
         checkpoints = _start_checkpoints(app, settings)
+        # A server of its own (not a test's shared session): the track's partitions.
+        track = (
+            asyncio.create_task(track_jobs(app.state.sessionmaker, settings), name="track")
+            if session_factory is None
+            else None
+        )
         if settings.realtime:
             hub = Hub(
                 app.state.sessionmaker,
@@ -117,6 +123,7 @@ def create_app(
             app.state.hub.shutdown()
             app.state.hub = app.state.bus = None
         await stop_task(checkpoints)
+        await stop_task(track)
         positions = getattr(app.state, "positions", None)
         if positions is not None:  # commit what is queued before the pool goes
             await run_in_threadpool(positions.stop)

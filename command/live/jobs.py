@@ -40,6 +40,9 @@ def purge_caller_phones(sessions: sessionmaker[Session], settings: Settings) -> 
 POSITIONS_S = 0.25  # the live map's positions: a fix is shown within about this long
 
 
+TRACK_MAINTAIN_S = 3600.0  # the track's partitions: made ahead, dropped past retention
+
+
 def maintain_track(sessions: sessionmaker[Session], settings: Settings) -> list[str]:
     """Make the track's coming days' partitions; drop those past the retention."""
     with sessions() as session:
@@ -53,8 +56,7 @@ def maintain_track(sessions: sessionmaker[Session], settings: Settings) -> list[
 async def background_jobs(hub: Hub, sessions: sessionmaker[Session], settings: Settings) -> None:
     """Four times a second: the live map's positions. Every ``housekeeping_s``: gauges, ending
     expired warning zones, and pruning. Hourly (``PHONE_PURGE_S``, and once at start):
-    blanking callers' phones past their retention period, and the track's partitions.
-    Meanwhile, every ``recheck_s``:
+    blanking callers' phones past their retention period. Meanwhile, every ``recheck_s``:
     the users behind the open connections (:meth:`Hub.recheck`)."""
     loop = asyncio.get_running_loop()
     next_housekeeping = next_phone_purge = 0.0
@@ -88,13 +90,25 @@ async def background_jobs(hub: Hub, sessions: sessionmaker[Session], settings: S
                 if loop.time() >= next_phone_purge:
                     next_phone_purge = loop.time() + PHONE_PURGE_S
                     await hub.call(purge_caller_phones, sessions, settings)
-                    await hub.call(maintain_track, sessions, settings)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database may be away; try again next round
                 log.warning("realtime background job failed: %s", exc)
     finally:
         await stop_task(recheck)
+
+
+async def track_jobs(sessions: sessionmaker[Session], settings: Settings) -> None:
+    """Hourly, and once at start, with or without the realtime hub: the track's coming
+    days' partitions made, those past ``track_retention_days`` dropped."""
+    while True:
+        try:
+            await asyncio.to_thread(maintain_track, sessions, settings)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the database may be away; try again next round
+            log.warning("track maintenance failed: %s", exc)
+        await asyncio.sleep(TRACK_MAINTAIN_S)
 
 
 async def stop_task(task: asyncio.Task[Any] | None) -> None:

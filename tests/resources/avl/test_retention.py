@@ -208,3 +208,43 @@ def test_a_partition_dropped_under_the_writer_is_made_again(
     assert day in track.partitions(session)
     assert keys(session, unit) == {second}
     assert len(missed) == 1 and "no partition" in missed[0]  # one failed try, then made
+
+
+def test_the_server_runs_the_track_job_at_start_with_or_without_realtime(
+    session: Session,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """``track_jobs`` (started by every server, realtime or not) maintains the track at
+    once, then sleeps an hour."""
+    import asyncio
+    import threading
+
+    from command.live import jobs
+
+    tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+    drop(session, tomorrow)
+    session.commit()
+    done = threading.Event()
+    real = jobs.maintain_track
+
+    def spy(*args: Any) -> list[str]:
+        try:
+            return real(*args)
+        finally:
+            done.set()
+
+    monkeypatch.setattr(jobs, "maintain_track", spy)
+
+    async def run() -> bool:
+        job = asyncio.create_task(jobs.track_jobs(session_factory, settings))
+        try:
+            assert await asyncio.to_thread(done.wait, 30)
+            await asyncio.sleep(0.05)
+            return not job.done()  # asleep until the next hour
+        finally:
+            job.cancel()
+
+    assert asyncio.run(run())
+    assert tomorrow in track.partitions(session)
