@@ -102,9 +102,14 @@ async def track_jobs(sessions: sessionmaker[Session], settings: Settings) -> Non
     """Hourly, and once at start, with or without the realtime hub: the track's coming
     days' partitions made, those past ``track_retention_days`` dropped."""
     while True:
+        work = asyncio.ensure_future(asyncio.to_thread(maintain_track, sessions, settings))
         try:
-            await asyncio.to_thread(maintain_track, sessions, settings)
+            await asyncio.shield(work)
         except asyncio.CancelledError:
+            # Stopping: let the thread's transaction end before the pool is disposed of
+            # (a connection returned to a disposed pool is left for the garbage collector).
+            with contextlib.suppress(Exception):
+                await work
             raise
         except Exception as exc:  # the database may be away; try again next round
             log.warning("track maintenance failed: %s", exc)
