@@ -22,10 +22,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from sqlalchemy import text
 
-from core.db import make_engine
 from tests.support.browser import BIG_SCREEN, CENTRE, Api, eventually, login_form, source_ids
+from tests.support.db import sql
 
 pytestmark = pytest.mark.browser
 
@@ -64,15 +63,6 @@ def open_drawer(page: Any, incident_id: int) -> Any:
         arg=incident_id,
     )
     return drawer
-
-
-def sql(database_url: str, statement: str, **params: Any) -> None:
-    engine = make_engine(database_url, pool_size=1)
-    try:
-        with engine.begin() as conn:
-            conn.execute(text(statement), params)
-    finally:
-        engine.dispose()
 
 
 def metres(a: list[float], b: list[float]) -> float:

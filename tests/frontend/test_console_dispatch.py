@@ -15,10 +15,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 
-from core.db import make_engine
 from tests.support.browser import BIG_SCREEN, CENTRE, Api, eventually, login_form, shot, source_ids
+from tests.support.db import sql
 
 pytestmark = pytest.mark.browser
 
@@ -107,15 +106,6 @@ def task_rows(page: Any) -> dict[int, str]:
 def active_tasks(api: Api, **query: Any) -> list[dict[str, Any]]:
     params = "&".join(f"{k}={v}" for k, v in query.items())
     return list(api.get(f"/api/tasks?status={ACTIVE_TASK}&limit=500&{params}")["items"])
-
-
-def sql(database_url: str, statement: str, **params: Any) -> None:
-    engine = make_engine(database_url, pool_size=1)
-    try:
-        with engine.begin() as conn:
-            conn.execute(text(statement), params)
-    finally:
-        engine.dispose()
 
 
 def unit_id(api: Api, callsign: str) -> int:

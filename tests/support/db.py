@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -12,7 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from core.config import DEFAULT_DATABASE_URL
-from core.db import sqlalchemy_url
+from core.db import make_engine, sqlalchemy_url
 
 
 def admin_url() -> str:
@@ -61,3 +62,14 @@ def chain_ok(session: Session) -> bool:
     from core import audit_verify, changes
 
     return audit_verify.verify(session, changes.keyring(), checkpoint_dir=None).ok
+
+
+def sql(database_url: str, statement: str, **params: Any) -> None:
+    """Run one statement on ``database_url`` and commit (tests that set up rows a
+    server in another process must see)."""
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(statement), params)
+    finally:
+        engine.dispose()
