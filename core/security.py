@@ -50,6 +50,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "places.read": frozenset({"commander", "dispatcher", "planner", "auditor", "admin"}),
     # Personal data (the caller's phone): staff roles; a responder only on its own task.
     "personal.read": frozenset({"commander", "dispatcher", "planner", "auditor", "admin"}),
+    # GIS files for analysts (GET /api/export/{layer}): personal data left out.
+    "export": frozenset({"commander", "planner", "auditor", "admin"}),
 }
 
 

@@ -9,6 +9,7 @@ they are only ever replaced as a whole, and a bulk load checks nothing it did no
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from geoalchemy2 import Geometry, WKBElement
 from sqlalchemy import (
@@ -23,6 +24,7 @@ from sqlalchemy import (
     Text,
     func,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base
@@ -86,6 +88,9 @@ class RoadNetwork(Base):
     path: Mapped[str | None] = mapped_column(Text)  # where load-osm read it: the server's default
     sha256: Mapped[str] = mapped_column(String(64))
     profile_key: Mapped[str] = mapped_column(String(64))
+    # "osm" (load-osm, seed) or "gis" (load-roads: the file is rebuilt with ``mapping``).
+    kind: Mapped[str] = mapped_column(String(10), server_default="osm")
+    mapping: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     node_count: Mapped[int] = mapped_column(Integer)
     edge_count: Mapped[int] = mapped_column(Integer)
     loaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

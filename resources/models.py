@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from geoalchemy2 import Geometry, WKBElement
 from sqlalchemy import (
@@ -21,7 +22,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY  # the dialect type has contains()
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB  # the dialect ARRAY has contains()
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base
@@ -31,6 +32,10 @@ STATION_KINDS = ("fire", "ambulance", "police", "hospital", "rescue", "other")
 UNIT_KINDS = ("vehicle", "team")
 UNIT_STATUSES = ("available", "assigned", "en_route", "on_scene", "returning", "out_of_service")
 SHELTER_STATUSES = ("open", "closed")
+SHELTER_HAZARDS = (
+    "earthquake", "flood", "typhoon", "fire", "landslide", "tsunami", "chemical", "epidemic",
+    "other",
+)  # fmt: skip
 
 
 def point() -> Geometry:
@@ -52,6 +57,8 @@ class Station(Timestamps, Base):
     kind: Mapped[str] = mapped_column(String(20))
     address: Mapped[str | None] = mapped_column(String(300))
     osm_id: Mapped[str | None] = mapped_column(String(40))
+    # An imported file's columns that no field took (emergency import), as they were.
+    attributes: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     geom: Mapped[WKBElement] = mapped_column(point())
 
 
@@ -69,6 +76,7 @@ class Unit(Timestamps, Base):
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     callsign: Mapped[str] = mapped_column(String(40), unique=True)
+    external_id: Mapped[str | None] = mapped_column(String(80), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(20))
     type: Mapped[str] = mapped_column(String(40))
@@ -99,6 +107,7 @@ class Unit(Timestamps, Base):
     # The newest good fix's speed and heading, for the live map's arrows.
     position_speed_mps: Mapped[float | None] = mapped_column(Float)
     position_heading_deg: Mapped[float | None] = mapped_column(Float)
+    attributes: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
 
 POSITION_SOURCES = ("api", "batch", "ws", "osmand")
@@ -183,6 +192,10 @@ class Shelter(Timestamps, Base):
         CheckConstraint("occupancy >= 0 AND occupancy <= capacity", name="occupancy"),
         CheckConstraint("planned_arrivals >= 0", name="planned_arrivals"),
         CheckConstraint(in_list("status", SHELTER_STATUSES), name="status"),
+        CheckConstraint(
+            "hazards <@ ARRAY[" + ", ".join(f"'{h}'" for h in SHELTER_HAZARDS) + "]::varchar[]",
+            name="hazards",
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -196,7 +209,13 @@ class Shelter(Timestamps, Base):
     accessible: Mapped[bool] = mapped_column(Boolean, default=False)
     pets_allowed: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(20), default="open")
+    # What it is designated for (SHELTER_HAZARDS), as the registers of 应急避难场所 list it.
+    hazards: Mapped[list[str]] = mapped_column(
+        ARRAY(String(40)), default=list, server_default=text("'{}'::varchar[]")
+    )
     osm_id: Mapped[str | None] = mapped_column(String(40))
+    # An imported file's columns that no field took (emergency import), as they were.
+    attributes: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     geom: Mapped[WKBElement] = mapped_column(point())
 
 
@@ -209,6 +228,8 @@ class Warehouse(Timestamps, Base):
     name: Mapped[str] = mapped_column(String(200))
     address: Mapped[str | None] = mapped_column(String(300))
     osm_id: Mapped[str | None] = mapped_column(String(40))
+    # An imported file's columns that no field took (emergency import), as they were.
+    attributes: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     geom: Mapped[WKBElement] = mapped_column(point())
 
 

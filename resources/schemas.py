@@ -10,7 +10,7 @@ from pydantic import AfterValidator, BaseModel, Field, model_validator
 from core.config import get_settings
 from core.validate import Id, Line, MultiLine, check_recent
 from gis.features import FeatureIn, FeaturePatch, Strict
-from resources.models import STATION_KINDS, UNIT_KINDS, UNIT_STATUSES
+from resources.models import SHELTER_HAZARDS, STATION_KINDS, UNIT_KINDS, UNIT_STATUSES
 
 Name = Annotated[Line, Field(min_length=1, max_length=200)]
 Address = Annotated[Line, Field(max_length=300)]
@@ -20,6 +20,12 @@ Word = Annotated[str, Field(min_length=2, max_length=40, pattern=r"^[a-z][a-z0-9
 StationKind = Literal[STATION_KINDS]  # type: ignore[valid-type]
 UnitKind = Literal[UNIT_KINDS]  # type: ignore[valid-type]
 UnitStatus = Literal[UNIT_STATUSES]  # type: ignore[valid-type]
+ShelterHazard = Literal[SHELTER_HAZARDS]  # type: ignore[valid-type]
+Hazards = Annotated[list[ShelterHazard], Field(max_length=len(SHELTER_HAZARDS))]
+Attributes = Annotated[
+    dict[str, object] | None,
+    Field(description="an imported file's columns that no field took (emergency import)"),
+]
 
 
 # --- stations -----------------------------------------------------------------------
@@ -51,6 +57,7 @@ class StationRead(BaseModel):
     address: str | None
     external_id: str | None
     osm_id: str | None
+    attributes: Attributes = None
     created_at: datetime
     updated_at: datetime
 
@@ -65,6 +72,7 @@ class UnitProps(Strict):
     crew: int = Field(default=0, ge=0, le=500)
     home_station_id: Id | None = None
     status: Literal["available", "out_of_service"] = "available"
+    external_id: Code | None = None
 
 
 class UnitPatchProps(Strict):
@@ -100,6 +108,8 @@ class UnitRead(BaseModel):
     drill_id: int | None = Field(default=None, description="a tabletop drill's stand-in: its drill")
     status_changed_at: datetime
     position_at: datetime | None
+    external_id: str | None = None
+    attributes: Attributes = None
     created_at: datetime
     updated_at: datetime
 
@@ -148,6 +158,7 @@ class ShelterProps(Strict):
     accessible: bool = False
     pets_allowed: bool = False
     status: Literal["open", "closed"] = "open"
+    hazards: Hazards = Field(default_factory=list)
     address: Address | None = None
     external_id: Code | None = None
     osm_id: Line | None = Field(default=None, max_length=40)
@@ -166,6 +177,7 @@ class ShelterPatchProps(Strict):
     accessible: bool | None = None
     pets_allowed: bool | None = None
     status: Literal["open", "closed"] | None = None
+    hazards: Hazards | None = None
     address: Address | None = None
 
 
@@ -184,9 +196,11 @@ class ShelterRead(BaseModel):
     accessible: bool
     pets_allowed: bool
     status: str
+    hazards: list[str] = Field(default_factory=list)
     address: str | None
     external_id: str | None
     osm_id: str | None
+    attributes: Attributes = None
     created_at: datetime
     updated_at: datetime
 
@@ -217,6 +231,7 @@ class WarehouseRead(BaseModel):
     address: str | None
     external_id: str | None
     osm_id: str | None
+    attributes: Attributes = None
     created_at: datetime
     updated_at: datetime
 

@@ -23,8 +23,9 @@ from resources.models import Shelter, Station, Stock, Unit, Warehouse
 STATIONS = FeatureKind(
     Station,
     "station",
-    ("name", "kind", "address", "external_id", "osm_id", "created_at", "updated_at"),
-)
+    ("name", "kind", "address", "external_id", "osm_id", "attributes", "created_at",
+     "updated_at"),
+)  # fmt: skip
 UNITS = FeatureKind(
     Unit,
     "unit",
@@ -40,6 +41,8 @@ UNITS = FeatureKind(
         "drill_id",
         "status_changed_at",
         "position_at",
+        "external_id",
+        "attributes",
         "created_at",
         "updated_at",
     ),
@@ -55,15 +58,19 @@ SHELTERS = FeatureKind(
         "accessible",
         "pets_allowed",
         "status",
+        "hazards",
         "address",
         "external_id",
         "osm_id",
+        "attributes",
         "created_at",
         "updated_at",
     ),
 )
 WAREHOUSES = FeatureKind(
-    Warehouse, "warehouse", ("name", "address", "external_id", "osm_id", "created_at", "updated_at")
+    Warehouse,
+    "warehouse",
+    ("name", "address", "external_id", "osm_id", "attributes", "created_at", "updated_at"),
 )
 
 # Unit lifecycle. Task changes drive assigned / en_route / on_scene; people drive the rest.

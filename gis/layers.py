@@ -1,0 +1,259 @@
+"""Read a city's own GIS files into WGS-84: GeoJSON, GeoPackage, Shapefile, CSV.
+
+One reader for resource imports and road layers. Files are read with geopandas through
+pyogrio (GDAL); every geometry comes back in EPSG:4326, two-dimensional, with the file's
+columns kept and the frame's index the file's 1-based row number (a CSV's first data row,
+after the header, is row 1), so errors can name the row a person sees.
+
+Coordinate systems: the file's own (a Shapefile's ``.prj``, a GeoPackage's SRS), or the one
+given by ``crs``, which wins. That can be any code pyproj knows (``EPSG:4490`` CGCS2000,
+``EPSG:4547`` its 3-degree Gauss-Kruger zone at 114E, ...) or ``gcj02`` / ``bd09``, the
+offsets of Chinese map apps, which are not coordinate systems pyproj knows: they are
+undone here in numpy (the published GCJ-02 formula, inverted by fixed-point iteration as
+:mod:`prcoords` does, to 1e-9 degrees). GeoJSON and CSV without a CRS are WGS-84 (RFC 7946);
+a Shapefile or GeoPackage without one is refused rather than guessed.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyproj
+import shapely
+from numpy.typing import NDArray
+from pyogrio.errors import DataLayerError, DataSourceError
+
+SUFFIXES = (".geojson", ".json", ".gpkg", ".shp", ".zip", ".csv")
+CHINA_OFFSETS = ("gcj02", "bd09")
+# Columns a CSV's longitude and latitude are found in when the mapping names none.
+LON_NAMES = ("lon", "lng", "long", "longitude", "x", "经度")
+LAT_NAMES = ("lat", "latitude", "y", "纬度")
+
+FloatArray = NDArray[np.float64]
+
+
+class LayerError(ValueError):
+    """A file that cannot be read as a layer; the message says why."""
+
+
+def read_layer(
+    path: Path | str,
+    *,
+    crs: str | None = None,
+    lon: str | None = None,
+    lat: str | None = None,
+    layer: str | None = None,
+) -> gpd.GeoDataFrame:
+    """The features of ``path`` in EPSG:4326.
+
+    Parameters
+    ----------
+    path
+        ``.geojson``/``.json``, ``.gpkg``, ``.shp`` (with its sidecars), ``.zip`` (a zipped
+        Shapefile) or ``.csv`` (points from two columns).
+    crs
+        The coordinate system the coordinates are in, when the file does not say or says
+        wrong: ``EPSG:nnnn`` (or anything pyproj reads), ``wgs84``, ``gcj02``, ``bd09``.
+    lon, lat
+        A CSV's coordinate columns (default: the first of :data:`LON_NAMES` /
+        :data:`LAT_NAMES` present, case-insensitive).
+    layer
+        A GeoPackage's layer (default: its first).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        Index: the 1-based row number. Geometry: WGS-84, 2-D; missing where the row had
+        none (a CSV row without numbers). Other columns as the file has them.
+
+    Raises
+    ------
+    LayerError
+        Unknown format, missing file, unreadable content, unknown ``crs``, no CRS where one
+        is needed.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise LayerError(f"{path.name}: not a layer this reads (one of {', '.join(SUFFIXES)})")
+    if not path.is_file():
+        raise LayerError(f"no such file: {path}")
+    offset, target = _parse_crs(crs)
+    frame = _read_csv(path, lon, lat) if suffix == ".csv" else _read_gdal(path, layer)
+    if len(frame):
+        frame.index = pd.RangeIndex(1, len(frame) + 1)
+    source = target if target is not None else frame.crs
+    if source is None and offset is None:
+        if suffix not in (".geojson", ".json", ".csv"):
+            raise LayerError(
+                f"{path.name} does not say its coordinate system (no .prj or SRS): "
+                "give crs: in the mapping (e.g. EPSG:4490 or EPSG:4547)"
+            )
+        source = pyproj.CRS.from_epsg(4326)
+    geoms = shapely.force_2d(np.asarray(frame.geometry.array, dtype=object))
+    if offset is not None:
+        geoms = shapely.transform(geoms, lambda xy: _undo_offset(xy, offset))
+        return frame.set_geometry(gpd.GeoSeries(geoms, index=frame.index, crs=4326))
+    out = frame.set_geometry(gpd.GeoSeries(geoms, index=frame.index, crs=source))
+    if not out.crs.equals(pyproj.CRS.from_epsg(4326)):
+        try:
+            out = out.to_crs(4326)
+        except pyproj.exceptions.ProjError as exc:
+            raise LayerError(f"cannot reproject from {out.crs.to_string()}: {exc}") from exc
+    return out
+
+
+def _parse_crs(crs: str | None) -> tuple[str | None, pyproj.CRS | None]:
+    """(a Chinese offset or None, a pyproj CRS or None) for a mapping's ``crs``."""
+    if crs is None:
+        return None, None
+    name = str(crs).strip()
+    low = name.lower().replace("-", "")
+    if low in CHINA_OFFSETS:
+        return low, None
+    if low == "wgs84":
+        return None, pyproj.CRS.from_epsg(4326)
+    try:
+        return None, pyproj.CRS.from_user_input(name)
+    except pyproj.exceptions.CRSError as exc:
+        raise LayerError(
+            f"unknown crs {name!r}: give EPSG:nnnn, wgs84, gcj02 or bd09 ({exc})"
+        ) from exc
+
+
+def _read_gdal(path: Path, layer: str | None) -> gpd.GeoDataFrame:
+    try:
+        frame = gpd.read_file(path, engine="pyogrio", layer=layer)
+    except (DataSourceError, DataLayerError, OSError, ValueError) as exc:
+        raise LayerError(f"cannot read {path.name}: {_first_line(exc)}") from exc
+    if not isinstance(frame, gpd.GeoDataFrame) or frame.geometry.name not in frame:
+        raise LayerError(f"{path.name} has no geometry column")
+    return frame
+
+
+def _read_csv(path: Path, lon: str | None, lat: str | None) -> gpd.GeoDataFrame:
+    frame: pd.DataFrame | None = None
+    # Chinese offices often save CSV as GBK from Excel: try UTF-8 first, then GB18030.
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise LayerError(f"cannot read {path.name}: {_first_line(exc)}") from exc
+    if frame is None:
+        raise LayerError(f"{path.name} is neither UTF-8 nor GB18030 text")
+    lon_col = _column(frame, lon, LON_NAMES, "lon", path)
+    lat_col = _column(frame, lat, LAT_NAMES, "lat", path)
+    x = pd.to_numeric(frame[lon_col].str.strip(), errors="coerce").to_numpy(dtype=float)
+    y = pd.to_numeric(frame[lat_col].str.strip(), errors="coerce").to_numpy(dtype=float)
+    points = shapely.points(x, y)
+    points[~(np.isfinite(x) & np.isfinite(y))] = None
+    rest = frame.drop(columns=[lon_col, lat_col])
+    return gpd.GeoDataFrame(rest, geometry=gpd.GeoSeries(points, index=frame.index))
+
+
+def _column(
+    frame: pd.DataFrame, given: str | None, names: tuple[str, ...], what: str, path: Path
+) -> str:
+    if given is not None:
+        if given not in frame.columns:
+            raise LayerError(f"{path.name} has no column {given!r} (the mapping's {what})")
+        return given
+    by_lower = {str(c).strip().lower(): str(c) for c in frame.columns}
+    for name in names:
+        if name in by_lower:
+            return by_lower[name]
+    raise LayerError(
+        f"{path.name}: no {what} column (looked for {', '.join(names)}); "
+        f"name it with {what}: in the mapping"
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+# --- GCJ-02 and BD-09, vectorised --------------------------------------------------------
+_GCJ_A = 6378245.0  # Krasovsky 1940, as the GCJ-02 formula uses it
+_GCJ_EE = 0.00669342162296594323
+_BD_DLON = 0.0065
+_BD_DLAT = 0.006
+_EPS = 1e-9  # degrees (about 0.1 mm)
+
+
+def in_china(lon: FloatArray, lat: FloatArray) -> NDArray[np.bool_]:
+    """Where the offsets apply (prcoords' box; outside it map apps give WGS-84)."""
+    return (lat >= 0.8293) & (lat <= 55.8271) & (lon >= 72.004) & (lon <= 137.8347)
+
+
+def wgs84_to_gcj02(lon: FloatArray, lat: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """The published GCJ-02 forward formula on arrays (no China check)."""
+    x = lon - 105.0
+    y = lat - 35.0
+    waves = 2 * np.sin(x * 6 * math.pi) + 2 * np.sin(x * 2 * math.pi)
+    dlat_m = (
+        -100 + 2 * x + 3 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * np.sqrt(np.abs(x))
+        + (waves + 2 * np.sin(y * math.pi) + 4 * np.sin(y / 3 * math.pi)
+           + 16 * np.sin(y / 12 * math.pi) + 32 * np.sin(y / 30 * math.pi)) * 20 / 3
+    )  # fmt: skip
+    dlon_m = (
+        300 + x + 2 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * np.sqrt(np.abs(x))
+        + (waves + 2 * np.sin(x * math.pi) + 4 * np.sin(x / 3 * math.pi)
+           + 15 * np.sin(x / 12 * math.pi) + 30 * np.sin(x / 30 * math.pi)) * 20 / 3
+    )  # fmt: skip
+    rad = np.radians(lat)
+    magic = 1 - _GCJ_EE * np.sin(rad) ** 2
+    lat_arc = np.radians((_GCJ_A * (1 - _GCJ_EE)) / magic**1.5)
+    lon_arc = np.radians(_GCJ_A * np.cos(rad) / np.sqrt(magic))
+    return lon + dlon_m / lon_arc, lat + dlat_m / lat_arc
+
+
+def gcj02_to_bd09(lon: FloatArray, lat: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Baidu's offset of GCJ-02, on arrays."""
+    r = np.sqrt(lon * lon + lat * lat) + 0.00002 * np.sin(np.radians(lat) * 3000)
+    theta = np.arctan2(lat, lon) + 0.000003 * np.cos(np.radians(lon) * 3000)
+    return r * np.cos(theta) + _BD_DLON, r * np.sin(theta) + _BD_DLAT
+
+
+def _invert(forward: Any, lon: FloatArray, lat: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """x with forward(x) = (lon, lat), by fixed-point iteration (the offsets are smooth
+    and small, so each step gains orders of magnitude)."""
+    x, y = lon.copy(), lat.copy()
+    for _ in range(12):
+        fx, fy = forward(x, y)
+        dx, dy = fx - lon, fy - lat
+        x, y = x - dx, y - dy
+        if not len(x) or max(np.abs(dx).max(), np.abs(dy).max()) < _EPS:
+            break
+    return x, y
+
+
+def to_wgs84_array(lon: FloatArray, lat: FloatArray, crs: str) -> tuple[FloatArray, FloatArray]:
+    """WGS-84 from positions in ``crs`` (``wgs84``, ``gcj02`` or ``bd09``); positions
+    outside China are returned as they are, as :func:`gis.crs.to_wgs84` does."""
+    lon = np.asarray(lon, dtype=float)
+    lat = np.asarray(lat, dtype=float)
+    if crs == "wgs84":
+        return lon, lat
+    if crs not in CHINA_OFFSETS:
+        raise ValueError(f"unknown offset {crs!r}")
+    inside = in_china(lon, lat)
+    out_lon, out_lat = lon.copy(), lat.copy()
+    x, y = lon[inside], lat[inside]
+    if crs == "bd09":
+        x, y = _invert(gcj02_to_bd09, x, y)
+    x, y = _invert(wgs84_to_gcj02, x, y)
+    out_lon[inside], out_lat[inside] = x, y
+    return out_lon, out_lat
+
+
+def _undo_offset(xy: FloatArray, crs: str) -> FloatArray:
+    lon, lat = to_wgs84_array(xy[:, 0], xy[:, 1], crs)
+    return np.column_stack((lon, lat))
