@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     alert_max_bytes: int = Field(default=2_097_152, ge=1024)
     # A gateway's batch of up to 1,000 fixes (~100-250 bytes each): its own body limit.
     positions_max_bytes: int = Field(default=512 * 1024, ge=1024, le=16 * 1024 * 1024)
+    # A GIS file uploaded to POST /api/import/{kind} (multipart): its own body limit.
+    import_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024, le=2 * 1024**3)
     # Intake admission: alerts queued or being taken in per process, and how long one may
     # wait for its turn before it is answered 503 + Retry-After (the sender retries;
     # nothing is half-done). Alerts queued together are taken in together, up to

@@ -48,6 +48,7 @@ def read_layer(
     lon: str | None = None,
     lat: str | None = None,
     layer: str | None = None,
+    points: bool | None = True,
 ) -> gpd.GeoDataFrame:
     """The features of ``path`` in EPSG:4326.
 
@@ -64,6 +65,9 @@ def read_layer(
         :data:`LAT_NAMES` present, case-insensitive).
     layer
         A GeoPackage's layer (default: its first).
+    points
+        False for a CSV table without places (stock): no coordinate columns needed, no
+        geometry; None: points where the CSV has coordinate columns (units may have none).
 
     Returns
     -------
@@ -84,7 +88,7 @@ def read_layer(
     if not path.is_file():
         raise LayerError(f"no such file: {path}")
     offset, target = _parse_crs(crs)
-    frame = _read_csv(path, lon, lat) if suffix == ".csv" else _read_gdal(path, layer)
+    frame = _read_csv(path, lon, lat, points) if suffix == ".csv" else _read_gdal(path, layer)
     if len(frame):
         frame.index = pd.RangeIndex(1, len(frame) + 1)
     source = target if target is not None else frame.crs
@@ -136,7 +140,9 @@ def _read_gdal(path: Path, layer: str | None) -> gpd.GeoDataFrame:
     return frame
 
 
-def _read_csv(path: Path, lon: str | None, lat: str | None) -> gpd.GeoDataFrame:
+def _read_csv(
+    path: Path, lon: str | None, lat: str | None, points: bool | None
+) -> gpd.GeoDataFrame:
     frame: pd.DataFrame | None = None
     # Chinese offices often save CSV as GBK from Excel: try UTF-8 first, then GB18030.
     for encoding in ("utf-8-sig", "gb18030"):
@@ -149,14 +155,20 @@ def _read_csv(path: Path, lon: str | None, lat: str | None) -> gpd.GeoDataFrame:
             raise LayerError(f"cannot read {path.name}: {_first_line(exc)}") from exc
     if frame is None:
         raise LayerError(f"{path.name} is neither UTF-8 nor GB18030 text")
+    if points is None and lon is None and lat is None:
+        lowered = {str(c).strip().lower() for c in frame.columns}
+        points = bool(lowered & set(LON_NAMES)) or bool(lowered & set(LAT_NAMES))
+    if not points:
+        empty = gpd.GeoSeries([None] * len(frame), index=frame.index)
+        return gpd.GeoDataFrame(frame, geometry=empty)
     lon_col = _column(frame, lon, LON_NAMES, "lon", path)
     lat_col = _column(frame, lat, LAT_NAMES, "lat", path)
     x = pd.to_numeric(frame[lon_col].str.strip(), errors="coerce").to_numpy(dtype=float)
     y = pd.to_numeric(frame[lat_col].str.strip(), errors="coerce").to_numpy(dtype=float)
-    points = shapely.points(x, y)
-    points[~(np.isfinite(x) & np.isfinite(y))] = None
+    shapes: NDArray[np.object_] = np.asarray(shapely.points(x, y), dtype=object)
+    shapes[~(np.isfinite(x) & np.isfinite(y))] = None
     rest = frame.drop(columns=[lon_col, lat_col])
-    return gpd.GeoDataFrame(rest, geometry=gpd.GeoSeries(points, index=frame.index))
+    return gpd.GeoDataFrame(rest, geometry=gpd.GeoSeries(shapes, index=frame.index))
 
 
 def _column(
