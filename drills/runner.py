@@ -43,12 +43,19 @@ _TRAVEL: Travel | None = None
 
 
 def _engine_from(source: NetworkSource) -> Engine:
-    from gis.network import load_network
+    from gis.network import load_gis_network, load_network
     from gis.profile import load_profile
 
-    loaded = load_network(
-        source.path, profile=load_profile(source.profile), cache_dir=source.cache_dir
-    )
+    if source.mapping is not None:
+        from gis.road_mapping import parse_mapping
+
+        loaded = load_gis_network(
+            source.path, parse_mapping(source.mapping), cache_dir=source.cache_dir
+        )
+    else:
+        loaded = load_network(
+            source.path, profile=load_profile(source.profile), cache_dir=source.cache_dir
+        )
     return Engine(loaded.graph, ch=loaded.ch).prepare().warm()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dispatch.assign import Need
 from dispatch.targets import TargetTable
@@ -50,11 +51,13 @@ class Fleet:
 class NetworkSource:
     """Where a worker process loads the road network from (the graph cache makes it fast):
     an OSM file, the road profile's file (None: the built-in emergency profile) and the
-    cache folder (None: the default)."""
+    cache folder (None: the default); or a GIS line layer and its ``load-roads`` mapping
+    (as ``road_network.mapping`` stores it)."""
 
     path: Path
     profile: Path | None = None
     cache_dir: Path | None = None
+    mapping: dict[str, Any] | None = field(default=None, hash=False)
 
 
 def plans_from_scenario(raw: ResponsePlans) -> Plans:

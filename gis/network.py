@@ -1,21 +1,31 @@
 """Load a road network: from the on-disk cache when the file and profile are unchanged.
 
 The cache key is the file's SHA-256 plus the profile's hash, so editing either rebuilds,
-and several cities or profiles can sit side by side in one cache directory.
+and several cities or profiles can sit side by side in one cache directory. A GIS line layer
+(:func:`load_gis_network`) is keyed by its files' SHA-256 (a Shapefile's ``.shp``, ``.dbf``,
+``.shx``, ``.prj`` and ``.cpg`` together) plus the mapping's and its profiles' hashes.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gis.ch import ContractionHierarchy, build_ch
 from gis.graph import LoadReport, RoadGraph
 from gis.osm_io import Progress, file_sha256
 from gis.profile import Profile, load_profile
+
+if TYPE_CHECKING:
+    from gis.line_roads import RoadLayerReport
+    from gis.road_mapping import RoadMapping
+
+SHAPEFILE_PARTS = (".shp", ".dbf", ".shx", ".prj", ".cpg")
 
 
 def default_cache_dir() -> Path:
@@ -26,7 +36,7 @@ def default_cache_dir() -> Path:
 @dataclass(frozen=True)
 class LoadedNetwork:
     graph: RoadGraph
-    report: LoadReport | None  # None when read from the cache
+    report: LoadReport | RoadLayerReport | None  # None when read from the cache
     cache_path: Path
     seconds: float
     ch: ContractionHierarchy | None = None  # for fast matrices without closures
@@ -80,6 +90,77 @@ def _graph(
     ch_file = target.with_suffix(".ch.npz")
     ch_file.unlink(missing_ok=True)  # a new graph needs a new hierarchy
     return graph, report
+
+
+def layer_sha256(path: Path) -> str:
+    """SHA-256 of a layer file; of a Shapefile, of its parts that exist, in a fixed order."""
+    if path.suffix.lower() != ".shp":
+        return file_sha256(path)
+    digest = hashlib.sha256()
+    for suffix in SHAPEFILE_PARTS:
+        for part in (path.with_suffix(suffix), path.with_suffix(suffix.upper())):
+            if part.is_file():
+                digest.update(f"{suffix}:{file_sha256(part)};".encode())
+                break
+    return digest.hexdigest()
+
+
+def load_gis_network(
+    path: Path | str,
+    mapping: RoadMapping,
+    *,
+    cache_dir: Path | None = None,
+    rebuild: bool = False,
+    with_ch: bool = True,
+    progress: Progress | None = None,
+) -> LoadedNetwork:
+    """The compiled graph of a GIS line layer (and its contraction hierarchy): cached arrays
+    if present, else read with :func:`gis.layers.read_layer`, build, contract and cache.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        The layer cannot be read (:class:`gis.layers.LayerError`), a mapped column is
+        missing or no road is left.
+    """
+    from gis.road_mapping import network_key
+
+    started = time.perf_counter()
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such road layer: {path}")
+    digest = layer_sha256(path)
+    key = network_key(mapping, mapping.profiles())
+    target = (cache_dir or default_cache_dir()) / f"{path.stem}-gis-{digest[:16]}-{key}.npz"
+    graph: RoadGraph | None = None
+    report: RoadLayerReport | None = None
+    if target.exists() and not rebuild:
+        try:
+            graph = RoadGraph.load(target)
+        except (ValueError, OSError, KeyError):
+            graph = None  # stale or broken cache: rebuild below
+    if graph is None:
+        graph, report = _build_layer(path, mapping, progress)
+        graph = dataclasses.replace(graph, meta={**graph.meta, "sha256": digest})
+        graph.save(target)
+        target.with_suffix(".ch.npz").unlink(missing_ok=True)
+    ch = _hierarchy(graph, target.with_suffix(".ch.npz"), progress) if with_ch else None
+    return LoadedNetwork(graph, report, target, time.perf_counter() - started, ch)
+
+
+def _build_layer(
+    path: Path, mapping: RoadMapping, progress: Progress | None
+) -> tuple[RoadGraph, RoadLayerReport]:
+    from gis.layers import read_layer  # geopandas and GDAL load only when building
+    from gis.line_roads import build_road_graph
+
+    started = time.perf_counter()
+    frame = read_layer(path, crs=mapping.crs, layer=mapping.layer)
+    read_s = time.perf_counter() - started
+    graph, report = build_road_graph(frame, mapping, progress, source=path.name)
+    return graph, dataclasses.replace(report, read_seconds=read_s)
 
 
 def _hierarchy(graph: RoadGraph, target: Path, progress: Progress | None) -> ContractionHierarchy:

@@ -8,6 +8,7 @@ the roads with ``ST_AsMVTGeom -> cte -> ST_AsMVT``, z/x/y as bound parameters.
 
 from __future__ import annotations
 
+import json
 import struct
 from typing import Any
 
@@ -90,9 +91,11 @@ def write_network(
     conn: Session | Connection, graph: RoadGraph, *, path: str | None = None
 ) -> tuple[int, int]:
     """:func:`write_roads` with the graph's own record of where it came from, as
-    ``load_network`` leaves it in ``graph.meta`` (the file name, its SHA-256, the profile
-    key); ``path`` is the file's absolute path, when the server should route on it."""
+    ``load_network`` and ``load_gis_network`` leave it in ``graph.meta`` (the file name,
+    its SHA-256, the profile key, the kind and a GIS layer's mapping); ``path`` is the
+    file's absolute path, when the server should route on it."""
     meta = graph.meta
+    mapping = meta.get("mapping")
     return write_roads(
         conn,
         graph,
@@ -100,6 +103,8 @@ def write_network(
         sha256=str(meta.get("sha256", "")),
         profile_key=str(meta.get("profile_key", "")),
         path=path,
+        kind=str(meta.get("kind", "osm")),
+        mapping=mapping if isinstance(mapping, dict) else None,
     )
 
 
@@ -111,6 +116,8 @@ def write_roads(
     sha256: str,
     profile_key: str,
     path: str | None = None,
+    kind: str = "osm",
+    mapping: dict[str, Any] | None = None,
 ) -> tuple[int, int]:
     """Replace the road tables with ``graph``, in the caller's transaction (never commits).
 
@@ -122,14 +129,19 @@ def write_roads(
     graph
         The compiled graph; node and edge ids in the tables are its indices.
     source, sha256, profile_key, path
-        The OSM file name, its SHA-256, the profile key and the file's absolute path, kept
+        The file name, its SHA-256, the profile key and the file's absolute path, kept
         in ``road_network`` (the server routes on that file unless configured otherwise).
+    kind, mapping
+        ``osm`` (an OSM extract) or ``gis`` (a line layer, rebuilt with ``mapping``, the
+        :class:`~gis.road_mapping.RoadMapping` as a dict).
 
     Returns
     -------
     tuple of int
         Nodes and edges written.
     """
+    if kind not in ("osm", "gis"):
+        raise ValueError(f"road network kind {kind!r} is not osm or gis")
     raw = raw_connection(conn)
     with raw.cursor() as cur:
         cur.execute("TRUNCATE road_edge, road_node, road_network")
@@ -145,10 +157,18 @@ def write_roads(
             for row in _edge_rows(graph):
                 copy.write_row(row)
         cur.execute(
-            "INSERT INTO road_network"
-            " (id, source, path, sha256, profile_key, node_count, edge_count)"
-            " VALUES (1, %s, %s, %s, %s, %s, %s)",
-            (source, path, sha256, profile_key, graph.n_nodes, graph.n_edges),
+            "INSERT INTO road_network (id, source, path, sha256, profile_key, kind, mapping,"
+            " node_count, edge_count) VALUES (1, %s, %s, %s, %s, %s, %s::jsonb, %s, %s)",
+            (
+                source,
+                path,
+                sha256,
+                profile_key,
+                kind,
+                None if mapping is None else json.dumps(mapping, ensure_ascii=False),
+                graph.n_nodes,
+                graph.n_edges,
+            ),
         )
         # Fresh statistics, so the planner uses the spatial indexes from the first tile on.
         cur.execute("ANALYZE road_node")

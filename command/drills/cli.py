@@ -145,11 +145,13 @@ def _network(spec: Any, settings: Settings) -> Any:
 
     if spec.network == "loaded":
         sessions = None if settings.osm_file is not None else _sessions(settings)
-        path = roads.osm_file(settings, sessions)
-    else:
-        path = Path(spec.network)
-        if not path.is_file():
-            raise ScenarioError([("network", f"no such OSM file: {path.name}")])
+        source = roads.road_source(settings, sessions)  # an OSM file or a load-roads layer
+        return NetworkSource(
+            source.path, settings.road_profile, settings.graph_cache_dir, source.mapping
+        )
+    path = Path(spec.network)
+    if not path.is_file():
+        raise ScenarioError([("network", f"no such OSM file: {path.name}")])
     return NetworkSource(path, settings.road_profile, settings.graph_cache_dir)
 
 
