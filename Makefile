@@ -10,6 +10,7 @@ bench:          ## benchmarks in bench/, printing medians, p95 and ratios agains
 	./scripts/setup.sh --with-pgrouting
 	uv run python -m bench.http_api
 	uv run python -m bench.routing
+	uv run python -m bench.roads_gis
 	uv run python -m bench.tiles
 	uv run python -m bench.recommend
 	uv run python -m bench.plan
@@ -24,5 +25,6 @@ bench:          ## benchmarks in bench/, printing medians, p95 and ratios agains
 	uv run python -m bench.screen
 	uv run python -m bench.drills
 	uv run python -m bench.avl
+	uv run python -m bench.gis_import
 fmt:            ## format and fix lint
 	uv run ruff format . && uv run ruff check --fix .

@@ -19,6 +19,7 @@ from command.auth.dependency import authenticated, authenticated_telemetry
 from command.auth.router import router as auth_router
 from command.drills.router import router as drills_router
 from command.drills.tabletop_router import router as tabletop_router
+from command.exports.router import router as exports_router
 from command.incidents.router import router as incidents_router
 from command.intake.router import router as intake_router
 from command.kpis.router import router as kpis_router
@@ -47,6 +48,8 @@ from realtime.hub import Hub
 from realtime.protocol import Close
 from resources.avl.router import router as avl_router
 from resources.avl.writer import writer_for
+from resources.imports.router import router as import_router
+from resources.imports.service import KIND_NAMES as IMPORT_KINDS
 from resources.router import router as resources_router
 
 log = logging.getLogger("emergency")
@@ -166,6 +169,7 @@ def create_app(
         paths={
             "/api/alerts": settings.alert_max_bytes,
             "/api/positions": settings.positions_max_bytes,
+            **{f"/api/import/{kind}": settings.import_max_bytes for kind in IMPORT_KINDS},
         },
     )
     app.add_middleware(Metrics)
@@ -182,10 +186,12 @@ def create_app(
         zones_router,
         intake_router,
         kpis_router,
+        exports_router,
         drills_router,
         tabletop_router,
         avl_router,
         resources_router,
+        import_router,
         tiles_router,
         routing_router,
         places_router,

@@ -36,6 +36,9 @@ app.add_typer(device_app, name="device")
 from command.drills.cli import drill_app  # noqa: E402 - after the app it joins
 
 app.add_typer(drill_app, name="drill")
+from command.exports.cli import export  # noqa: E402 - `emergency export`, body in its room
+
+app.command("export")(export)
 err = Console(stderr=True)
 
 
@@ -159,6 +162,70 @@ def load_osm(
     if export_graphml is not None:
         graph.export_graphml(export_graphml)
         err.print(f"GraphML written to {export_graphml}")
+
+
+@app.command("load-roads")
+def load_roads(
+    file: Annotated[Path, typer.Argument(help="a line layer: .gpkg, .shp, .zip, .geojson")],
+    mapping: Annotated[Path, typer.Option(help="road mapping YAML (docs/gis-data.md)")],
+    export_graphml: Annotated[Path | None, typer.Option(help="also write GraphML here")] = None,
+    rebuild: Annotated[bool, typer.Option(help="build again even if cached")] = False,
+    db: Annotated[bool, typer.Option(help="write road_node / road_edge to PostGIS")] = True,
+) -> None:
+    """Build the drive-time graph of a GIS road layer (cached on disk) and load it into
+    PostGIS; the server routes on it from its next start. Exit 2 for a bad mapping or file."""
+    from command.road_layers import load_roads as run
+
+    run(
+        file,
+        mapping=mapping,
+        export_graphml=export_graphml,
+        rebuild=rebuild,
+        db=db,
+        console=err,
+        sessions=_sessions,
+    )
+
+
+@app.command("import")
+def import_file(
+    kind: Annotated[str, typer.Argument(help="stations, shelters, warehouses, units or stock")],
+    file: Annotated[
+        Path, typer.Argument(help=".geojson, .gpkg, .shp (with sidecars), .zip or .csv")
+    ],
+    mapping: Annotated[
+        Path | None, typer.Option(help="mapping YAML: columns to fields (docs/gis-data.md)")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(help="check and count; store nothing")] = False,
+    skip_invalid: Annotated[
+        bool, typer.Option(help="store the good rows; list the refused ones")
+    ] = False,
+) -> None:
+    """Create or update resources from a city's own GIS file, matched by external_id.
+
+    Prints one JSON summary {"created","updated","unchanged","refused":[{"row","reason"}]}.
+    Exit 2 when any row was refused (without --skip-invalid nothing is stored then)."""
+    from core.security import SYSTEM
+    from resources.imports.mapping import load_mapping
+    from resources.imports.service import import_frame, read_file
+
+    rules = load_mapping(mapping)
+    frame = read_file(kind, file, rules)
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task(f"importing {kind}", total=max(len(frame), 1))
+        with session_scope(_sessions()) as session:
+            summary = import_frame(
+                session, kind, frame, rules, principal=SYSTEM, skip_invalid=skip_invalid,
+                dry_run=dry_run, source=file.name,
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )  # fmt: skip
+    print(json.dumps(summary.as_dict(), ensure_ascii=False))
+    if summary.refused:
+        err.print(
+            f"[red]refused {len(summary.refused)} row(s)[/red]"
+            + ("" if summary.stored else f": {summary.message}")
+        )
+        raise typer.Exit(2)
 
 
 @seed_app.command("demo")

@@ -68,7 +68,10 @@ def resolve_window(
         if value is not None and value.utcoffset() is None:
             raise InvalidInput(f"{name} needs a UTC offset (ISO 8601, e.g. ...+08:00 or Z)")
     end = until if until is not None else now
-    start = since if since is not None else end - DEFAULT_WINDOW
+    try:
+        start = since if since is not None else end - DEFAULT_WINDOW
+    except OverflowError as exc:  # an `until` within a day of year 1
+        raise InvalidInput("until is before the first day a window can start") from exc
     if start >= end:
         raise InvalidInput("since must be before until")
     if end - start > MAX_WINDOW:

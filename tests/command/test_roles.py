@@ -353,6 +353,8 @@ CASES = [
     Case("task.list", "GET", "/api/tasks", "read", 200),
     Case("task.get.own", "GET", "/api/tasks/{task_a}", "read", 200),
     Case("kpis.read", "GET", "/api/kpis", "kpis.read", 200),
+    # GIS files for analysts (POST /api/import is multipart: its roles are tested with it)
+    Case("export.incidents", "GET", "/api/export/incidents?format=geojson", "export", 200),
     Case("places.search", "GET", "/api/places?q=Mannerheimintie", "places.read", 200),
     Case("places.nearest", "GET", "/api/places?near=24.94,60.17", "places.read", 200),
     Case(

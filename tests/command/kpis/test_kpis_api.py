@@ -269,6 +269,7 @@ def test_an_empty_window(client, world: World):
         {"until": "2026-03-02T00:00:00"},
         {"since": "yesterday"},
         {"drill": "maybe"},
+        {"until": "0001-01-01T00:00:00Z"},  # the default since would fall before year 1
     ],
 )
 def test_bad_windows_are_422(client, world: World, params):
