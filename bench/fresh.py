@@ -54,3 +54,11 @@ def report_on_fresh_database(
     print(render(result))
     write_results(path, result, root)
     return 0
+
+
+def sign_in(client: Any, username: str, password: str) -> None:
+    """Log ``client`` (an httpx client on the server's base URL) in: every later request
+    carries the bearer token."""
+    r = client.post("/api/auth/token", json={"username": username, "password": password})
+    r.raise_for_status()
+    client.headers["Authorization"] = f"Bearer {r.json()['access_token']}"

@@ -33,7 +33,7 @@ import numpy as np
 import shapely
 from sqlalchemy import text
 
-from bench.fresh import report_on_fresh_database
+from bench.fresh import report_on_fresh_database, sign_in
 from command.auth import service as auth
 from core.db import make_engine, make_sessionmaker, session_scope
 from core.security import SYSTEM
@@ -120,9 +120,7 @@ def run(url: str, *, n: int, runs: int, peer_rows: int) -> dict[str, Any]:
         running_server(url, secrets.token_urlsafe(36)) as base,
         httpx.Client(base_url=base, timeout=60) as client,
     ):
-        r = client.post("/api/auth/token", json={"username": USERNAME, "password": password})
-        r.raise_for_status()
-        client.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+        sign_in(client, USERNAME, password)
         for i, row in enumerate(frame.itertuples()):
             body = {
                 "type": "Feature",

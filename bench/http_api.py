@@ -39,7 +39,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from bench.fresh import report_on_fresh_database
+from bench.fresh import report_on_fresh_database, sign_in
 from bench.timing import machine, percentile, timed
 from command.auth import service as auth
 from command.incidents.service import create_incident as create_incident_service
@@ -472,9 +472,7 @@ def run_benchmark(url: str) -> dict[str, Any]:
             running_server(url, secret_key) as base,
             httpx.Client(base_url=base, timeout=HTTP_TIMEOUT_S) as client,
         ):
-            r = client.post("/api/auth/token", json={"username": USERNAME, "password": password})
-            r.raise_for_status()
-            client.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+            sign_in(client, USERNAME, password)
 
             rows.append(bench_create(client, factory, principal, city, rng))
             for km, limit in ((2.0, 100), (10.0, 1000)):

@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from bench.fresh import on_fresh_database
+from bench.fresh import on_fresh_database, sign_in
 from bench.timing import percentile, timed
 from command.auth import service as auth
 from command.incidents.models import Incident
@@ -224,9 +224,7 @@ def run(url: str) -> dict[str, Any]:
             running_server(url, secrets.token_urlsafe(36)) as base,
             httpx.Client(base_url=base, timeout=60) as client,
         ):
-            r = client.post("/api/auth/token", json={"username": USERNAME, "password": password})
-            r.raise_for_status()
-            client.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+            sign_in(client, USERNAME, password)
 
             def http() -> dict[str, Any]:
                 r = client.get("/api/kpis", params=params)

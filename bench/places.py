@@ -37,7 +37,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session
 
-from bench.fresh import report_on_fresh_database
+from bench.fresh import report_on_fresh_database, sign_in
 from bench.timing import machine, percentile, timed
 from command.auth import service as auth
 from command.seed import city_dir, load_city, locate_extract
@@ -176,9 +176,7 @@ def run_benchmark(url: str) -> dict[str, Any]:
             factory() as indexed,
             naive_factory() as naive,
         ):
-            r = client.post("/api/auth/token", json={"username": USERNAME, "password": password})
-            r.raise_for_status()
-            client.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+            sign_in(client, USERNAME, password)
             for statement in _SEQSCAN.split(";"):
                 naive.execute(text(statement))
 

@@ -64,7 +64,7 @@ import psycopg
 import yaml
 from sqlalchemy.orm import Session, sessionmaker
 
-from bench.fresh import report_on_fresh_database
+from bench.fresh import report_on_fresh_database, sign_in
 from bench.http_api import psycopg_url
 from bench.timing import machine, percentile
 from command.auth import service as auth
@@ -558,9 +558,7 @@ def run_benchmark(url: str, *, profile: bool) -> dict[str, Any]:
             running_server(url, secret_key, cache_dir) as (base, healthy_s),
             httpx.Client(base_url=base, timeout=HTTP_TIMEOUT_S) as client,
         ):
-            r = client.post("/api/auth/token", json={"username": USERNAME, "password": password})
-            r.raise_for_status()
-            client.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
+            sign_in(client, USERNAME, password)
             start = time.perf_counter_ns()
             r = client.get(
                 f"/api/incidents/{incident_ids[0]}/recommendations", params={"limit": LIMIT}

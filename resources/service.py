@@ -217,11 +217,27 @@ def update_stock(
         raise InvalidInput(
             f"only {stock.quantity} {stock.unit_of_measure} of {stock.item} in stock"
         )
-    stock.quantity = new
+    changes: dict[str, Any] = {"quantity": new}
     if set_low_water:
-        stock.low_water = low_water
+        changes["low_water"] = low_water
     if note is not None:
-        stock.note = note
+        changes["note"] = note
+    return change_stock(session, stock, changes, principal=principal, before=before)
+
+
+def change_stock(
+    session: Session,
+    stock: Stock,
+    changes: Mapping[str, Any],
+    *,
+    principal: Principal,
+    before: dict[str, Any] | None = None,
+) -> Stock:
+    """Set ``changes`` on a stock row the caller has locked; record ``stock.updated``
+    against ``before`` (default: the row as it is now)."""
+    before = before if before is not None else stock_dict(stock)
+    for name, value in changes.items():
+        setattr(stock, name, value)
     flush(session)
     session.refresh(stock)
     record_change(

@@ -21,7 +21,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -38,9 +38,7 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from core import crud
-from core.changes import record_change
 from core.crud import Change, FeatureKind
-from core.db import flush
 from core.errors import InvalidInput
 from core.security import Principal
 from gis.layers import LayerError, read_layer
@@ -549,7 +547,7 @@ def _store(
         chunk_u = updates[start : start + CHUNK]
         if spec.name == "stock":
             for _row, stock, changes, _geom in chunk_u:
-                _update_stock(session, stock, changes, principal=principal)
+                service.change_stock(session, stock, changes, principal=principal)
         else:
             assert spec.feature is not None
             crud.update_many_locked(
@@ -561,22 +559,3 @@ def _store(
         done += len(chunk_u)
         if progress:
             progress(done, total)
-
-
-def _update_stock(
-    session: Session, stock: Stock, changes: Mapping[str, Any], *, principal: Principal
-) -> None:
-    before = service.stock_dict(stock)
-    for name, value in changes.items():
-        setattr(stock, name, value)
-    flush(session)
-    session.refresh(stock)
-    record_change(
-        session,
-        actor=principal.actor,
-        action="stock.updated",
-        entity="stock",
-        entity_id=stock.id,
-        before=before,
-        after=service.stock_dict(stock),
-    )
