@@ -214,11 +214,15 @@ def _mapped(spec: KindSpec, name: str, value: Any, mapping: ImportMapping) -> An
     if table is not None and value is not None:
         key = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
         value = table.get(key, table.get("*", value))
-    text, boolean = _field_type(spec.props, name)
-    if text and isinstance(value, int | float) and not isinstance(value, bool):
+    kind = _field_type(spec.props, name)
+    if kind == "text" and isinstance(value, int | float) and not isinstance(value, bool):
         # An id or code column the file stored as a number.
         return str(int(value)) if float(value).is_integer() else str(value)
-    if boolean and isinstance(value, str):
+    if kind == "int" and isinstance(value, str) and re.fullmatch(r"[+-]?\d+(\.0*)?", value):
+        return int(float(value)) if "." in value else int(value)  # ids are strict integers
+    if kind == "int" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if kind == "bool" and isinstance(value, str):
         word = value.strip().lower()
         if word in _TRUE:
             return True
@@ -228,23 +232,26 @@ def _mapped(spec: KindSpec, name: str, value: Any, mapping: ImportMapping) -> An
 
 
 @functools.cache
-def _field_type(model: type[BaseModel], name: str) -> tuple[bool, bool]:
-    """Whether ``model``'s field ``name`` takes text, and whether it takes a boolean."""
+def _field_type(model: type[BaseModel], name: str) -> str | None:
+    """What ``model``'s field ``name`` takes: "text", "int", "bool", or None (other)."""
     info = model.model_fields.get(name)
     if info is None:
-        return False, False
-    return _is_text(info.annotation), info.annotation is bool
+        return None
+    for kind, base in (("text", str), ("bool", bool), ("int", int)):
+        if _takes(info.annotation, base):
+            return kind
+    return None
 
 
-def _is_text(annotation: Any) -> bool:
-    """Whether a field takes text (str, a constrained str, or either or None)."""
-    if annotation is str:
+def _takes(annotation: Any, base: type) -> bool:
+    """Whether a field's type is ``base`` (constrained, or ``base | None``)."""
+    if annotation is base:
         return True
     origin = get_origin(annotation)
     if origin is Annotated:
-        return _is_text(get_args(annotation)[0])
+        return _takes(get_args(annotation)[0], base)
     if origin in (Union, UnionType):
-        return any(_is_text(a) for a in get_args(annotation) if a is not type(None))
+        return any(_takes(a, base) for a in get_args(annotation) if a is not type(None))
     return False
 
 
@@ -352,6 +359,13 @@ def _keys(spec: KindSpec, rows: list[_Row], refused: list[dict[str, Any]]) -> li
                 refused.append({"row": row.number, "reason": "external_id: required to import "
                                 "(the key a second import matches on)"})  # fmt: skip
                 continue
+        if spec.name == "units" and key[0] == "external_id":
+            callsign = ("callsign", row.props["callsign"])
+            if callsign in seen:
+                refused.append({"row": row.number, "reason": f"callsign "
+                                f"{callsign[1]!r} repeats row {seen[callsign]}"})  # fmt: skip
+                continue
+            seen[callsign] = row.number
         if key in seen:
             shown = "/".join(map(str, key)) if isinstance(key, tuple) else key
             refused.append({"row": row.number, "reason": f"repeats row {seen[key]} ({shown})"})
@@ -368,6 +382,8 @@ def _resolve_refs(
     """Stock's warehouse and a unit's home station, by their external ids."""
     if not spec.refs:
         return rows
+    if spec.name == "units":
+        rows = _known_stations(session, rows, refused)
     ref = spec.refs[0]
     model: Any = Warehouse if ref == "warehouse" else Station
     wanted = {row.refs[ref] for row in rows if ref in row.refs}
@@ -391,6 +407,24 @@ def _resolve_refs(
     return out
 
 
+def _known_stations(
+    session: Session, rows: list[_Row], refused: list[dict[str, Any]]
+) -> list[_Row]:
+    """Units whose ``home_station_id`` (given as a number) names a station that exists."""
+    given = {row.props["home_station_id"] for row in rows if row.props.get("home_station_id")}
+    known = (
+        set(session.scalars(select(Station.id).where(Station.id.in_(given)))) if given else set()
+    )
+    out = []
+    for row in rows:
+        ident = row.props.get("home_station_id")
+        if ident and ident not in known:
+            refused.append({"row": row.number, "reason": f"home_station_id: no station {ident}"})
+        else:
+            out.append(row)
+    return out
+
+
 def _existing(session: Session, spec: KindSpec, rows: list[_Row]) -> dict[Any, Any]:
     """The stored rows the file's keys match, locked for the update."""
     if not rows:
@@ -407,11 +441,14 @@ def _existing(session: Session, spec: KindSpec, rows: list[_Row]) -> dict[Any, A
     model: Any = spec.feature.model if spec.feature else None
     out: dict[Any, Any] = {}
     for column in ("external_id", "callsign") if spec.name == "units" else ("external_id",):
-        values = [
-            row.key[1] if isinstance(row.key, tuple) else row.key
-            for row in rows
-            if not isinstance(row.key, tuple) or row.key[0] == column
-        ]
+        if column == "callsign":  # every unit's: an id-keyed row may adopt an unkeyed unit
+            values = [row.props["callsign"] for row in rows]
+        else:
+            values = [
+                row.key[1] if isinstance(row.key, tuple) else row.key
+                for row in rows
+                if not isinstance(row.key, tuple) or row.key[0] == column
+            ]
         if not values:
             continue
         for obj in session.scalars(
@@ -486,6 +523,16 @@ def import_frame(
     updates: list[tuple[_Row, Any, dict[str, Any], Geometry | None]] = []
     for row in rows:
         obj = existing.get(row.key)
+        if obj is None and spec.name == "units":
+            # A unit keyed by external_id whose callsign is taken: the same unit, entered
+            # before it had an id (it takes the id), or another unit's (refused).
+            callsign = row.props["callsign"]
+            same = existing.get(("callsign", callsign))
+            if same is not None and same.external_id not in (None, row.props["external_id"]):
+                reason = f"callsign {callsign!r} is unit {same.external_id!r}"
+                refused.append({"row": row.number, "reason": reason})
+                continue
+            obj = same
         if obj is None:
             creates.append(row)
             continue

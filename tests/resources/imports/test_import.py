@@ -541,3 +541,34 @@ def test_cli_import_refuses_whole_then_skips_then_is_idempotent(
             assert rows(engine, "shelter") == 3
         finally:
             engine.dispose()
+
+
+def test_units_by_callsign_adopt_an_id_and_clashes_are_refused(
+    session: Session, tmp_path: Path
+) -> None:
+    # The demo-style unit E9 was entered by hand, without an external id.
+    first = tmp_path / "first.csv"
+    first.write_text("callsign,name,kind,type\nE9,Engine 9,vehicle,fire_engine\n",
+                     encoding="utf-8")  # fmt: skip
+    assert run(session, "units", first).created == 1
+    fleet = tmp_path / "fleet.csv"
+    fleet.write_text(
+        "external_id,callsign,name,kind,type,home_station_id\n"
+        "V-9,E9,Engine 9,vehicle,fire_engine,\n"  # the same unit: takes the id
+        "V-10,E9,Engine 10,vehicle,fire_engine,\n"  # the same callsign again in the file
+        "V-11,E11,Engine 11,vehicle,fire_engine,999999999\n",  # no such station
+        encoding="utf-8",
+    )
+    summary = run(session, "units", fleet, skip_invalid=True)
+    reasons = {r["row"]: r["reason"] for r in summary.refused}
+    assert (summary.created, summary.updated) == (0, 1)
+    assert reasons[2] == "callsign 'E9' repeats row 1"
+    assert reasons[3] == "home_station_id: no station 999999999"
+    unit = session.scalars(select(Unit).where(Unit.callsign == "E9")).one()
+    assert unit.external_id == "V-9"
+    other = tmp_path / "other.csv"
+    other.write_text("external_id,callsign,name,kind,type\nV-99,E9,Engine,vehicle,fire_engine\n",
+                     encoding="utf-8")  # fmt: skip
+    clash = run(session, "units", other)
+    assert clash.refused == [{"row": 1, "reason": "callsign 'E9' is unit 'V-9'"}]
+    assert not clash.stored
