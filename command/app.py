@@ -145,6 +145,9 @@ def create_app(
             "offset. Map data © OpenStreetMap contributors, ODbL 1.0."
         ),
         lifespan=lifespan,
+        # /docs and /redoc are served by command/pages.py from vendored assets (offline).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.hub = None

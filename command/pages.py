@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import FileResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
@@ -38,6 +39,37 @@ def service_worker() -> FileResponse:
         FRONTEND / "static" / "sw.js",
         media_type="text/javascript",
         headers={"Cache-Control": "no-cache", "Service-Worker-Allowed": "/"},
+    )
+
+
+# The API docs from vendored assets (scripts/vendor.sh): FastAPI's default pages load Swagger
+# UI and ReDoc from a public CDN (and ReDoc Google's fonts), so on a closed government network
+# /docs was blank. The create_app FastAPI has docs_url and redoc_url off.
+VENDOR = "/static/vendor"
+TITLE = "Emergency command and dispatch (智慧应急指挥调度)"
+
+
+@router.get("/docs")
+def swagger_ui() -> HTMLResponse:
+    return get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title=f"{TITLE} - API",
+        swagger_js_url=f"{VENDOR}/swagger-ui/swagger-ui-bundle.js",
+        swagger_css_url=f"{VENDOR}/swagger-ui/swagger-ui.css",
+        swagger_favicon_url=f"{VENDOR}/swagger-ui/favicon-32x32.png",
+        # No badge asking the public validator.swagger.io about our schema.
+        swagger_ui_parameters={"validatorUrl": None},
+    )
+
+
+@router.get("/redoc")
+def redoc() -> HTMLResponse:
+    return get_redoc_html(
+        openapi_url="/openapi.json",
+        title=f"{TITLE} - API",
+        redoc_js_url=f"{VENDOR}/redoc/redoc.standalone.js",
+        redoc_favicon_url=f"{VENDOR}/swagger-ui/favicon-32x32.png",
+        with_google_fonts=False,
     )
 
 

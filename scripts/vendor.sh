@@ -9,6 +9,8 @@ set -euo pipefail
 
 MAPLIBRE_VERSION="5.24.1"   # BSD-3-Clause
 ECHARTS_VERSION="5.6.0"     # Apache-2.0
+SWAGGER_UI_VERSION="5.36.0" # Apache-2.0: /docs, served from here (no CDN on a closed network)
+REDOC_VERSION="2.5.4"       # MIT: /redoc
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENDOR="$ROOT/frontend/static/vendor"
@@ -32,9 +34,17 @@ fetch maplibre-gl "$MAPLIBRE_VERSION" maplibre-gl \
   dist/maplibre-gl.js dist/maplibre-gl.css LICENSE.txt
 fetch echarts "$ECHARTS_VERSION" echarts \
   dist/echarts.min.js LICENSE NOTICE
+fetch swagger-ui-dist "$SWAGGER_UI_VERSION" swagger-ui \
+  swagger-ui-bundle.js swagger-ui.css favicon-32x32.png LICENSE
+fetch redoc "$REDOC_VERSION" redoc \
+  bundles/redoc.standalone.js LICENSE
+# ReDoc's sidebar draws the Redocly logo from cdn.redoc.ly on every load: on a closed network
+# that is an outbound request. The one patch to a vendored file: an empty inline image.
+sed -i 's#https://cdn.redoc.ly/redoc/logo-mini.svg#data:image/gif;base64,R0lGODlhAQABAAAAACwAAAAAAQABAAA=#' \
+  "$VENDOR/redoc/redoc.standalone.js"
 
-printf 'maplibre-gl %s BSD-3-Clause\necharts %s Apache-2.0\n' \
-  "$MAPLIBRE_VERSION" "$ECHARTS_VERSION" >"$VENDOR/VERSIONS"
+printf 'maplibre-gl %s BSD-3-Clause\necharts %s Apache-2.0\nswagger-ui-dist %s Apache-2.0\nredoc %s MIT\n' \
+  "$MAPLIBRE_VERSION" "$ECHARTS_VERSION" "$SWAGGER_UI_VERSION" "$REDOC_VERSION" >"$VENDOR/VERSIONS"
 
 cd "$VENDOR"
 if [[ "${1:-}" == "--update" ]]; then
