@@ -17,7 +17,7 @@ from shapely.errors import ShapelyError
 from shapely.geometry import mapping, shape
 from shapely.validation import explain_validity
 
-from gis.crs import CRS_NAMES, Crs, to_wgs84
+from gis.crs import CRS_NAMES, Crs, to_wgs84_array
 
 MAX_VERTICES = 100_000
 
@@ -168,10 +168,10 @@ def parse_geometry(
 
 
 def transform_to_wgs84(geom: Geometry, crs: Crs) -> Geometry:
-    """Apply :func:`gis.crs.to_wgs84` to every vertex of ``geom``."""
+    """Apply :func:`gis.crs.to_wgs84_array` to every vertex of ``geom``."""
 
     def _fn(coords: np.ndarray) -> np.ndarray:
-        return np.array([to_wgs84(float(x), float(y), crs) for x, y in coords], dtype=float)
+        return np.column_stack(to_wgs84_array(coords[:, 0], coords[:, 1], crs))
 
     return shapely.transform(geom, _fn)
 

@@ -9,16 +9,13 @@ Coordinate systems: the file's own (a Shapefile's ``.prj``, a GeoPackage's SRS),
 given by ``crs``, which wins. That can be any code pyproj knows (``EPSG:4490`` CGCS2000,
 ``EPSG:4547`` its 3-degree Gauss-Kruger zone at 114E, ...) or ``gcj02`` / ``bd09``, the
 offsets of Chinese map apps, which are not coordinate systems pyproj knows: they are
-undone here in numpy (the published GCJ-02 formula, inverted by fixed-point iteration as
-:mod:`prcoords` does, to 1e-9 degrees). GeoJSON and CSV without a CRS are WGS-84 (RFC 7946);
+undone by :func:`gis.crs.to_wgs84_array`. GeoJSON and CSV without a CRS are WGS-84 (RFC 7946);
 a Shapefile or GeoPackage without one is refused rather than guessed.
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
-from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -28,13 +25,12 @@ import shapely
 from numpy.typing import NDArray
 from pyogrio.errors import DataLayerError, DataSourceError
 
+from gis.crs import CHINA_OFFSETS, FloatArray, to_wgs84_array
+
 SUFFIXES = (".geojson", ".json", ".gpkg", ".shp", ".zip", ".csv")
-CHINA_OFFSETS = ("gcj02", "bd09")
 # Columns a CSV's longitude and latitude are found in when the mapping names none.
 LON_NAMES = ("lon", "lng", "long", "longitude", "x", "经度")
 LAT_NAMES = ("lat", "latitude", "y", "纬度")
-
-FloatArray = NDArray[np.float64]
 
 
 class LayerError(ValueError):
@@ -190,80 +186,6 @@ def _column(
 
 def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-
-
-# --- GCJ-02 and BD-09, vectorised --------------------------------------------------------
-_GCJ_A = 6378245.0  # Krasovsky 1940, as the GCJ-02 formula uses it
-_GCJ_EE = 0.00669342162296594323
-_BD_DLON = 0.0065
-_BD_DLAT = 0.006
-_EPS = 1e-9  # degrees (about 0.1 mm)
-
-
-def in_china(lon: FloatArray, lat: FloatArray) -> NDArray[np.bool_]:
-    """Where the offsets apply (prcoords' box; outside it map apps give WGS-84)."""
-    return (lat >= 0.8293) & (lat <= 55.8271) & (lon >= 72.004) & (lon <= 137.8347)
-
-
-def wgs84_to_gcj02(lon: FloatArray, lat: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """The published GCJ-02 forward formula on arrays (no China check)."""
-    x = lon - 105.0
-    y = lat - 35.0
-    waves = 2 * np.sin(x * 6 * math.pi) + 2 * np.sin(x * 2 * math.pi)
-    dlat_m = (
-        -100 + 2 * x + 3 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * np.sqrt(np.abs(x))
-        + (waves + 2 * np.sin(y * math.pi) + 4 * np.sin(y / 3 * math.pi)
-           + 16 * np.sin(y / 12 * math.pi) + 32 * np.sin(y / 30 * math.pi)) * 20 / 3
-    )  # fmt: skip
-    dlon_m = (
-        300 + x + 2 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * np.sqrt(np.abs(x))
-        + (waves + 2 * np.sin(x * math.pi) + 4 * np.sin(x / 3 * math.pi)
-           + 15 * np.sin(x / 12 * math.pi) + 30 * np.sin(x / 30 * math.pi)) * 20 / 3
-    )  # fmt: skip
-    rad = np.radians(lat)
-    magic = 1 - _GCJ_EE * np.sin(rad) ** 2
-    lat_arc = np.radians((_GCJ_A * (1 - _GCJ_EE)) / magic**1.5)
-    lon_arc = np.radians(_GCJ_A * np.cos(rad) / np.sqrt(magic))
-    return lon + dlon_m / lon_arc, lat + dlat_m / lat_arc
-
-
-def gcj02_to_bd09(lon: FloatArray, lat: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """Baidu's offset of GCJ-02, on arrays."""
-    r = np.sqrt(lon * lon + lat * lat) + 0.00002 * np.sin(np.radians(lat) * 3000)
-    theta = np.arctan2(lat, lon) + 0.000003 * np.cos(np.radians(lon) * 3000)
-    return r * np.cos(theta) + _BD_DLON, r * np.sin(theta) + _BD_DLAT
-
-
-def _invert(forward: Any, lon: FloatArray, lat: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """x with forward(x) = (lon, lat), by fixed-point iteration (the offsets are smooth
-    and small, so each step gains orders of magnitude)."""
-    x, y = lon.copy(), lat.copy()
-    for _ in range(12):
-        fx, fy = forward(x, y)
-        dx, dy = fx - lon, fy - lat
-        x, y = x - dx, y - dy
-        if not len(x) or max(np.abs(dx).max(), np.abs(dy).max()) < _EPS:
-            break
-    return x, y
-
-
-def to_wgs84_array(lon: FloatArray, lat: FloatArray, crs: str) -> tuple[FloatArray, FloatArray]:
-    """WGS-84 from positions in ``crs`` (``wgs84``, ``gcj02`` or ``bd09``); positions
-    outside China are returned as they are, as :func:`gis.crs.to_wgs84` does."""
-    lon = np.asarray(lon, dtype=float)
-    lat = np.asarray(lat, dtype=float)
-    if crs == "wgs84":
-        return lon, lat
-    if crs not in CHINA_OFFSETS:
-        raise ValueError(f"unknown offset {crs!r}")
-    inside = in_china(lon, lat)
-    out_lon, out_lat = lon.copy(), lat.copy()
-    x, y = lon[inside], lat[inside]
-    if crs == "bd09":
-        x, y = _invert(gcj02_to_bd09, x, y)
-    x, y = _invert(wgs84_to_gcj02, x, y)
-    out_lon[inside], out_lat[inside] = x, y
-    return out_lon, out_lat
 
 
 def _undo_offset(xy: FloatArray, crs: str) -> FloatArray:

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+import prcoords
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from gis.crs import CRS_NAMES, from_wgs84, to_wgs84
+from gis.crs import CRS_NAMES, from_wgs84, to_wgs84, to_wgs84_array, wgs84_to_gcj02
 
 # WGS-84 (lon, lat) of well-known places across China, from the east coast to Xinjiang.
 CHINA = {
@@ -156,3 +160,44 @@ def test_returns_plain_floats() -> None:
     lon, lat = to_wgs84(116.404, 39.915, "bd09")
     assert type(lon) is float
     assert type(lat) is float
+
+
+# --- arrays and scalars: one implementation; prcoords as an independent reference -------
+CHINA_LON = st.floats(min_value=73.7, max_value=134.9, allow_nan=False)
+CHINA_LAT = st.floats(min_value=18.2, max_value=53.5, allow_nan=False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(lon=CHINA_LON, lat=CHINA_LAT)
+def test_gcj02_forward_is_prcoords_exactly(lon: float, lat: float) -> None:
+    x, y = wgs84_to_gcj02(np.array([lon]), np.array([lat]))
+    ref = prcoords.wgs_gcj((lat, lon), False)
+    assert abs(x[0] - ref.lon) < 1e-12
+    assert abs(y[0] - ref.lat) < 1e-12
+    assert from_wgs84(lon, lat, "gcj02") == pytest.approx((x[0], y[0]), abs=1e-12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(lon=CHINA_LON, lat=CHINA_LAT, offset=st.sampled_from(["gcj02", "bd09"]))
+def test_the_inverse_undoes_the_offset_to_1e9_degrees(lon: float, lat: float, offset: str) -> None:
+    shifted = from_wgs84(lon, lat, offset)  # type: ignore[arg-type]
+    x, y = to_wgs84_array(np.array([shifted[0]]), np.array([shifted[1]]), offset)
+    assert abs(x[0] - lon) < 1e-9
+    assert abs(y[0] - lat) < 1e-9
+    # the scalar conversion the API uses is the same formula, on floats
+    one = to_wgs84(shifted[0], shifted[1], offset)  # type: ignore[arg-type]
+    assert abs(x[0] - one[0]) < 1e-12
+    assert abs(y[0] - one[1]) < 1e-12
+    # and agrees with prcoords' inverse (which stops iterating near 1e-7 degrees)
+    bored = prcoords.gcj_wgs_bored if offset == "gcj02" else prcoords.bd_wgs_bored
+    ref = bored((shifted[1], shifted[0]))
+    assert abs(one[0] - ref.lon) < 1e-6
+    assert abs(one[1] - ref.lat) < 1e-6
+
+
+def test_outside_china_positions_are_kept() -> None:
+    lon, lat = np.array([24.94, -83.0, 114.3]), np.array([60.17, 39.99, 30.6])
+    x, y = to_wgs84_array(lon, lat, "gcj02")
+    assert list(x[:2]) == [24.94, -83.0]
+    assert list(y[:2]) == [60.17, 39.99]
+    assert abs(x[2] - 114.3) > 1e-4  # Wuhan is moved

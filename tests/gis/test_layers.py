@@ -1,53 +1,14 @@
-"""gis.layers: reading GIS files into WGS-84, and the vectorised GCJ-02/BD-09 inverse."""
+"""gis.layers: reading GIS files into WGS-84 (the GCJ-02/BD-09 conversion: test_crs.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import geopandas as gpd
-import numpy as np
-import prcoords
 import pytest
 import shapely
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from gis.crs import from_wgs84, to_wgs84
-from gis.layers import LayerError, read_layer, to_wgs84_array, wgs84_to_gcj02
-
-CHINA_LON = st.floats(min_value=73.7, max_value=134.9, allow_nan=False)
-CHINA_LAT = st.floats(min_value=18.2, max_value=53.5, allow_nan=False)
-
-
-@settings(max_examples=300, deadline=None)
-@given(lon=CHINA_LON, lat=CHINA_LAT)
-def test_gcj02_forward_is_prcoords_exactly(lon: float, lat: float) -> None:
-    x, y = wgs84_to_gcj02(np.array([lon]), np.array([lat]))
-    ref = prcoords.wgs_gcj((lat, lon), False)
-    assert abs(x[0] - ref.lon) < 1e-12
-    assert abs(y[0] - ref.lat) < 1e-12
-
-
-@settings(max_examples=300, deadline=None)
-@given(lon=CHINA_LON, lat=CHINA_LAT, offset=st.sampled_from(["gcj02", "bd09"]))
-def test_the_inverse_undoes_the_offset_to_1e9_degrees(lon: float, lat: float, offset: str) -> None:
-    shifted = from_wgs84(lon, lat, offset)  # type: ignore[arg-type]
-    x, y = to_wgs84_array(np.array([shifted[0]]), np.array([shifted[1]]), offset)
-    assert abs(x[0] - lon) < 1e-9
-    assert abs(y[0] - lat) < 1e-9
-    # and agrees with the scalar conversion the API uses (prcoords stops iterating near
-    # 1e-7 degrees, a centimetre: this one goes on to 1e-9)
-    ref = to_wgs84(shifted[0], shifted[1], offset)  # type: ignore[arg-type]
-    assert abs(x[0] - ref[0]) < 1e-6
-    assert abs(y[0] - ref[1]) < 1e-6
-
-
-def test_outside_china_positions_are_kept() -> None:
-    lon, lat = np.array([24.94, -83.0, 114.3]), np.array([60.17, 39.99, 30.6])
-    x, y = to_wgs84_array(lon, lat, "gcj02")
-    assert list(x[:2]) == [24.94, -83.0]
-    assert list(y[:2]) == [60.17, 39.99]
-    assert abs(x[2] - 114.3) > 1e-4  # Wuhan is moved
+from gis.layers import LayerError, read_layer
 
 
 def test_read_layer_drops_heights_and_numbers_rows(tmp_path: Path) -> None:
