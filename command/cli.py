@@ -598,6 +598,24 @@ def alert_ingest(
         raise typer.Exit(2)
 
 
+@app.command()
+def doctor(
+    url: Annotated[
+        str | None,
+        typer.Option(help="the server to ask (default: http://EMERGENCY_HOST:EMERGENCY_PORT)"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the findings as a JSON list")] = False,
+    timeout: Annotated[
+        float, typer.Option(min=1, max=60, help="seconds to wait for the database or server")
+    ] = 3.0,
+) -> None:
+    """Check this installation: database, PostGIS, migrations, secret key, audit
+    checkpoints, clock skew, disk, road network, the server. Exit 1 if any check fails."""
+    from command.doctor import main as run_doctor
+
+    raise typer.Exit(run_doctor(url=url, as_json=as_json, timeout_s=timeout))
+
+
 def main() -> None:
     try:
         app()
