@@ -26,6 +26,7 @@ from command.kpis.router import router as kpis_router
 from command.live.actions import CommandActions, hub_config
 from command.live.jobs import background_jobs, stop_task, track_jobs
 from command.middleware import BodySizeLimit, InternalErrors, Metrics
+from command.migrate import refuse_newer
 from command.planning.router import router as planning_router
 from command.response_plans.router import router as response_plans_router
 from command.tasks.router import router as tasks_router
@@ -73,6 +74,8 @@ def create_app(
         jobs: asyncio.Task[None] | None = None
         sealer: Sealer | None = None
         if session_factory is None:
+            # Old code on a newer release's schema could write rows it reads wrong: refuse.
+            await run_in_threadpool(refuse_newer, settings.database_url)
             db = make_engine(settings.database_url, pool_size=settings.db_pool_size)
             # The sealer's own connection: a committing request holds its pool connection
             # while it waits for the seal, so a full pool must not starve the sealer.

@@ -96,10 +96,15 @@ def serve(
 
 @app.command()
 def migrate(revision: Annotated[str, typer.Argument(help="target revision")] = "head") -> None:
-    """Bring the database schema up to date (creates the PostGIS extension if allowed)."""
-    from command.migrate import upgrade
+    """Bring the database schema up to date (creates the PostGIS extension if allowed);
+    a database from a newer release is refused, unchanged (exit 2)."""
+    from command.migrate import NewerDatabase, upgrade
 
-    upgrade(get_settings().database_url, revision)
+    try:
+        upgrade(get_settings().database_url, revision)
+    except NewerDatabase as exc:
+        err.print(f"[red]refused:[/red] {exc.message}")
+        raise typer.Exit(2) from exc
     err.print(f"[green]database at {revision}[/green]")
 
 

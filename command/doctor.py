@@ -20,8 +20,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from pydantic import ValidationError
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -29,7 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from command.client_address import in_networks
-from command.migrate import alembic_config
+from command.migrate import status_on
 from core import audit, checkpoint, sealer
 from core.config import PLACEHOLDER_SECRET, Settings
 from core.db import sqlalchemy_url
@@ -251,41 +249,29 @@ def check_postgis(ctx: Context, conn: Connection) -> Result:
     return Result("PostGIS", "ok", f"PostGIS {lib} (extension {installed})")
 
 
-def migration_state(conn: Connection, database_url: str) -> tuple[tuple[str, ...], str, int]:
-    """(the database's revisions, this release's head, migrations behind; -1: a revision
-    this release does not know). The lead may swap this for command.migrate.status."""
-    script = ScriptDirectory.from_config(alembic_config(database_url))
-    head = script.get_current_head() or ""
-    current = tuple(sorted(MigrationContext.configure(conn).get_current_heads()))
-    known = {rev.revision for rev in script.walk_revisions()}
-    if any(rev not in known for rev in current):
-        return current, head, -1
-    return current, head, len(list(script.iterate_revisions(head, current or "base")))
-
-
 def check_migrations(ctx: Context, conn: Connection) -> Result:
-    current, head, behind = migration_state(conn, ctx.settings.database_url)
-    at = ", ".join(current)
-    if behind < 0:
+    found = status_on(conn)
+    at = ", ".join(found.current)
+    if found.newer:
         return Result(
             "migrations",
             "fail",
-            f"database at revision {at}, which this release does not know (newest: {head}): "
-            "migrated by a newer release",
+            f"database at revision {at}, which this release does not know "
+            f"(newest: {found.head}): migrated by a newer release",
             "run the release that migrated it, or restore a backup made for this release",
         )
-    if not current:
+    if found.empty:
         return Result(
             "migrations", "fail", "database not migrated (no alembic_version)", "emergency migrate"
         )
-    if behind:
+    if found.pending:
         return Result(
             "migrations",
             "fail",
-            f"database at {at}, {behind} migration(s) behind {head}",
+            f"database at {at}, {len(found.pending)} migration(s) behind {found.head}",
             "back up, then run emergency migrate",
         )
-    return Result("migrations", "ok", f"at head {head}")
+    return Result("migrations", "ok", f"at head {found.head}")
 
 
 def check_clock(ctx: Context, conn: Connection) -> Result:

@@ -195,7 +195,6 @@ def upgrade() -> None:
     )
     op.drop_constraint(op.f("fk_alert_incident_id_incident"), "alert", type_="foreignkey")
     op.create_foreign_key(op.f("fk_alert_thread_id_alert"), "alert", "alert", ["thread_id"], ["id"])
-    op.drop_column("alert", "incident_id")
     op.alter_column(
         "alert",
         "raw",
@@ -204,6 +203,12 @@ def upgrade() -> None:
         postgresql_using="convert_to(raw, 'UTF8')",
     )
     op.add_column("incident", sa.Column("alert_id", sa.BigInteger(), nullable=True))
+    # The link moves from the alert to the incident: carry it, or an older release's
+    # alerts lose the incidents they raised.
+    op.execute(
+        "UPDATE incident SET alert_id = alert.id FROM alert WHERE alert.incident_id = incident.id"
+    )
+    op.drop_column("alert", "incident_id")
     op.add_column(
         "incident",
         sa.Column("needs_review", sa.Boolean(), server_default=sa.text("false"), nullable=False),
@@ -276,10 +281,16 @@ def downgrade() -> None:
     )
     op.drop_column("incident", "review_reason")
     op.drop_column("incident", "needs_review")
-    op.drop_column("incident", "alert_id")
     op.add_column(
         "alert", sa.Column("incident_id", sa.BIGINT(), autoincrement=False, nullable=True)
     )
+    # The older schema links an alert to one incident: its first.
+    op.execute(
+        "UPDATE alert SET incident_id = first.id FROM (SELECT alert_id, min(id) AS id "
+        "FROM incident WHERE alert_id IS NOT NULL GROUP BY alert_id) AS first "
+        "WHERE first.alert_id = alert.id"
+    )
+    op.drop_column("incident", "alert_id")
     op.drop_constraint(op.f("fk_alert_thread_id_alert"), "alert", type_="foreignkey")
     op.create_foreign_key(
         op.f("fk_alert_incident_id_incident"), "alert", "incident", ["incident_id"], ["id"]
