@@ -30,6 +30,7 @@ from core.security import Principal, require
 from core.web import (
     BBoxDep,
     GeoJSONResponse,
+    IdempotencyKeyHeader,
     PageDep,
     PathId,
     PrincipalDep,
@@ -91,18 +92,25 @@ def list_incidents(
     response_model=FeatureOut[IncidentRead],
     response_class=GeoJSONResponse,
     tags=["incidents"],
+    responses=conflict("the Idempotency-Key was used for another request"),
 )
 def create_incident(
-    body: IncidentCreate, session: SessionDep, principal: PrincipalDep
+    body: IncidentCreate,
+    session: SessionDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> dict[str, Any]:
     """Report an incident (Point, or Polygon / MultiPolygon for an area); its first call
-    (with `caller_phone`, if given) is recorded with it."""
+    (with `caller_phone`, if given) is recorded with it. With an ``Idempotency-Key``
+    header, a retry of the same request returns the first answer and creates nothing."""
     require(principal, "incident.write")
-    incident = incidents.create_incident(
-        session, props=body.properties.model_dump(), geom=body.shape, principal=principal
+    return incidents.create_incident_once(
+        session,
+        props=body.properties.model_dump(),
+        geom=body.shape,
+        principal=principal,
+        key=idempotency_key,
     )
-    session.commit()
-    return _feature(session, incident, principal)
 
 
 @router.get(

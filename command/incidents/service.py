@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from command.incidents import calls
 from command.incidents.models import Incident, IncidentCall
 from command.tasks.models import Task
-from core import crud
+from core import crud, idempotency
 from core.changes import SITUATION
 from core.crud import FeatureKind
 from core.errors import Forbidden, InvalidInput, InvalidTransition
@@ -146,6 +146,31 @@ def create_incident(
             principal=principal,
         )
     return incident
+
+
+def create_incident_once(
+    session: Session,
+    *,
+    props: Mapping[str, Any],
+    geom: Geometry,
+    principal: Principal,
+    key: str | None,
+) -> dict[str, Any]:
+    """:func:`create_incident`, committed, as the Feature ``principal`` may read; with
+    ``key``, a retry returns the first answer and reports no second incident (a call-taker
+    whose request was cut off by a dying server sends it again)."""
+
+    def work() -> dict[str, Any]:
+        incident = create_incident(session, props=props, geom=geom, principal=principal)
+        return incident_feature(session, incident, personal=calls.may_read_personal(principal))
+
+    return idempotency.once(
+        session,
+        actor=principal.actor,
+        key=key,
+        digest=idempotency.fingerprint("incident.create", dict(props), geom.wkt),
+        work=work,
+    )
 
 
 def attach_call(

@@ -94,7 +94,10 @@ def post_task_status(
     status_code=status.HTTP_201_CREATED,
     response_model=list[TaskRead],
     tags=["dispatch"],
-    responses=conflict("a unit is not available or listed twice; the incident is closed or a drill")
+    responses=conflict(
+        "a unit is not available or listed twice; the incident is closed or a drill; or the "
+        "Idempotency-Key was used for another request"
+    )
     | not_found("the incident, or a unit in `unit_ids`"),
 )
 def dispatch_units(
@@ -103,24 +106,33 @@ def dispatch_units(
     engine: MaybeEngineDep,
     session: SessionDep,
     principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> list[dict[str, Any]]:
     """Assign units to the incident: all or nothing; a busy unit gives 409. What the system
-    recommended is recorded next to the choice."""
+    recommended is recorded next to the choice.
+
+    With an ``Idempotency-Key`` header, a retry of the same request returns the first
+    answer and creates no second task: a dispatcher whose request was cut off (its server
+    died) cannot tell whether it committed, and sends it again.
+    """
     require(principal, "dispatch")
-    proposed = None
-    if engine is not None:
+
+    def advice() -> list[dict[str, Any]] | None:
+        if engine is None:
+            return None
         try:
             body_rec = recommendations.recommend_for(session, engine, incident_id, limit=0)
-            proposed = recommendations.recommended_summary(body_rec)
+            return recommendations.recommended_summary(body_rec)
         except (SnapError, ValueError) as exc:  # dispatch must not fail for want of advice
             log.warning("no recommendation recorded for incident %s: %s", incident_id, exc)
-    created = tasks.dispatch(
+            return None
+
+    return tasks.dispatch_once(
         session,
         incident_id,
         body.unit_ids,
         principal=principal,
         note=body.note,
-        recommended=proposed,
+        key=idempotency_key,
+        advice=advice,
     )
-    session.commit()
-    return tasks.task_reads(session, created, principal=principal)

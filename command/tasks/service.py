@@ -7,7 +7,7 @@ incident cancels its tasks and frees their units.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -221,6 +221,42 @@ def dispatch(
     )
     flush(session)
     return tasks
+
+
+def dispatch_once(
+    session: Session,
+    incident_id: int,
+    unit_ids: Sequence[int],
+    *,
+    principal: Principal,
+    note: str | None,
+    key: str | None,
+    advice: Callable[[], list[dict[str, Any]] | None],
+) -> list[dict[str, Any]]:
+    """:func:`dispatch`, committed, as the API shows its tasks; with ``key``, a retry
+    returns the first answer and creates no second task.
+
+    A dispatcher whose request was cut off (its server died mid-request) cannot tell
+    whether it committed; the retry must not page the units twice, nor come back as a
+    409 "unit not available" that looks like another dispatcher's doing. ``advice`` (what
+    the system recommends, for the record) is asked only when the work is done.
+    """
+
+    def work() -> list[dict[str, Any]]:
+        created = dispatch(
+            session, incident_id, unit_ids, principal=principal, note=note, recommended=advice()
+        )
+        return task_reads(session, created, principal=principal)
+
+    return idempotency.once(
+        session,
+        actor=principal.actor,
+        key=key,
+        digest=idempotency.fingerprint(
+            "dispatch", incident_id, {"unit_ids": list(unit_ids), "note": note}
+        ),
+        work=work,
+    )
 
 
 def get_task(
