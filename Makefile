@@ -26,6 +26,7 @@ bench:          ## benchmarks in bench/, printing medians, p95 and ratios agains
 	uv run python -m bench.drills
 	uv run python -m bench.avl
 	uv run python -m bench.gis_import
+	uv run python -m bench.backup
 	uv run python -m bench.failover
 fmt:            ## format and fix lint
 	uv run ruff format . && uv run ruff check --fix .

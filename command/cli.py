@@ -39,6 +39,10 @@ app.add_typer(drill_app, name="drill")
 from command.exports.cli import export  # noqa: E402 - `emergency export`, body in its room
 
 app.command("export")(export)
+from command.backup import backup_command, restore_command  # noqa: E402 - body in command/backup.py
+
+app.command("backup")(backup_command)
+app.command("restore")(restore_command)
 err = Console(stderr=True)
 
 
