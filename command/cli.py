@@ -626,8 +626,22 @@ def doctor(
 
 
 def main() -> None:
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
     try:
         app()
     except DomainError as exc:
         err.print(f"[red]error:[/red] {exc.message}")
+        sys.exit(2)
+    except ProgrammingError as exc:
+        # A table the command needs is missing: a database never migrated (or an older one).
+        if getattr(exc.orig, "sqlstate", None) != "42P01":  # undefined_table
+            raise
+        err.print(
+            f"[red]error:[/red] {str(exc.orig).splitlines()[0]}: the database is not migrated "
+            "to this release; run `emergency migrate` (`emergency doctor` says where it stands)"
+        )
+        sys.exit(2)
+    except OperationalError as exc:
+        err.print(f"[red]error:[/red] cannot reach the database: {str(exc.orig).strip()[:300]}")
         sys.exit(2)

@@ -109,6 +109,35 @@ def test_entry_point_prints_a_clear_error(
     assert rows(db, "user") == 0
 
 
+@pytest.mark.db
+def test_entry_point_names_an_unmigrated_or_unreachable_database(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    """A database never migrated, or none at all: a sentence and exit 2, no traceback."""
+    from tests.support.db import create_database, drop_database
+    from tests.support.servers import free_port
+
+    empty = create_database("emergency_test_cli_empty")
+    try:
+        for url, says in (
+            (empty, 'relation "pending_change" does not exist: the database is not migrated'),
+            (f"postgresql://postgres@127.0.0.1:{free_port()}/x", "cannot reach the database"),
+        ):
+            with monkeypatch.context() as m:  # the admin URL (to drop it) reads DATABASE_URL
+                m.setenv("DATABASE_URL", url)
+                m.setattr(sys, "argv", ["emergency", "audit", "verify"])
+                get_settings.cache_clear()
+                with pytest.raises(SystemExit) as exit_info:
+                    cli.main()
+            assert exit_info.value.code == 2
+            err = " ".join(capsys.readouterr().err.split())
+            assert says in err
+            assert "Traceback" not in err
+    finally:
+        get_settings.cache_clear()
+        drop_database(empty)
+
+
 # --- API keys -----------------------------------------------------------------------
 
 
