@@ -210,9 +210,9 @@ export function loginErrorText(t, key, retryAfterS) {
 
 /** One JSON API call as `{ok, status, body}`: `body` is the parsed JSON answer or null;
  * a network failure is status 0. An aborted call (`signal`) throws, for the caller to
- * tell apart from a failure. */
-export async function apiCall(method, path, { token, body, signal } = {}) {
-  const headers = { Authorization: `Bearer ${token}` };
+ * tell apart from a failure. `headers` are sent as well (e.g. an Idempotency-Key). */
+export async function apiCall(method, path, { token, body, signal, headers: extra } = {}) {
+  const headers = { ...extra, Authorization: `Bearer ${token}` };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let res;
   try {

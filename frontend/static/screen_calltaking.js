@@ -5,8 +5,10 @@
 // One state object (`ct`), kept here; those two read it, change it and call back into the
 // form (they import this module and it imports them; none of the three touches another's
 // bindings while loading). The caller's phone is personal data: it lives only in the
-// form's state and input, is never logged, and is dropped when the form closes.
+// form's state and input, is never logged, and is dropped when the form closes. A report cut
+// off by a dying server is sent again with the same key (retry.js), so it is stored once.
 import { apiCall } from "/static/live.js";
+import { sendWrite } from "/static/retry.js";
 import { addStrings, label, lang, locale, t } from "/static/screen_i18n.js";
 import { SEVERITY_COLORS, el, on, send, token } from "/static/screen_state.js";
 import { map } from "/static/screen_map.js";
@@ -63,6 +65,7 @@ const blank = () => ({ title: "", type: "", severity: "moderate", description: "
   address: "", place: "", crs: "wgs84" });
 export const ct = {
   open: false, armed: false, busy: false,
+  retrying: null,       // the attempt being made after a cut-off (retry.js), or null
   values: blank(),
   point: null,          // [lon, lat] WGS-84
   nearby: [],           // reverse lookup: nearest places of `point`
@@ -76,13 +79,16 @@ let toastTimer = 0;
 
 // --- HTTP --------------------------------------------------------------------------------
 /** One API call, the previous one of the same kind aborted. Resolves to {ok, status, data},
- * or null when aborted (a newer request replaced it). */
-export async function call(kind, path, body) {
+ * or null when aborted (a newer request replaced it). With `retry` (retry.js's onRetry), a
+ * write to an endpoint that takes an Idempotency-Key, sent again if cut off. */
+export async function call(kind, path, body, retry) {
   if (requests[kind]) requests[kind].abort();
   const ctl = new AbortController();
   requests[kind] = ctl;
   try {
-    const got = await apiCall(body === undefined ? "GET" : "POST", path, { token, body, signal: ctl.signal });
+    const method = body === undefined ? "GET" : "POST";
+    const got = retry ? await sendWrite(method, path, { token, body, signal: ctl.signal, onRetry: retry })
+      : await apiCall(method, path, { token, body, signal: ctl.signal });
     if (ctl.signal.aborted) return null;
     return { ok: got.ok, status: got.status, data: got.status ? got.body : { message: t("ctErr").offline } };
   } catch {
@@ -102,7 +108,7 @@ function cancelAll() {
 function openForm() {
   if (!ct.open) {
     Object.assign(ct, { open: true, values: blank(), point: null, nearby: [], hits: null, active: -1,
-      searchError: null, duplicates: [], errors: {}, busy: false });
+      searchError: null, duplicates: [], errors: {}, busy: false, retrying: null });
     render();
   }
   arm(true);
@@ -151,7 +157,7 @@ async function submit(ev) {
   if (v.phone.trim()) properties.caller_phone = v.phone.trim();
   const feature = { type: "Feature", geometry: { type: "Point", coordinates: ct.point }, properties };
   setBusy(true);
-  const got = await call("create", "/api/incidents", feature);
+  const got = await call("create", "/api/incidents", feature, (r) => { ct.retrying = r && r.attempt; renderRetrying(); });
   setBusy(false);
   if (!got) return;
   if (!got.ok) { showServerErrors(got); return; }
@@ -308,8 +314,18 @@ function footSection() {
   const cancel = el("button", "ct-cancel", t("ctCancel"));
   cancel.type = "button";
   cancel.addEventListener("click", closeForm);
-  foot.append(el("div", "ct-errors ct-form-errors"), cancel, submitBtn);
+  const retrying = el("p", "retry-note");
+  retrying.dataset.testid = "write-retrying";
+  retrying.setAttribute("role", "status");
+  foot.append(el("div", "ct-errors ct-form-errors"), retrying, cancel, submitBtn);
   return foot;
+}
+
+function renderRetrying() {
+  const note = document.querySelector("#incident-form-box [data-testid=write-retrying]");
+  if (!note) return;
+  note.hidden = !ct.retrying;
+  note.textContent = ct.retrying ? t("retrying")(ct.retrying) : "";
 }
 
 function render() {
@@ -329,6 +345,7 @@ function render() {
   renderPlace();
   renderDuplicates();
   renderErrors();
+  renderRetrying();
   setBusy(ct.busy);
 }
 

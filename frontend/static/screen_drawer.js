@@ -3,7 +3,9 @@
 // screen_recommendation.js), one action to dispatch the checked units (button, Ctrl+Enter,
 // "D"), a 409 said plainly, and the task timeline per unit, live from the `situation` topic,
 // each unit with a toggle for its track (where it drove: screen_tracks.js). Escape closes it.
+// A dispatch cut off by a dying server is sent again with the same key (retry.js).
 import { apiCall } from "/static/live.js";
+import { sendWrite } from "/static/retry.js";
 import { addStrings, label, lang, locale, t } from "/static/screen_i18n.js";
 import { SEVERITY_COLORS, SEVERITY_TEXT, bus, el, on, scope, send, state, token } from "/static/screen_state.js";
 import { clock, consoleHook, targetFor, typeName } from "/static/screen_queue.js";
@@ -47,11 +49,11 @@ addStrings({
 });
 
 // One object for the drawer's state; render() draws it.
-let cur = null;  // { id, feature, error, rec, recError, recLoading, checked: Map, tasks: Map, busy, dispatchError, routes: Map, fitted }
+let cur = null;  // { id, feature, error, rec, recError, recLoading, checked: Map, tasks: Map, busy, retrying, dispatchError, routes: Map, fitted }
 let seq = 0;  // ignores answers for an incident no longer shown
 
-async function api(path, { method = "GET", body } = {}) {
-  const got = await apiCall(method, path, { token, body });
+async function api(path, { method = "GET", body, retry } = {}) {
+  const got = retry ? await sendWrite(method, path, { token, body, onRetry: retry }) : await apiCall(method, path, { token, body });
   if (!got.status) return { ...got, body: { message: label("conn", "offline") } };
   return { ...got, body: got.body || {} };
 }
@@ -61,7 +63,7 @@ async function open(id) {
   const mine = ++seq;
   const fromState = state.incidents.get(id) || null;
   cur = { id, feature: fromState, error: null, rec: null, recError: null, recLoading: true, checked: new Map(),
-    tasks: new Map(), busy: false, dispatchError: null, routes: new Map(), fitted: false };
+    tasks: new Map(), busy: false, retrying: null, dispatchError: null, routes: new Map(), fitted: false };
   clearTracks();
   consoleHook().selected = id;
   send("drawer-changed", { id });
@@ -139,7 +141,9 @@ async function dispatch() {
   cur.busy = true;
   cur.dispatchError = null;
   renderActions();
-  const got = await api(`/api/incidents/${id}/dispatch`, { method: "POST", body: { unit_ids: ids } });
+  // Retried while this incident is shown or not: the dispatcher asked for it.
+  const retry = (r) => { if (mine === seq && cur) { cur.retrying = r && r.attempt; renderActions(); } };
+  const got = await api(`/api/incidents/${id}/dispatch`, { method: "POST", body: { unit_ids: ids }, retry });
   if (mine !== seq || !cur) return;
   cur.busy = false;
   if (got.ok) {
@@ -271,6 +275,12 @@ function renderActions() {
   err.setAttribute("role", "alert");
   err.hidden = !cur.dispatchError;
   const parts = [wrap, err];
+  if (cur.retrying) {
+    const note = el("p", "retry-note", t("retrying")(cur.retrying));
+    note.setAttribute("data-testid", "write-retrying");
+    note.setAttribute("role", "status");
+    parts.splice(1, 0, note);
+  }
   const p = cur.feature && cur.feature.properties;
   if (p && p.drill && scope.drill === null) parts.push(el("p", "muted", t("dDrillNote")));
   else if (p && !canDispatch()) parts.push(el("p", "muted", t("dNotOpen")));

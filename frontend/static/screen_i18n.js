@@ -25,6 +25,8 @@ export const STRINGS = {
     entity: { incident: "事件", unit: "救援力量", task: "任务", shelter: "避难场所",
       stock: "物资", warning_zone: "预警区域", alert: "预警", drill: "演练" },
     resync: "同步全部态势",
+    // retry.js: a write cut off by a dying server, sent again with the same key
+    retrying: (n) => `连接中断，正在重试…（第 ${n} 次）`,
     alerts: "预警", reviewList: "待核实事件", noAlerts: "暂无预警", noReview: "暂无待核实事件",
     needsReview: "待核实", noLocation: "无位置", warnings: "警告", noWarnings: "无警告",
     warningsCount: (n) => `${n} 条警告`, blocksRoads: "道路封闭",
@@ -72,6 +74,7 @@ export const STRINGS = {
     entity: { incident: "Incident", unit: "Unit", task: "Task", shelter: "Shelter",
       stock: "Stock", warning_zone: "Warning zone", alert: "Alert", drill: "Drill" },
     resync: "Full situation loaded",
+    retrying: (n) => `Connection lost, retrying… (attempt ${n})`,
     alerts: "Alerts", reviewList: "Needs review", noAlerts: "No alerts",
     noReview: "Nothing waiting for review", needsReview: "needs review", noLocation: "no location",
     warnings: "Warnings", noWarnings: "No warnings",

@@ -3,8 +3,10 @@
 // cost against greedy, coverage before and after, the solver) and as lines on the map from
 // each unit to its incident. One confirmation applies it: one dispatch per incident (each
 // all-or-nothing on the server), results shown per incident, then the rest can be planned
-// again. Tests read window.__plan (the request, the answer, the results).
+// again. Tests read window.__plan (the request, the answer, the results). A dispatch cut off by
+// a dying server is sent again with the same key (retry.js); the plan's own POST computes only.
 import { apiCall } from "/static/live.js";
+import { sendWrite } from "/static/retry.js";
 import { addStrings, capName, label, lang, t } from "/static/screen_i18n.js";
 import { SEVERITY_COLORS, SEVERITY_TEXT, el, on, state, token } from "/static/screen_state.js";
 import { centreOf, map } from "/static/screen_map.js";
@@ -44,7 +46,7 @@ const COLORS = ["#4dd0e1", "#ffd180", "#c5e1a5", "#f48fb1", "#b39ddb", "#80cbc4"
 const COVERAGE_TARGET_S = 480;  // the default travel target (DESIGN "Targets")
 
 // phase: loading | proposal | confirm | applying | results | error
-let plan = null;  // { phase, request, body, error, results: Map(incidentId -> result) }
+let plan = null;  // { phase, request, body, error, results: Map(incidentId -> result), retrying }
 window.__plan = null;
 
 const p = (key) => t("plan")[key];
@@ -252,6 +254,12 @@ function actions(b) {
     out.splice(0, 1, ask);
   } else if (plan.phase === "applying") {
     box.append(el("span", "muted", p("applying")));
+    if (plan.retrying) {
+      const note = el("p", "retry-note", t("retrying")(plan.retrying));
+      note.dataset.testid = "write-retrying";
+      note.setAttribute("role", "status");
+      out.push(note);
+    }
   } else if (plan.phase === "results") {
     const results = [...plan.results.values()];
     const ok = results.filter((r) => r.outcome === "dispatched").length;
@@ -279,8 +287,10 @@ async function applyPlan() {
   render();
   for (const [id, assignments] of ordered(b)) {
     if (!assignments.length) continue;
-    const got = await api("POST", `/api/incidents/${id}/dispatch`, { unit_ids: assignments.map((a) => a.unit_id),
-      note: "plan all" });
+    const retry = (r) => { mine.retrying = r && r.attempt; if (plan === mine) render(); };
+    const sent = await sendWrite("POST", `/api/incidents/${id}/dispatch`, { token, onRetry: retry,
+      body: { unit_ids: assignments.map((a) => a.unit_id), note: "plan all" } });
+    const got = { ...sent, body: sent.body || {} };
     if (plan !== mine) return;  // closed meanwhile: the rest is not sent
     const units = assignments.map((a) => a.callsign);
     if (got.ok) mine.results.set(id, { outcome: "dispatched", units, tasks: (got.body || []).map((x) => x.id) });
