@@ -17,7 +17,6 @@ from sqlalchemy.pool import NullPool
 from core.db import sqlalchemy_url
 from core.errors import DomainError
 
-
 SCRIPT_LOCATION = "command:migrations"
 
 
