@@ -191,18 +191,30 @@ def patch_incident(
     response_model=FeatureOut[IncidentRead],
     response_class=GeoJSONResponse,
     tags=["incidents"],
-    responses=conflict("the incident's lifecycle does not allow this step"),
+    responses=conflict(
+        "the incident's lifecycle does not allow this step, or the Idempotency-Key was used "
+        "for another request"
+    ),
 )
 def post_incident_status(
-    incident_id: PathId, body: IncidentStatusChange, session: SessionDep, principal: PrincipalDep
+    incident_id: PathId,
+    body: IncidentStatusChange,
+    session: SessionDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> dict[str, Any]:
-    """One lifecycle step; `dispatched` comes from dispatching units, not from here."""
+    """One lifecycle step; `dispatched` comes from dispatching units, not from here. With
+    an ``Idempotency-Key`` header, a retry of the same request returns the first answer."""
     require(principal, "incident.write")
-    incident = tasks.change_incident_status(
-        session, incident_id, body.status, principal=principal, note=body.note
+    return tasks.change_incident_status_once(
+        session,
+        incident_id,
+        body.status,
+        principal=principal,
+        note=body.note,
+        key=idempotency_key,
+        read=lambda incident: _feature(session, incident, principal),
     )
-    session.commit()
-    return _feature(session, incident, principal)
 
 
 @router.post(
@@ -210,24 +222,31 @@ def post_incident_status(
     status_code=status.HTTP_201_CREATED,
     response_model=CallRead,
     tags=["incidents"],
-    responses=conflict("the incident is closed or cancelled") | not_found("the incident"),
+    responses=conflict(
+        "the incident is closed or cancelled, or the Idempotency-Key was used for another request"
+    )
+    | not_found("the incident"),
 )
 def post_call(
-    incident_id: PathId, body: CallCreate, session: SessionDep, principal: PrincipalDep
+    incident_id: PathId,
+    body: CallCreate,
+    session: SessionDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> dict[str, Any]:
     """Attach another call to an incident (its `calls` goes up by one); nothing is
-    dispatched."""
+    dispatched. With an ``Idempotency-Key`` header, a retry of the same request returns
+    the first answer and counts no second call."""
     require(principal, "incident.write")
-    call = incidents.attach_call(
+    return incidents.attach_call_once(
         session,
         incident_id,
         caller_phone=body.caller_phone,
         description=body.description,
         people_affected=body.people_affected,
         principal=principal,
+        key=idempotency_key,
     )
-    session.commit()
-    return calls.call_dict(call)
 
 
 @router.get(

@@ -173,6 +173,40 @@ def create_incident_once(
     )
 
 
+def attach_call_once(
+    session: Session,
+    incident_id: int,
+    *,
+    caller_phone: str | None,
+    description: str | None,
+    people_affected: int | None,
+    principal: Principal,
+    key: str | None,
+) -> dict[str, Any]:
+    """:func:`attach_call`, committed, as the API shows the call; with ``key``, a retry
+    returns the first answer and counts no second call."""
+
+    def work() -> dict[str, Any]:
+        call = attach_call(
+            session,
+            incident_id,
+            caller_phone=caller_phone,
+            description=description,
+            people_affected=people_affected,
+            principal=principal,
+        )
+        return calls.call_dict(call)
+
+    asked = {"phone": caller_phone, "text": description, "people": people_affected}
+    return idempotency.once(
+        session,
+        actor=principal.actor,
+        key=key,
+        digest=idempotency.fingerprint("incident.call", incident_id, asked),
+        work=work,
+    )
+
+
 def attach_call(
     session: Session,
     incident_id: int,

@@ -361,6 +361,35 @@ def change_incident_status(
     return incident
 
 
+def change_incident_status_once(
+    session: Session,
+    incident_id: int,
+    status: str,
+    *,
+    principal: Principal,
+    note: str | None,
+    key: str | None,
+    read: Callable[[Incident], dict[str, Any]],
+) -> dict[str, Any]:
+    """:func:`change_incident_status`, committed, answered as ``read`` shows the incident;
+    with ``key``, a retry returns the first answer (not a 409 for a step already taken)."""
+
+    def work() -> dict[str, Any]:
+        return read(
+            change_incident_status(session, incident_id, status, principal=principal, note=note)
+        )
+
+    return idempotency.once(
+        session,
+        actor=principal.actor,
+        key=key,
+        digest=idempotency.fingerprint(
+            "incident.status", incident_id, {"status": status, "note": note}
+        ),
+        work=work,
+    )
+
+
 def list_tasks(
     session: Session,
     *,

@@ -321,7 +321,7 @@ function footSection() {
   return foot;
 }
 
-function renderRetrying() {
+export function renderRetrying() {
   const note = document.querySelector("#incident-form-box [data-testid=write-retrying]");
   if (!note) return;
   note.hidden = !ct.retrying;

@@ -114,7 +114,10 @@ async function setStatus(status) {
   cur.busy = true;
   cur.dispatchError = null;
   render();
-  const got = await api(`/api/incidents/${id}/status`, { method: "POST", body: { status } });
+  // A step cut off by a dying server goes again with its key: the first answer comes back,
+  // not a 409 because the incident has moved on since (retry.js).
+  const retry = (r) => { if (cur && cur.id === id) { cur.retrying = r && r.attempt; renderActions(); } };
+  const got = await api(`/api/incidents/${id}/status`, { method: "POST", body: { status }, retry });
   if (!cur || cur.id !== id) return;
   cur.busy = false;
   if (got.ok) {

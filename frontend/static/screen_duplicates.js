@@ -7,7 +7,8 @@ import { addStrings, label, t } from "/static/screen_i18n.js";
 import { SEVERITY_COLORS, el, send } from "/static/screen_state.js";
 import { map } from "/static/screen_map.js";
 import {
-  call, closeForm, ct, fmtDistance, renderErrors, requests, setBusy, showServerErrors, toast,
+  call, closeForm, ct, fmtDistance, renderErrors, renderRetrying, requests, setBusy, showServerErrors,
+  toast,
 } from "/static/screen_calltaking.js";
 
 const DUPLICATE_RADIUS_M = 500;
@@ -67,7 +68,11 @@ async function attachCall(feature) {
   ct.errors = errors;
   if (Object.keys(errors).length) { renderErrors(); return; }
   setBusy(true);
-  const got = await call("attach", `/api/incidents/${feature.id}/calls`, body);
+  // Sent again with its key if a dying server cuts it off: the call is counted once.
+  const got = await call("attach", `/api/incidents/${feature.id}/calls`, body, (r) => {
+    ct.retrying = r && r.attempt;
+    renderRetrying();
+  });
   setBusy(false);
   if (!got) return;
   if (!got.ok) { showServerErrors(got); return; }

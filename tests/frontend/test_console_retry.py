@@ -279,3 +279,51 @@ def test_plan_all_retries_a_cut_off_dispatch_once(open_page, live_server):
     assert len({k[0] for k in per_url.values()}) == 2
     cancel(api, *made)
     assert unexpected_errors(page) == []
+
+
+# --- an incident's status step and a second call -------------------------------------------
+
+
+def test_a_status_step_whose_answer_is_lost_is_retried_and_taken_once(open_page, live_server):
+    api = Api(live_server, "dispatcher")
+    incident = new_incident(api, "R7 核实答复丢失", 0.0030, 0.0006)
+    page = open_screen(open_page)
+    open_drawer(page, incident["id"])
+    proxy = Proxy("after-commit")
+    page.route(f"**/api/incidents/{incident['id']}/status", proxy)
+
+    page.click("[data-testid=incident-action][data-status=verified]")
+
+    # (each check asks the page something: Playwright runs the route only while it is asked)
+    retrying = page.locator("[data-testid=write-retrying]")
+    eventually(lambda: retrying.count() == 0 and len(proxy.sent) == 2, "the step sent again")
+    assert page.locator("[data-testid=dispatch-error]").is_hidden()  # no 409, no error
+    assert api.get(f"/api/incidents/{incident['id']}")["properties"]["status"] == "verified"
+    same_key_twice(proxy)
+    cancel(api, incident)
+    assert unexpected_errors(page) == []
+
+
+def test_a_second_call_whose_answer_is_lost_is_counted_once(open_page, live_server):
+    from tests.frontend.test_calltaking import METRES_PER_DEG_LAT, new_fire, search_pick
+    from tests.support.browser import CENTRE
+
+    api = Api(live_server, "dispatcher")
+    lon, lat = CENTRE[0] + 0.006, CENTRE[1] - 0.002
+    fire = new_fire(api, tag("Fire behind the depot"), lon, lat + 150 / METRES_PER_DEG_LAT)
+    calls_before = fire["properties"]["calls"]
+    page = screen(open_page)
+    proxy = Proxy("after-commit")
+    page.route(f"**/api/incidents/{fire['id']}/calls", proxy)
+    open_form(page, (lon, lat))
+    fill(page, title="Smoke seen again", type="fire", phone="040 111 2222")
+    search_pick(page, f"{lon},{lat}")
+    item = page.locator(f"[data-testid=duplicate-item][data-incident-id='{fire['id']}']")
+    item.wait_for()
+
+    item.locator("[data-testid=attach-call]").click()
+
+    page.wait_for_selector(FORM, state="detached")  # the retry got the first answer
+    assert api.get(f"/api/incidents/{fire['id']}")["properties"]["calls"] == calls_before + 1
+    same_key_twice(proxy)
+    assert unexpected_errors(page) == []

@@ -1,6 +1,6 @@
 """A dispatcher's retry after a lost answer: the same Idempotency-Key on POST
-/api/incidents and POST /api/incidents/{id}/dispatch returns the first answer and has no
-second effect (the failover test, tests/realtime/test_failover.py, relies on it when the
+/api/incidents, POST /api/incidents/{id}/dispatch, /status and /calls returns the first
+answer and has no second effect (the failover test, tests/realtime/test_failover.py, relies on it when the
 server dies with the request in flight)."""
 
 from __future__ import annotations
@@ -13,7 +13,15 @@ from fastapi.testclient import TestClient
 from tests.support.world import World, point
 
 Count = Callable[[str], int]
-TABLES = ("incident", "task", "unit", "event", "audit_event", "dispatch_decision")
+TABLES = (
+    "incident",
+    "incident_call",
+    "task",
+    "unit",
+    "event",
+    "audit_event",
+    "dispatch_decision",
+)
 
 
 def counts(count: Count) -> dict[str, int]:
@@ -124,3 +132,44 @@ def test_a_retried_incident_report_returns_the_first_incident(
     theirs = client.post("/api/incidents", json=incident_body(), headers=headers)
     assert theirs.status_code == 201 and theirs.json()["id"] != first.json()["id"]
     assert count("incident") == after_first["incident"] + 1
+
+
+def test_a_retried_call_is_counted_once(client: TestClient, world: World, count: Count):
+    inc = post_incident(client, world, None).json()["id"]
+    body = {"caller_phone": "+358401234567", "description": "smoke from the roof"}
+    headers = world.h("dispatcher") | {"Idempotency-Key": "call-key-00001"}
+    first = client.post(f"/api/incidents/{inc}/calls", json=body, headers=headers)
+    assert first.status_code == 201, first.text
+    after_first = counts(count)
+    retry = client.post(f"/api/incidents/{inc}/calls", json=body, headers=headers)
+    assert retry.status_code == 201 and retry.json() == first.json()
+    assert counts(count) == after_first
+    calls = client.get(f"/api/incidents/{inc}", headers=world.h("dispatcher")).json()
+    assert calls["properties"]["calls"] == 2  # the report's own call and this one, once
+    other = client.post(
+        f"/api/incidents/{inc}/calls", json={"description": "another caller"}, headers=headers
+    )
+    assert other.status_code == 409 and counts(count) == after_first
+
+
+def test_a_retried_status_step_returns_the_first_answer_not_a_409(
+    client: TestClient, world: World, count: Count
+):
+    """The answer to "verified" was lost, and meanwhile another dispatcher cancelled the
+    incident: the retry gets its own first answer back, not a 409 about a cancelled
+    incident, and changes nothing."""
+    inc = post_incident(client, world, None).json()["id"]
+    url = f"/api/incidents/{inc}/status"
+    headers = world.h("dispatcher") | {"Idempotency-Key": "status-key-0001"}
+    first = client.post(url, json={"status": "verified"}, headers=headers)
+    assert first.status_code == 200, first.text
+    assert first.json()["properties"]["status"] == "verified"
+    other = client.post(url, json={"status": "cancelled"}, headers=world.h("commander"))
+    assert other.status_code == 200, other.text
+    after = counts(count)
+    retry = client.post(url, json={"status": "verified"}, headers=headers)
+    assert retry.status_code == 200 and retry.json() == first.json()
+    assert counts(count) == after
+    # Without the key the same step is judged anew: a cancelled incident cannot be verified.
+    again = client.post(url, json={"status": "verified"}, headers=world.h("dispatcher"))
+    assert again.status_code == 409 and counts(count) == after
