@@ -10,77 +10,29 @@ creates no second incident. Every check is against what the server stored.
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 import pytest
 
 from gis.crs import to_wgs84
-from tests.support.browser import BIG_SCREEN, CENTRE, Api, eventually, login_form, shot
+from tests.support.browser import BIG_SCREEN, CENTRE, Api, eventually, shot
+from tests.support.console import (
+    FORM,
+    METRES_PER_DEG_LAT,
+    click_map,
+    fill,
+    incidents,
+    new_fire,
+    open_form,
+    screen,
+    search_pick,
+    tag,
+)
 
 pytestmark = pytest.mark.browser
 
-FORM = "[data-testid=incident-form]"
 UHD = {"width": 3840, "height": 2160}
-METRES_PER_DEG_LAT = 111_320
-
-
 # --- helpers -----------------------------------------------------------------------
-
-
-def tag(title: str) -> str:
-    """A title no other test uses, to find the incident the form created."""
-    return f"{title} {secrets.token_hex(3)}"
-
-
-def screen(open_page: Any, viewport: dict[str, int] = BIG_SCREEN, **options: Any) -> Any:
-    """The live screen, logged in as the dispatcher, the map loaded and fitted once."""
-    page = open_page("/screen", viewport, **options)
-    login_form(page, "dispatcher")
-    eventually(
-        lambda: page.evaluate(
-            "window.__live.mapLoaded && window.__live.fitted && window.__live.state === 'live'"
-        ),
-        "the live map",
-    )
-    return page
-
-
-def open_form(page: Any, centre: tuple[float, float] = CENTRE) -> None:
-    """New incident; the map looks at ``centre`` (as a dispatcher would pan it there)."""
-    page.click("[data-testid=new-incident]")
-    page.wait_for_selector(FORM)
-    page.evaluate("(c) => window.__map.jumpTo({center: c, zoom: 16})", list(centre))
-    eventually(lambda: page.evaluate("!window.__map.isMoving()"), "the map at rest")
-
-
-def fill(page: Any, **fields: str) -> None:
-    for name, value in fields.items():
-        hook = f"[data-testid=incident-{name}]"
-        if name in ("type", "severity", "crs"):
-            page.select_option(hook, value)
-        else:
-            page.fill(hook, value)
-
-
-def click_map(page: Any, dx: int = 80, dy: int = 40) -> tuple[float, float]:
-    """Click the map right of its centre (clear of the form); the clicked point."""
-    box = page.locator("[data-testid=map]").bounding_box()
-    x, y = int(box["width"] / 2) + dx, int(box["height"] / 2) + dy
-    lon, lat = page.evaluate("([x, y]) => window.__map.unproject([x, y]).toArray()", [x, y])
-    page.click("[data-testid=map]", position={"x": x, "y": y})
-    return lon, lat
-
-
-def search_pick(page: Any, text: str) -> tuple[float, float]:
-    """Type into the place search, pick the first hit; the hit's point."""
-    page.fill("[data-testid=incident-place]", text)
-    first = page.locator("[data-testid=place-result]").first
-    first.wait_for()
-    lon, lat = float(first.get_attribute("data-lon")), float(first.get_attribute("data-lat"))
-    first.click()
-    eventually(lambda: page.evaluate("window.__calltaking.point !== null"), "the picked point")
-    return lon, lat
 
 
 def submit_and_find(page: Any, api: Api, title: str) -> dict[str, Any]:
@@ -90,10 +42,6 @@ def submit_and_find(page: Any, api: Api, title: str) -> dict[str, Any]:
     found = [f for f in incidents(api) if f["properties"]["title"] == title]
     assert len(found) == 1, found
     return dict(api.get(f"/api/incidents/{found[0]['id']}"))
-
-
-def incidents(api: Api) -> list[dict[str, Any]]:
-    return list(api.get("/api/incidents?limit=1000")["features"])
 
 
 def close_to(got: list[float], want: tuple[float, float], tol: float = 1e-6) -> bool:
@@ -110,10 +58,6 @@ def errors_by_field(page: Any) -> dict[str, list[str]]:
     for name, text in pairs:
         out.setdefault(name, []).append(text)
     return out
-
-
-def new_fire(api: Api, title: str, lon: float, lat: float) -> dict[str, Any]:
-    return api.incident(title, lon, lat)
 
 
 # --- creating ------------------------------------------------------------------------

@@ -16,45 +16,22 @@ from typing import Any
 
 import pytest
 
-from tests.support.browser import BIG_SCREEN, CENTRE, Api, eventually, login_form, shot, source_ids
+from tests.support.browser import Api, eventually, shot, source_ids
+from tests.support.console import (
+    active_tasks,
+    cancel,
+    item,
+    new_incident,
+    open_drawer,
+    open_screen,
+    task_rows,
+)
 from tests.support.db import sql
 
 pytestmark = pytest.mark.browser
 
 OPEN = "reported,verified,dispatched,on_scene"
-ACTIVE_TASK = "assigned,accepted,en_route,on_scene"
-
-
 # --- helpers -----------------------------------------------------------------------
-
-
-def new_incident(
-    api: Api, title: str, dx: float = 0.0, dy: float = 0.0, **props: Any
-) -> dict[str, Any]:
-    """An incident ``dx``, ``dy`` degrees from the demo city's centre."""
-    return api.incident(title, CENTRE[0] + dx, CENTRE[1] + dy, **props)
-
-
-def cancel(api: Api, *incidents: dict[str, Any]) -> None:
-    """End the incidents (their tasks are cancelled and their units freed)."""
-    for incident in incidents:
-        api.post(f"/api/incidents/{incident['id']}/status", {"status": "cancelled"})
-
-
-def open_screen(
-    open_page: Any, user: str = "dispatcher", lang: str = "zh-CN", **options: Any
-) -> Any:
-    page = open_page("/screen", BIG_SCREEN, **options)
-    if lang != "zh-CN":
-        page.evaluate("(l) => localStorage.setItem('lang', l)", lang)
-        page.reload()
-    page.wait_for_selector("#login-overlay:not([hidden])")
-    login_form(page, user)
-    page.wait_for_function(
-        "window.__live.state === 'live' && Number.isInteger(window.__live.topics.situation)"
-        " && window.__live.mapLoaded"
-    )
-    return page
 
 
 def queue_ids(page: Any) -> list[int]:
@@ -67,24 +44,6 @@ def queue_ids(page: Any) -> list[int]:
     ]
 
 
-def item(page: Any, incident_id: int) -> Any:
-    return page.locator(f"[data-testid=queue-item][data-incident-id='{incident_id}']")
-
-
-def open_drawer(page: Any, incident_id: int) -> Any:
-    """Click the incident in the queue; wait for its recommendation in the drawer."""
-    item(page, incident_id).click()
-    drawer = page.locator("[data-testid=incident-drawer]")
-    drawer.wait_for(state="visible")
-    page.wait_for_function(
-        "(id) => document.querySelector('[data-testid=incident-drawer]').dataset.incidentId"
-        " === String(id) && document.querySelectorAll("
-        "'[data-testid=incident-drawer] [data-testid=recommendation]').length > 0",
-        arg=incident_id,
-    )
-    return drawer
-
-
 def rec_ids(page: Any) -> list[int]:
     return [
         int(x)
@@ -93,19 +52,6 @@ def rec_ids(page: Any) -> list[int]:
             "els => els.map(e => e.dataset.unitId)",
         )
     ]
-
-
-def task_rows(page: Any) -> dict[int, str]:
-    rows = page.eval_on_selector_all(
-        "[data-testid=task-timeline] [data-testid=task-row]",
-        "els => els.map(e => [e.dataset.unitId, e.dataset.status])",
-    )
-    return {int(u): s for u, s in rows}
-
-
-def active_tasks(api: Api, **query: Any) -> list[dict[str, Any]]:
-    params = "&".join(f"{k}={v}" for k, v in query.items())
-    return list(api.get(f"/api/tasks?status={ACTIVE_TASK}&limit=500&{params}")["items"])
 
 
 def unit_id(api: Api, callsign: str) -> int:

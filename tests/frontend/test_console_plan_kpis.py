@@ -15,7 +15,8 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.support.browser import BIG_SCREEN, SCREENSHOTS, Api, eventually, login_form, shot
+from tests.support.browser import BIG_SCREEN, SCREENSHOTS, Api, login_form, shot
+from tests.support.console import wait_in_state
 
 pytestmark = pytest.mark.browser
 
@@ -43,17 +44,6 @@ def open_screen(open_page, viewport=BIG_SCREEN, lang: str | None = None, **optio
     )
     page.wait_for_function("window.__live.mapLoaded && window.__map.loaded()")
     return page
-
-
-def wait_in_state(page: Any, ids: list[int]) -> None:
-    eventually(
-        lambda: page.evaluate(
-            "async (ids) => { const d = await window.__map.getSource('incidents').getData();"
-            " return ids.every(id => d.features.some(f => f.id === id)); }",
-            ids,
-        ),
-        "the incidents in the page's state",
-    )
 
 
 def shown_pairs(page: Any) -> set[tuple[int, int]]:

@@ -17,17 +17,25 @@ from typing import Any
 
 import pytest
 
-from tests.frontend.test_calltaking import click_map, fill, incidents, open_form, screen, tag
-from tests.frontend.test_console_dispatch import (
+from tests.support.browser import CENTRE, Api, eventually, shot
+from tests.support.console import (
+    METRES_PER_DEG_LAT,
     active_tasks,
     cancel,
+    click_map,
+    fill,
+    incidents,
+    new_fire,
     new_incident,
     open_drawer,
+    open_form,
     open_screen,
+    screen,
+    search_pick,
+    tag,
     task_rows,
+    wait_in_state,
 )
-from tests.frontend.test_console_plan_kpis import wait_in_state
-from tests.support.browser import Api, eventually, shot
 
 pytestmark = pytest.mark.browser
 
@@ -305,8 +313,6 @@ def test_a_status_step_whose_answer_is_lost_is_retried_and_taken_once(open_page,
 
 
 def test_a_second_call_whose_answer_is_lost_is_counted_once(open_page, live_server):
-    from tests.frontend.test_calltaking import METRES_PER_DEG_LAT, new_fire, search_pick
-    from tests.support.browser import CENTRE
 
     api = Api(live_server, "dispatcher")
     lon, lat = CENTRE[0] + 0.006, CENTRE[1] - 0.002

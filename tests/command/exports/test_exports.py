@@ -38,11 +38,11 @@ from resources.models import Shelter
 from tests.support.cli import CLI_SECRET, cli_database, invoke
 from tests.support.world import World, point
 
-NOW = datetime.now(UTC).replace(microsecond=0)
+NOW = datetime.now(UTC).replace(microsecond=0)  # at collection: the tests run later
 T0 = NOW - timedelta(minutes=40)  # the fixes start here
-WINDOW = {
+WINDOW = {  # wide enough for rows the API stamps with the time they are made
     "since": (NOW - timedelta(hours=2)).isoformat(),
-    "until": (NOW + timedelta(minutes=5)).isoformat(),
+    "until": (NOW + timedelta(days=1)).isoformat(),
 }
 FORMATS = ("gpkg", "geojson", "csv")
 MEDIA = {
