@@ -274,6 +274,15 @@ def check_migrations(ctx: Context, conn: Connection) -> Result:
     return Result("migrations", "ok", f"at head {found.head}")
 
 
+def graded(name: str, value: float, warn: float, fail: float, finding: str, fix: str) -> Result:
+    """fail above ``fail``, warn above ``warn``, else ok (with no fix to show)."""
+    if value > fail:
+        return Result(name, "fail", finding, fix)
+    if value > warn:
+        return Result(name, "warn", finding, fix)
+    return Result(name, "ok", finding)
+
+
 def check_clock(ctx: Context, conn: Connection) -> Result:
     samples = []
     for _ in range(3):
@@ -292,11 +301,7 @@ def check_clock(ctx: Context, conn: Connection) -> Result:
         f"(±{error_s * 1000:.0f} ms); database TimeZone {zone}"
     )
     fix = "keep both machines on NTP (chrony: chronyc tracking)"
-    if off_s > SKEW_FAIL_S:
-        return Result("clock", "fail", finding, fix)
-    if off_s > SKEW_WARN_S:
-        return Result("clock", "warn", finding, fix)
-    return Result("clock", "ok", finding)
+    return graded("clock", off_s, SKEW_WARN_S, SKEW_FAIL_S, finding, fix)
 
 
 def check_checkpoints(ctx: Context, conn: Connection) -> Result:
@@ -383,11 +388,7 @@ def check_sealing(ctx: Context, conn: Connection) -> Result:
         "is emergency serve running? Its sealer takes what others left within "
         "EMERGENCY_AUDIT_SEAL_POLL_S; see its log"
     )
-    if age_s > UNSEALED_FAIL_S:
-        return Result("sealing", "fail", finding, fix)
-    if age_s > UNSEALED_WARN_S:
-        return Result("sealing", "warn", finding, fix)
-    return Result("sealing", "ok", finding)
+    return graded("sealing", age_s, UNSEALED_WARN_S, UNSEALED_FAIL_S, finding, fix)
 
 
 def check_roads(ctx: Context, conn: Connection) -> Result:

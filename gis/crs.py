@@ -103,9 +103,11 @@ def _checked(crs: str) -> None:
         raise ValueError(f"unknown crs {crs!r}: one of {', '.join(CRS_NAMES)}")
 
 
-def to_wgs84_array(lon: FloatArray, lat: FloatArray, crs: str) -> tuple[FloatArray, FloatArray]:
-    """WGS-84 from positions in ``crs`` (``wgs84``, ``gcj02`` or ``bd09``); positions
-    outside China are returned as they are."""
+def _inside_china(
+    lon: FloatArray, lat: FloatArray, crs: str, convert: Transform
+) -> tuple[FloatArray, FloatArray]:
+    """``convert`` applied where the offsets apply (``crs`` not wgs84, inside China); the
+    other positions as they are."""
     _checked(crs)
     lon = np.asarray(lon, dtype=float)
     lat = np.asarray(lat, dtype=float)
@@ -113,26 +115,31 @@ def to_wgs84_array(lon: FloatArray, lat: FloatArray, crs: str) -> tuple[FloatArr
         return lon, lat
     inside = in_china(lon, lat)
     out_lon, out_lat = lon.copy(), lat.copy()
-    x, y = lon[inside], lat[inside]
-    if crs == "bd09":
-        # Two steps, each a small smooth offset: the iteration converges as for one.
-        x, y = _invert(gcj02_to_bd09, x, y)
-    x, y = _invert(wgs84_to_gcj02, x, y)
-    out_lon[inside], out_lat[inside] = x, y
+    out_lon[inside], out_lat[inside] = convert(lon[inside], lat[inside])
     return out_lon, out_lat
+
+
+def _undo(crs: str) -> Transform:
+    """WGS-84 from an offset datum, on arrays inside China."""
+
+    def undo(x: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
+        if crs == "bd09":
+            # Two steps, each a small smooth offset: the iteration converges as for one.
+            x, y = _invert(gcj02_to_bd09, x, y)
+        return _invert(wgs84_to_gcj02, x, y)
+
+    return undo
+
+
+def to_wgs84_array(lon: FloatArray, lat: FloatArray, crs: str) -> tuple[FloatArray, FloatArray]:
+    """WGS-84 from positions in ``crs`` (``wgs84``, ``gcj02`` or ``bd09``); positions
+    outside China are returned as they are."""
+    return _inside_china(lon, lat, crs, _undo(crs))
 
 
 def from_wgs84_array(lon: FloatArray, lat: FloatArray, crs: str) -> tuple[FloatArray, FloatArray]:
     """Positions in ``crs`` from WGS-84 (the closed-form direction); outside China unchanged."""
-    _checked(crs)
-    lon = np.asarray(lon, dtype=float)
-    lat = np.asarray(lat, dtype=float)
-    if crs == "wgs84":
-        return lon, lat
-    inside = in_china(lon, lat)
-    out_lon, out_lat = lon.copy(), lat.copy()
-    out_lon[inside], out_lat[inside] = _FORWARD[crs](lon[inside], lat[inside])
-    return out_lon, out_lat
+    return _inside_china(lon, lat, crs, lambda x, y: _FORWARD[crs](x, y))
 
 
 def to_wgs84(lon: float, lat: float, crs: Crs) -> tuple[float, float]:

@@ -34,6 +34,7 @@ from tests.support.browser import (
     eventually,
     login_form,
 )
+from tests.support.drills import scenario_dict
 
 pytestmark = pytest.mark.browser
 
@@ -269,43 +270,15 @@ def test_phone_with_its_service_worker_makes_no_outbound_request(
 
 # --- the drill report: /api/drills/{id}/report?format=html -----------------------------------
 
-SCENARIO: dict[str, Any] = {
-    "name": "离线演练 Offline drill",
-    "network": "loaded",
-    "start": "2026-07-01T08:00:00+03:00",
-    "duration_s": 4 * 3600,
-    "seed": 7,
-    "replications": 1,
-    "policies": ["nearest", "move_up"],
-    "targets": {"response_s": 480},
-    "stations": [
-        {"name": "Fire post 1", "lon": 24.9435452, "lat": 60.1722668},
-        {"name": "Post 2", "lon": 24.9532279, "lat": 60.1645736},
-    ],
-    "units": [
-        {
-            "callsign": "A1",
-            "type": "ambulance",
-            "capabilities": ["medical_bls"],
-            "station": "Fire post 1",
-        },
-        {
-            "callsign": "A2",
-            "type": "ambulance",
-            "capabilities": ["medical_bls"],
-            "station": "Post 2",
-        },
-    ],
-    "response_plans": {"medical": {"moderate": [{"capability": "medical_bls", "count": 1}]}},
-    "generators": [
-        {
-            "type": "medical",
-            "severity": "moderate",
-            "rate_per_h": 4,
-            "points": [[24.94, 60.17], [24.95, 60.165], [24.945, 60.175]],
-        }
-    ],
-}
+# The drill tests' small Helsinki scenario, on the live server's loaded roads, two policies.
+SCENARIO = scenario_dict(
+    name="离线演练 Offline drill",
+    network="loaded",
+    duration_s=4 * 3600,
+    replications=1,
+    policies=["nearest", "move_up"],
+    targets={"response_s": 480},
+)
 
 
 @pytest.fixture(scope="module")
